@@ -1,0 +1,81 @@
+"""The todo list: the plan the agent publishes as one issue comment and keeps up to date."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+TaskStatus = Literal[
+    "pending", "running", "done", "failed", "skipped", "waiting_approval", "blocked"
+]
+
+MARKER_PREFIX = "<!-- idp-copilot:todo session="
+
+
+def marker(session_id: str) -> str:
+    """The hidden marker that lets the App find its own comment again."""
+    return f"{MARKER_PREFIX}{session_id} -->"
+
+
+class Task(BaseModel):
+    """One step of the plan; `tool` and `args` say how it is carried out."""
+
+    id: str
+    title: str
+    tool: str | None = None
+    args: dict[str, Any] = Field(default_factory=dict)
+    depends_on: list[str] = Field(default_factory=list)
+    status: TaskStatus = "pending"
+    detail: str | None = None
+
+
+class Todo(BaseModel):
+    """The prototype's sections: title, meta, tasks, open questions, notes."""
+
+    title: str
+    meta: dict[str, str] = Field(default_factory=dict)
+    tasks: list[Task] = Field(default_factory=list)
+    open_questions: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+
+    def task(self, task_id: str) -> Task:
+        for task in self.tasks:
+            if task.id == task_id:
+                return task
+        raise KeyError(task_id)
+
+    @property
+    def finished(self) -> bool:
+        return all(t.status in ("done", "skipped") for t in self.tasks)
+
+
+_ICON = {
+    "pending": "",
+    "running": "⏳ ",
+    "done": "",
+    "failed": "❌ ",
+    "skipped": "⏭️ ",
+    "waiting_approval": "🔒 ",
+    "blocked": "⛔ ",
+}
+
+
+def render_todo(todo: Todo, session_id: str) -> str:
+    """The markdown of the todo comment, marker first. Pure: same todo, same text."""
+    lines = [marker(session_id), f"## {todo.title}", ""]
+    if todo.meta:
+        lines.append(" · ".join(f"**{k}:** {v}" for k, v in todo.meta.items()))
+        lines.append("")
+    lines.append("### Tasks")
+    for task in todo.tasks:
+        box = "[x]" if task.status in ("done", "skipped") else "[ ]"
+        detail = f" — {task.detail}" if task.detail else ""
+        lines.append(f"- {box} {_ICON[task.status]}{task.title}{detail}")
+    if todo.open_questions:
+        lines += ["", "### Open questions"]
+        lines += [f"- {q}" for q in todo.open_questions]
+    if todo.notes:
+        lines += ["", "### Notes"]
+        lines += [f"- {n}" for n in todo.notes]
+    return "\n".join(lines) + "\n"

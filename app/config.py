@@ -1,0 +1,168 @@
+"""One `Settings` object: the environment contract of DESIGN.md, read once and passed down."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _env(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+class ConfigError(Exception):
+    """A setting is missing or inconsistent; the message names the variable and the fix."""
+
+
+class Settings(BaseSettings):
+    """Everything the App reads from its environment. Secrets are `SecretStr`: never printed."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", populate_by_name=True)
+
+    redis_url: str = Field(
+        "redis://localhost:6379/0",
+        validation_alias=_env("REDIS_URL"),
+        description="Redis for queues, sessions, locks, token cache and feedback.",
+    )
+    redis_prefix: str = Field(
+        "idp",
+        validation_alias=_env("IDP_REDIS_PREFIX"),
+        description="Prefix of every key the App writes, so several installs can share a Redis.",
+    )
+    queue_name: str = Field(
+        "idp", validation_alias=_env("IDP_QUEUE"), description="The RQ queue that jobs go to."
+    )
+    job_timeout: int = Field(
+        1800,
+        validation_alias=_env("IDP_JOB_TIMEOUT"),
+        description="Seconds one agent run may take (RQ's default of 180 s is too short).",
+    )
+    dedupe_ttl: int = Field(
+        7 * 24 * 3600,
+        validation_alias=_env("IDP_DEDUPE_TTL"),
+        description="Seconds a delivery id is remembered; GitHub redeliveries can come days later.",
+    )
+    max_body_bytes: int = Field(
+        25 * 1024 * 1024,
+        validation_alias=_env("IDP_MAX_BODY_BYTES"),
+        description="Largest webhook body accepted (GitHub caps payloads at 25 MB).",
+    )
+    lock_ttl: int = Field(
+        120,
+        validation_alias=_env("IDP_LOCK_TTL"),
+        description="Seconds a session lock lives without renewal, so a dead worker frees it.",
+    )
+
+    github_app_id: str | None = Field(None, validation_alias=_env("GITHUB_APP_ID"))
+    github_app_private_key: SecretStr | None = Field(
+        None, validation_alias=_env("GITHUB_APP_PRIVATE_KEY")
+    )
+    github_app_private_key_path: Path | None = Field(
+        None, validation_alias=_env("GITHUB_APP_PRIVATE_KEY_PATH")
+    )
+    github_webhook_secret: SecretStr | None = Field(
+        None,
+        validation_alias=_env("GITHUB_WEBHOOK_SECRET"),
+        description="One or more comma-separated secrets; any of them verifies (rotation).",
+    )
+    github_api_url: str = Field(
+        "https://api.github.com",
+        validation_alias=_env("GITHUB_API_URL"),
+        description="REST API root; set it for GitHub Enterprise Server (https://HOST/api/v3).",
+    )
+
+    forge: Literal["auto", "github", "local"] = Field(
+        "auto",
+        validation_alias=_env("IDP_FORGE"),
+        description="Where answers go: GitHub (needs the App), a local git repo, or auto.",
+    )
+    local_forge_root: Path = Field(
+        Path(".idp-local"),
+        validation_alias=_env("IDP_LOCAL_FORGE_ROOT"),
+        description="Folder of the LocalForge: one git repo per target repo, todo files.",
+    )
+
+    llm_provider: Literal["rules", "openai", "anthropic"] = Field(
+        "rules", validation_alias=_env("IDP_LLM_PROVIDER")
+    )
+    openai_api_key: SecretStr | None = Field(None, validation_alias=_env("OPENAI_API_KEY"))
+    openai_base_url: str | None = Field(None, validation_alias=_env("OPENAI_BASE_URL"))
+    openai_model: str = Field("gpt-4o-mini", validation_alias=_env("OPENAI_MODEL"))
+    anthropic_api_key: SecretStr | None = Field(None, validation_alias=_env("ANTHROPIC_API_KEY"))
+    anthropic_model: str = Field("claude-sonnet-4-5", validation_alias=_env("ANTHROPIC_MODEL"))
+    llm_timeout: float = Field(60.0, validation_alias=_env("IDP_LLM_TIMEOUT"))
+
+    metrics_port: int = Field(8070, validation_alias=_env("IDP_METRICS_PORT"))
+    enable_otel_console: bool = Field(False, validation_alias=_env("IDP_ENABLE_OTEL_CONSOLE"))
+    otel_exporter_otlp_endpoint: str | None = Field(
+        None, validation_alias=_env("OTEL_EXPORTER_OTLP_ENDPOINT")
+    )
+    kubeconfig: Path | None = Field(None, validation_alias=_env("KUBECONFIG"))
+    api_tokens: SecretStr | None = Field(
+        None,
+        validation_alias=_env("IDP_API_TOKENS"),
+        description="Operator API tokens, comma-separated.",
+    )
+
+    @model_validator(mode="after")
+    def _check_key_sources(self) -> Settings:
+        if self.github_app_private_key and self.github_app_private_key_path:
+            raise ValueError("set GITHUB_APP_PRIVATE_KEY or GITHUB_APP_PRIVATE_KEY_PATH, not both")
+        return self
+
+    @cached_property
+    def webhook_secrets(self) -> list[bytes]:
+        """Every configured webhook secret; empty when none is set."""
+        if self.github_webhook_secret is None:
+            return []
+        raw = self.github_webhook_secret.get_secret_value()
+        return [s.strip().encode() for s in raw.split(",") if s.strip()]
+
+    @cached_property
+    def operator_tokens(self) -> list[str]:
+        if self.api_tokens is None:
+            return []
+        return [t.strip() for t in self.api_tokens.get_secret_value().split(",") if t.strip()]
+
+    def private_key(self) -> str | None:
+        """The App's PEM private key, from the variable or the file it names."""
+        if self.github_app_private_key is not None:
+            return self.github_app_private_key.get_secret_value().replace("\\n", "\n")
+        if self.github_app_private_key_path is not None:
+            try:
+                return self.github_app_private_key_path.read_text()
+            except OSError as exc:
+                raise ConfigError(
+                    f"GITHUB_APP_PRIVATE_KEY_PATH={self.github_app_private_key_path} "
+                    f"cannot be read: {exc.strerror}"
+                ) from None
+        return None
+
+    @property
+    def uses_github(self) -> bool:
+        """True when answers go to GitHub rather than the LocalForge."""
+        if self.forge == "auto":
+            return bool(self.github_app_id)
+        return self.forge == "github"
+
+    def key(self, *parts: object) -> str:
+        """A Redis key under this install's prefix."""
+        return ":".join([self.redis_prefix, *(str(p) for p in parts)])
+
+    def secret_values(self) -> list[str]:
+        """Every secret value configured, for redaction in logs and outgoing text."""
+        values: list[str] = [s.decode() for s in self.webhook_secrets]
+        for secret in (self.github_app_private_key, self.openai_api_key, self.anthropic_api_key):
+            if secret is not None and secret.get_secret_value():
+                values.append(secret.get_secret_value())
+        values.extend(self.operator_tokens)
+        return [v for v in values if len(v) >= 6]
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment once; keyword overrides win (used by the CLI and tests)."""
+    return Settings(**overrides)

@@ -1,0 +1,105 @@
+"""The `Forge`: everything the agent and the publisher do on GitHub, behind one protocol.
+
+`GitHubForge` (githubkit, App auth) talks to GitHub; `LocalForge` writes to a local git repo
+and markdown files (dry runs, the demo). Every write is idempotent: re-running a workflow
+edits the same comment, updates the same branch and finds the same pull request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+Permission = Literal["admin", "maintain", "write", "triage", "read", "none"]
+PERMISSION_RANK: dict[str, int] = {
+    "none": 0,
+    "read": 1,
+    "triage": 2,
+    "write": 3,
+    "maintain": 4,
+    "admin": 5,
+}
+
+
+@dataclass(frozen=True)
+class RepoRef:
+    """A repository and the App installation that may act on it."""
+
+    owner: str
+    name: str
+    installation_id: int | None = None
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.owner}/{self.name}"
+
+    @classmethod
+    def parse(cls, full_name: str, installation_id: int | None = None) -> RepoRef:
+        owner, _, name = full_name.partition("/")
+        if not owner or not name or "/" in name:
+            raise ValueError(f"expected OWNER/REPO, got {full_name!r}")
+        return cls(owner, name, installation_id)
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    """The branch head after `commit_files`; `changed` is False when no commit was needed."""
+
+    sha: str
+    branch: str
+    changed: bool
+
+
+@dataclass(frozen=True)
+class PullRequestInfo:
+    number: int
+    url: str
+    branch: str
+    head_sha: str
+    created: bool
+
+
+class ForgeError(Exception):
+    """A forge call failed after its retries; the message is safe to show to users."""
+
+
+class Forge(Protocol):
+    """What the agent may do on a forge. All methods are idempotent where they write."""
+
+    async def upsert_todo_comment(
+        self, repo: RepoRef, number: int, session_id: str, body: str, comment_id: int | None
+    ) -> int:
+        """Edit comment `comment_id`; without one, find our comment by the session marker
+        in `body`, else create it. Returns the comment id."""
+        ...
+
+    async def post_comment(self, repo: RepoRef, number: int, body: str) -> int:
+        """A plain comment (refusals, answers). Returns its id."""
+        ...
+
+    async def add_reaction(self, repo: RepoRef, comment_id: int, content: str) -> None:
+        """A reaction (`eyes`, `rocket`, `confused`, …) on an issue comment."""
+        ...
+
+    async def default_branch(self, repo: RepoRef) -> str: ...
+
+    async def read_file(self, repo: RepoRef, path: str, ref: str | None = None) -> str | None:
+        """A file's text at `ref` (default branch when None), or None if it does not exist."""
+        ...
+
+    async def commit_files(
+        self, repo: RepoRef, branch: str, files: dict[str, str], message: str
+    ) -> CommitInfo:
+        """All `files` in one commit on `branch` (created from the default branch when
+        missing), on top of whatever the branch holds. No commit when nothing changes."""
+        ...
+
+    async def ensure_pull_request(
+        self, repo: RepoRef, branch: str, title: str, body: str, draft: bool = False
+    ) -> PullRequestInfo:
+        """The open PR from `branch`, created if there is none; its body kept up to date."""
+        ...
+
+    async def permission(self, repo: RepoRef, username: str) -> Permission:
+        """The user's permission on the repository (collaborator-permission API)."""
+        ...

@@ -1,0 +1,136 @@
+"""Sessions in Redis (versioned JSON, never pickle) and the per-session lock."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from typing import Any, Literal
+
+import redis
+from pydantic import BaseModel, Field
+from redis.lock import Lock
+
+from app.agent.todo import Todo
+from app.config import Settings
+from tools.service import ServiceRequest
+
+SCHEMA_VERSION = 1
+SessionStatus = Literal["new", "planned", "running", "waiting", "done", "failed", "cancelled"]
+
+
+def session_id_for(repo: str, number: int) -> str:
+    """One session per issue or pull request."""
+    return f"{repo}#{number}"
+
+
+class StepRecord(BaseModel):
+    """A completed (or failed) tool call; side effects are keyed so a re-run never repeats one."""
+
+    task_id: str | None = None
+    tool: str
+    args: dict[str, Any] = Field(default_factory=dict)
+    idempotency_key: str
+    ok: bool
+    output: dict[str, Any] = Field(default_factory=dict)
+    error: str | None = None
+    started_at: float
+    finished_at: float
+
+
+class Session(BaseModel):
+    """Everything the agent knows about one issue or PR, checkpointed after every step."""
+
+    schema_version: int = SCHEMA_VERSION
+    id: str
+    repo: str
+    number: int
+    is_pull_request: bool = False
+    installation_id: int | None = None
+    requester: str | None = None
+    command: str | None = None
+    status: SessionStatus = "new"
+    request: ServiceRequest | None = None
+    request_text: str | None = None
+    todo: Todo | None = None
+    steps: list[StepRecord] = Field(default_factory=list)
+    files: dict[str, str] = Field(default_factory=dict)
+    comment_id: int | None = None
+    rendered_todo: str | None = None
+    branch: str | None = None
+    pr_number: int | None = None
+    pr_url: str | None = None
+    head_sha: str | None = None
+    approved_by: str | None = None
+    messages: list[dict[str, Any]] = Field(default_factory=list)
+    token_usage: dict[str, int] = Field(default_factory=dict)
+    created_at: float = Field(default_factory=time.time)
+    updated_at: float = Field(default_factory=time.time)
+
+    def step_for(self, idempotency_key: str) -> StepRecord | None:
+        """The recorded successful result of a side effect, if it already ran."""
+        for step in self.steps:
+            if step.idempotency_key == idempotency_key and step.ok:
+                return step
+        return None
+
+
+class SessionLocked(Exception):
+    """Another worker is running this session right now."""
+
+
+class SessionStore:
+    """Load, save and lock sessions. Keys live under the install's prefix."""
+
+    def __init__(self, connection: redis.Redis, settings: Settings) -> None:
+        self.redis = connection
+        self.settings = settings
+
+    def _key(self, session_id: str) -> str:
+        return self.settings.key("session", session_id)
+
+    def get(self, session_id: str) -> Session | None:
+        raw = self.redis.get(self._key(session_id))
+        if raw is None:
+            return None
+        return Session.model_validate_json(raw)
+
+    def save(self, session: Session) -> None:
+        """Checkpoint: the whole session as JSON, indexed by update time for listings."""
+        session.updated_at = time.time()
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.set(self._key(session.id), session.model_dump_json())
+        pipe.zadd(self.settings.key("sessions"), {session.id: session.updated_at})
+        pipe.execute()
+
+    def list_ids(self, start: int = 0, stop: int = -1) -> list[str]:
+        """Session ids, newest first."""
+        raw = self.redis.zrevrange(self.settings.key("sessions"), start, stop)
+        return [r.decode() if isinstance(r, bytes) else r for r in raw]
+
+    def delete(self, session_id: str) -> None:
+        self.redis.delete(self._key(session_id))
+        self.redis.zrem(self.settings.key("sessions"), session_id)
+
+    @contextmanager
+    def lock(self, session_id: str, wait: float = 30.0) -> Iterator[Lock]:
+        """Hold the session for one run. The TTL frees it if the worker dies; the loop
+        calls `lock.reacquire()` at every step so a long run keeps it."""
+        lock = self.redis.lock(
+            self.settings.key("lock", session_id),
+            timeout=self.settings.lock_ttl,
+            blocking_timeout=wait,
+        )
+        if not lock.acquire():
+            raise SessionLocked(session_id)
+        try:
+            yield lock
+        finally:
+            # expired while we ran: someone else may hold it now; not ours to free
+            with suppress(redis.exceptions.LockError):
+                lock.release()
+
+
+def connect(settings: Settings) -> redis.Redis:
+    """The one Redis client of a process (bytes responses, as RQ requires)."""
+    return redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)

@@ -1,0 +1,52 @@
+"""Shared fixtures: a real Redis on a DB of the suite's own, settings, and a guard that
+fails any HTTP request no test mocked (loopback stays reachable for our own servers)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import redis as redis_lib
+import respx
+
+from app.config import Settings
+
+TEST_REDIS_URL = os.environ.get("IDP_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+WEBHOOK_SECRET = "test-webhook-secret"
+
+
+@pytest.fixture
+def redis_conn():
+    """A real Redis, DB 13, flushed before and after each test."""
+    conn = redis_lib.Redis.from_url(TEST_REDIS_URL)
+    try:
+        conn.ping()
+    except redis_lib.ConnectionError:
+        pytest.fail(f"Redis is not reachable at {TEST_REDIS_URL}: run scripts/ensure-redis.sh")
+    conn.flushdb()
+    yield conn
+    conn.flushdb()
+    conn.close()
+
+
+@pytest.fixture
+def settings(tmp_path, redis_conn) -> Settings:
+    """Settings for one test: its own Redis DB, a LocalForge in tmp_path, the rules planner."""
+    return Settings(
+        redis_url=TEST_REDIS_URL,
+        redis_prefix="idptest",
+        queue_name="idptest",
+        github_webhook_secret=WEBHOOK_SECRET,
+        forge="local",
+        local_forge_root=tmp_path / "forge",
+        llm_provider="rules",
+    )
+
+
+@pytest.fixture(autouse=True)
+def no_unmocked_http():
+    """Any HTTP request to a host no test mocked fails loudly; loopback passes through."""
+    with respx.mock(assert_all_mocked=True, assert_all_called=False) as mock:
+        mock.route(host="127.0.0.1").pass_through()
+        mock.route(host="localhost").pass_through()
+        yield mock

@@ -1,0 +1,65 @@
+"""The service request: what the developer asked for, the single input of every renderer."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+Language = Literal["python", "go", "node", "java"]
+ServiceType = Literal["api", "worker", "web"]
+LANGUAGES: tuple[str, ...] = ("python", "go", "node", "java")
+SERVICE_TYPES: tuple[str, ...] = ("api", "worker", "web")
+
+# Kubernetes object names (DNS-1123 label): lower-case alphanumerics and '-', 63 at most,
+# starting with a letter here so the name is also a valid image and Backstage component name.
+NAME_RE = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+NAME_RULE = (
+    "a service name must be 1-63 characters of lower-case letters, digits and '-', "
+    "start with a letter and end with a letter or digit"
+)
+
+
+def suggest_name(raw: str) -> str:
+    """The closest valid name to `raw` (lower-cased, other characters to '-')."""
+    name = re.sub(r"[^a-z0-9-]+", "-", raw.strip().lower())
+    name = re.sub(r"-{2,}", "-", name).strip("-")
+    name = re.sub(r"^[^a-z]+", "", name)[:63].rstrip("-")
+    return name or "my-service"
+
+
+class ServiceRequest(BaseModel):
+    """A new service: name and kind, plus the values a reviewer may change with `/idp set`."""
+
+    name: str = Field(description="DNS-1123 service name, e.g. payments-api")
+    language: Language | None = Field(None, description="python, go, node or java")
+    type: ServiceType = Field("api", description="api, worker or web")
+    team: str = Field("platform", description="Owning team (Backstage owner)")
+    port: int = Field(8080, ge=1024, le=65535, description="Container port")
+    replicas: int = Field(2, ge=1, le=50, description="Minimum replicas (HPA minimum)")
+    max_replicas: int = Field(6, ge=1, le=200)
+    cpu_request: str = "100m"
+    cpu_limit: str = "500m"
+    memory_request: str = "128Mi"
+    memory_limit: str = "256Mi"
+    ingress_host: str | None = None
+    liveness_path: str = "/healthz"
+    readiness_path: str = "/readyz"
+    availability_slo: float = Field(99.9, gt=50, lt=100)
+    latency_p99_ms: int = Field(300, ge=1)
+    description: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _dns_name(cls, value: str) -> str:
+        if not NAME_RE.match(value):
+            raise ValueError(f"{NAME_RULE}; try '{suggest_name(value)}'")
+        return value
+
+    @field_validator("team")
+    @classmethod
+    def _team_name(cls, value: str) -> str:
+        if not NAME_RE.match(value):
+            raise ValueError(f"a team name follows the same rule: try '{suggest_name(value)}'")
+        return value

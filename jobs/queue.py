@@ -9,8 +9,10 @@ much longer than the job; RQ's own `unique=True` guards only while the job exist
 from __future__ import annotations
 
 import hashlib
+from weakref import WeakKeyDictionary
 
 import redis
+from redis.commands.core import Script
 from rq import Queue, Retry
 from rq.job import JobStatus
 from rq.utils import now
@@ -19,6 +21,7 @@ from app.commands import Trigger
 from app.config import Settings
 
 JOB_FUNC = "jobs.tasks.run_trigger"
+_SCRIPTS: WeakKeyDictionary[redis.Redis, Script] = WeakKeyDictionary()
 
 # KEYS: delivery key, job hash, queue list, rq:queues set
 # ARGV: delivery ttl, job id, queue key, then job hash field/value pairs
@@ -31,6 +34,19 @@ redis.call('RPUSH', KEYS[3], ARGV[2])
 redis.call('SADD', KEYS[4], ARGV[3])
 return 1
 """
+
+
+def _script(connection: redis.Redis) -> Script:
+    script = _SCRIPTS.get(connection)
+    if script is None:
+        script = _SCRIPTS[connection] = connection.register_script(_DEDUPE_ENQUEUE)
+    return script
+
+
+def preload(connection: redis.Redis) -> None:
+    """Load the enqueue script into Redis so even the first delivery is one round trip
+    (EVALSHA of an unknown script costs a NOSCRIPT reply and a SCRIPT LOAD first)."""
+    connection.script_load(_DEDUPE_ENQUEUE)
 
 
 def job_id_for(delivery_id: str) -> str:
@@ -74,8 +90,7 @@ def enqueue_trigger(connection: redis.Redis, settings: Settings, trigger: Trigge
             continue
         fields.append(key)
         fields.append(value if isinstance(value, bytes | str) else str(value))
-    script = connection.register_script(_DEDUPE_ENQUEUE)
-    queued = script(
+    queued = _script(connection)(
         keys=[
             settings.key("delivery", trigger.delivery_id),
             job.key,

@@ -1,0 +1,197 @@
+"""Webhook signature check and the event router: a verified GitHub delivery → `Trigger`.
+
+Used by the receiver in `app/web.py` and by `idp-copilot receive`. Nothing here does I/O.
+The payload models hold only the fields the router reads (extra fields are ignored), so new
+GitHub payload fields never make us reject a real delivery.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable, Iterable
+
+from pydantic import BaseModel, ValidationError
+
+from app.commands import (
+    Command,
+    CommandError,
+    Trigger,
+    is_issue_form,
+    parse_comment,
+    parse_issue_form,
+)
+
+NEW_SERVICE_LABEL = "idp:new-service"
+# Commands that still make sense on a merged (hence closed) pull request.
+AFTER_MERGE_VERBS = frozenset({"deploy", "status", "feedback", "help"})
+
+
+def verify_signature(secrets: Iterable[bytes], body: bytes, header: str | None) -> bool:
+    """True when `header` (X-Hub-Signature-256) is the HMAC-SHA256 of `body` under any secret.
+
+    Every secret is compared in constant time, so a rotation can keep the old one for a while.
+    """
+    if not header or not header.startswith("sha256="):
+        return False
+    given = header.removeprefix("sha256=").strip().encode()
+    ok = False
+    for secret in secrets:
+        expected = hmac.new(secret, body, hashlib.sha256).hexdigest().encode()
+        ok |= hmac.compare_digest(expected, given)
+    return ok
+
+
+# -- the fields the router reads -------------------------------------------------------------
+
+
+class _User(BaseModel):
+    login: str
+    type: str = "User"
+
+
+class _Label(BaseModel):
+    name: str
+
+
+class _PullRequestRef(BaseModel):
+    merged_at: str | None = None
+
+
+class _Issue(BaseModel):
+    number: int
+    title: str = ""
+    body: str | None = None
+    state: str = "open"
+    locked: bool = False
+    labels: list[_Label] = []
+    pull_request: _PullRequestRef | None = None
+
+
+class _Comment(BaseModel):
+    id: int
+    body: str | None = None
+
+
+class _Repository(BaseModel):
+    full_name: str
+
+
+class _Installation(BaseModel):
+    id: int
+
+
+class _IssuePayload(BaseModel):
+    action: str | None = None
+    repository: _Repository
+    installation: _Installation | None = None
+    sender: _User
+    issue: _Issue
+    comment: _Comment | None = None
+    label: _Label | None = None
+
+
+class Ignored(BaseModel):
+    """A delivery we answer 2xx and do nothing with; `reason` is said in the response."""
+
+    reason: str
+
+
+Handler = Callable[[str, str, _IssuePayload], "Trigger | Ignored"]
+
+
+def _trigger(event: str, delivery_id: str, p: _IssuePayload, **fields: object) -> Trigger:
+    return Trigger(
+        delivery_id=delivery_id,
+        event=event,
+        action=p.action,
+        repo=p.repository.full_name,
+        installation_id=p.installation.id if p.installation else None,
+        number=p.issue.number,
+        is_pull_request=p.issue.pull_request is not None,
+        sender=p.sender.login,
+        comment_id=p.comment.id if p.comment else None,
+        title=p.issue.title,
+        state=p.issue.state,
+        locked=p.issue.locked,
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def _on_comment_created(event: str, delivery_id: str, p: _IssuePayload) -> Trigger | Ignored:
+    """`/idp` lines in a comment on an issue or a pull request."""
+    if p.comment is None:
+        return Ignored(reason="issue_comment payload without a comment")
+    commands, errors = parse_comment(p.comment.body or "")
+    if not commands and not errors:
+        return Ignored(reason="no /idp command in the comment")
+    if p.issue.state != "open":
+        merged = p.issue.pull_request is not None and p.issue.pull_request.merged_at
+        commands = [c for c in commands if merged and c.verb in AFTER_MERGE_VERBS]
+        if not commands:
+            return Ignored(reason=f"{_kind(p)} is closed")
+        errors = []
+    return _trigger(event, delivery_id, p, commands=commands, errors=[e.message for e in errors])
+
+
+def _new_service_trigger(event: str, delivery_id: str, p: _IssuePayload) -> Trigger:
+    """An issue asking for a new service: the form → create-service, else a free-text request."""
+    body = p.issue.body or ""
+    if not is_issue_form(body):
+        return _trigger(event, delivery_id, p, commands=[Command(verb="request", text=body)])
+    try:
+        service = parse_issue_form(body)
+    except CommandError as exc:
+        return _trigger(event, delivery_id, p, errors=[exc.message])
+    return _trigger(
+        event, delivery_id, p, commands=[Command(verb="create-service", service=service)]
+    )
+
+
+def _on_issue_opened(event: str, delivery_id: str, p: _IssuePayload) -> Trigger | Ignored:
+    labelled = any(label.name == NEW_SERVICE_LABEL for label in p.issue.labels)
+    if not labelled and not is_issue_form(p.issue.body):
+        return Ignored(reason=f"issue is neither labelled {NEW_SERVICE_LABEL} nor the form")
+    return _new_service_trigger(event, delivery_id, p)
+
+
+def _on_issue_labeled(event: str, delivery_id: str, p: _IssuePayload) -> Trigger | Ignored:
+    if p.label is None or p.label.name != NEW_SERVICE_LABEL:
+        return Ignored(reason=f"label is not {NEW_SERVICE_LABEL}")
+    return _new_service_trigger(event, delivery_id, p)
+
+
+def _kind(p: _IssuePayload) -> str:
+    return "pull request" if p.issue.pull_request is not None else "issue"
+
+
+# One table of (event, action) → handler; adding an event family adds rows here only.
+ROUTES: dict[tuple[str, str], Handler] = {
+    ("issue_comment", "created"): _on_comment_created,
+    ("issues", "opened"): _on_issue_opened,
+    ("issues", "labeled"): _on_issue_labeled,
+}
+KNOWN_EVENTS = frozenset({"ping", *(event for event, _ in ROUTES)})
+
+
+def route(event: str, delivery_id: str, payload: dict) -> Trigger | Ignored:
+    """What a verified delivery asks for: a Trigger to queue, or the reason to ignore it."""
+    if event == "ping":
+        return Ignored(reason="pong")
+    action = payload.get("action")
+    handler = ROUTES.get((event, action)) if isinstance(action, str) else None
+    if handler is None:
+        return Ignored(reason=f"{event}.{action} is not handled" if action else f"{event} event")
+    sender = payload.get("sender")
+    if isinstance(sender, dict) and sender.get("type") == "Bot":
+        return Ignored(reason="sender is a bot")
+    try:
+        parsed = _IssuePayload.model_validate(payload)
+    except ValidationError as exc:
+        where = ".".join(str(part) for part in exc.errors()[0]["loc"])
+        return Ignored(reason=f"{event}.{action} payload has no usable {where}")
+    if parsed.issue.locked:
+        return Ignored(reason=f"{_kind(parsed)} is locked")
+    if parsed.issue.state != "open" and event != "issue_comment":
+        return Ignored(reason=f"{_kind(parsed)} is closed")
+    return handler(event, delivery_id, parsed)

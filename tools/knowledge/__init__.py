@@ -1,0 +1,1 @@
+"""The bundled platform guidelines and their search index (`index.py`)."""

@@ -44,8 +44,12 @@ def settings(tmp_path, redis_conn) -> Settings:
 
 
 @pytest.fixture(autouse=True)
-def no_unmocked_http():
-    """Any HTTP request to a host no test mocked fails loudly; loopback passes through."""
+def no_unmocked_http(monkeypatch):
+    """Any HTTP request to a host no test mocked fails loudly; loopback passes through.
+    The LLM SDKs send through httpx2, which respx does not patch: route it through respx."""
+    from tests.llm_fixtures import send_sdk_traffic_to_respx
+
+    send_sdk_traffic_to_respx(monkeypatch)
     with respx.mock(assert_all_mocked=True, assert_all_called=False) as mock:
         mock.route(host="127.0.0.1").pass_through()
         mock.route(host="localhost").pass_through()

@@ -74,6 +74,34 @@ class Settings(BaseSettings):
         validation_alias=_env("GITHUB_API_URL"),
         description="REST API root; set it for GitHub Enterprise Server (https://HOST/api/v3).",
     )
+    github_api_version: str | None = Field(
+        None,
+        validation_alias=_env("GITHUB_API_VERSION"),
+        description="REST API version (X-GitHub-Api-Version). Default: the newest for "
+        "api.github.com, 2022-11-28 (the one every GitHub Enterprise Server 3.9+ knows) "
+        "for any other GITHUB_API_URL.",
+    )
+    github_timeout: float = Field(
+        30.0,
+        validation_alias=_env("IDP_GITHUB_TIMEOUT"),
+        description="Seconds one GitHub request may take before it counts as failed (retried).",
+    )
+    github_max_retries: int = Field(
+        5,
+        validation_alias=_env("IDP_GITHUB_MAX_RETRIES"),
+        description="Retries of one GitHub call on 5xx, 429, secondary rate limits and timeouts.",
+    )
+    github_retry_base_delay: float = Field(
+        1.0,
+        validation_alias=_env("IDP_GITHUB_RETRY_BASE_DELAY"),
+        description="Seconds before the first retry; doubles with each retry.",
+    )
+    github_retry_max_delay: float = Field(
+        60.0,
+        validation_alias=_env("IDP_GITHUB_RETRY_MAX_DELAY"),
+        description="Longest wait before one retry. A Retry-After longer than this is not "
+        "waited out in a worker: the call fails with a message saying when to retry.",
+    )
 
     forge: Literal["auto", "github", "local"] = Field(
         "auto",
@@ -106,6 +134,24 @@ class Settings(BaseSettings):
         None,
         validation_alias=_env("IDP_API_TOKENS"),
         description="Operator API tokens, comma-separated.",
+    )
+
+    github_client_id: str | None = Field(
+        None,
+        validation_alias=_env("GITHUB_CLIENT_ID"),
+        description="The App's OAuth client id: enables console sign-in with GitHub.",
+    )
+    github_client_secret: SecretStr | None = Field(
+        None,
+        validation_alias=_env("GITHUB_CLIENT_SECRET"),
+        description="The App's OAuth client secret, for console sign-in with GitHub.",
+    )
+    session_secret: SecretStr | None = Field(
+        None,
+        validation_alias=_env("IDP_SESSION_SECRET"),
+        description="Signs the console's session cookie. Set it when several web processes "
+        "serve the console; without it each process makes its own and sign-ins last only as "
+        "long as the process.",
     )
 
     @model_validator(mode="after")
@@ -156,7 +202,13 @@ class Settings(BaseSettings):
     def secret_values(self) -> list[str]:
         """Every secret value configured, for redaction in logs and outgoing text."""
         values: list[str] = [s.decode() for s in self.webhook_secrets]
-        for secret in (self.github_app_private_key, self.openai_api_key, self.anthropic_api_key):
+        for secret in (
+            self.github_app_private_key,
+            self.openai_api_key,
+            self.anthropic_api_key,
+            self.github_client_secret,
+            self.session_secret,
+        ):
             if secret is not None and secret.get_secret_value():
                 values.append(secret.get_secret_value())
         values.extend(self.operator_tokens)

@@ -1,0 +1,275 @@
+"""githubkit clients for the App: installation auth, the token cache every worker shares
+through Redis, and the retry decision each GitHub call goes through.
+
+Used by `GitHubForge`; other code that needs a raw githubkit client (the CLI's `redeliver`,
+the console's sign-in) can call `app_client` too.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+import anyio.to_thread
+import httpx
+import redis
+from githubkit import AppAuthStrategy, GitHub
+from githubkit.cache.base import AsyncBaseCache, BaseCacheStrategy
+from githubkit.cache.redis import RedisCache
+from githubkit.exception import (
+    CacheUnsupportedError,
+    GitHubException,
+    RateLimitExceeded,
+    RequestError,
+    RequestFailed,
+    RequestTimeout,
+)
+from githubkit.retry import RetryOption
+from githubkit.throttling import BaseThrottler
+
+from app.config import ConfigError, Settings
+
+log = logging.getLogger(__name__)
+
+LATEST_API_VERSION = "2026-03-10"
+# GitHub Enterprise Server (3.9 and later) serves this version; it rejects newer ones.
+ENTERPRISE_API_VERSION = "2022-11-28"
+
+
+def api_version(settings: Settings) -> str:
+    """The REST API version to ask for: the configured one, else by host."""
+    if settings.github_api_version:
+        return settings.github_api_version
+    host = httpx.URL(settings.github_api_url).host
+    return LATEST_API_VERSION if host == "api.github.com" else ENTERPRISE_API_VERSION
+
+
+class _ThreadedRedisCache(AsyncBaseCache):
+    """githubkit's Redis cache used from async code: each call runs in a worker thread."""
+
+    def __init__(self, cache: RedisCache) -> None:
+        self._cache = cache
+
+    async def aget(self, key: str) -> str | None:
+        return await anyio.to_thread.run_sync(self._cache.get, key)
+
+    async def aset(self, key: str, value: str, ex: timedelta) -> None:
+        await anyio.to_thread.run_sync(self._cache.set, key, value, ex)
+
+
+class SharedTokenCache(BaseCacheStrategy):
+    """githubkit's Redis cache for the App JWT and installation tokens, on our sync Redis
+    connection, so every worker process reuses one token until shortly before it expires.
+
+    githubkit's own async strategy needs a `redis.asyncio` client, whose connections belong
+    to the event loop that opened them; a worker runs each job in a fresh loop, so the sync
+    client (thread-safe, loop-free) serves both the sync and the async side here. HTTP
+    response caching is off: we always want GitHub's current state.
+    """
+
+    def __init__(self, connection: redis.Redis, prefix: str) -> None:
+        self._cache = RedisCache(connection, prefix)
+        self._async_cache = _ThreadedRedisCache(self._cache)
+
+    def get_cache_storage(self) -> RedisCache:
+        return self._cache
+
+    async def get_async_cache_storage(self) -> AsyncBaseCache:
+        return self._async_cache
+
+    def get_hishel_storage(self):
+        raise CacheUnsupportedError("HTTP response caching is off for the App's clients")
+
+    async def get_async_hishel_storage(self):
+        raise CacheUnsupportedError("HTTP response caching is off for the App's clients")
+
+
+def root_cause(exc: BaseException) -> BaseException:
+    """The GitHub error behind `exc`. githubkit wraps a failure of the installation-token
+    request (made inside the auth flow) in a plain `RequestError`; unwrap it."""
+    while type(exc) is RequestError and isinstance(exc.exc, GitHubException):
+        exc = exc.exc
+    return exc
+
+
+def is_status(exc: BaseException, *statuses: int) -> bool:
+    """True when GitHub answered the failed request with one of `statuses`."""
+    exc = root_cause(exc)
+    return isinstance(exc, RequestFailed) and exc.response.status_code in statuses
+
+
+def mentions_secondary_limit(exc: BaseException) -> bool:
+    """GitHub sometimes signals a secondary rate limit only in the 403 body's message."""
+    exc = root_cause(exc)
+    if not isinstance(exc, RequestFailed) or exc.response.status_code != 403:
+        return False
+    try:
+        message = str(exc.response.raw_response.json().get("message", ""))
+    except (ValueError, AttributeError):
+        return False
+    return "secondary rate limit" in message.lower()
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """githubkit's `auto_retry` decision: retry 5xx, 429, secondary rate limits, timeouts and
+    connection errors with exponential backoff, honouring Retry-After up to `max_delay`.
+
+    githubkit's default retries a rate limit only once. A Retry-After (or rate-limit reset)
+    further away than `max_delay` is not retried: holding a worker that long helps nobody,
+    and retrying earlier than GitHub asks risks a longer block. The caller then turns the
+    error into a message that says when to retry.
+    """
+
+    max_retries: int = 5
+    base_delay: float = 1.0
+    max_delay: float = 60.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RetryPolicy:
+        return cls(
+            settings.github_max_retries,
+            settings.github_retry_base_delay,
+            settings.github_retry_max_delay,
+        )
+
+    @property
+    def tries(self) -> int:
+        return self.max_retries + 1
+
+    def __call__(self, exc: GitHubException, retry_count: int) -> RetryOption:
+        cause = root_cause(exc)
+        if retry_count >= self.max_retries or not self._retryable(cause):
+            return RetryOption(False)
+        backoff = min(self.base_delay * 2**retry_count, self.max_delay)
+        asked = self._asked_wait(cause)
+        if asked is not None and asked > self.max_delay:
+            return RetryOption(False)
+        delay = max(backoff, asked or 0.0)
+        log.warning(
+            "GitHub %s failed (%s); retry %d of %d in %.1f s",
+            _request_line(cause),
+            describe(cause),
+            retry_count + 1,
+            self.max_retries,
+            delay,
+        )
+        return RetryOption(True, timedelta(seconds=delay))
+
+    @staticmethod
+    def _retryable(cause: BaseException) -> bool:
+        if isinstance(cause, RateLimitExceeded):
+            return True
+        if isinstance(cause, RequestFailed):
+            status = cause.response.status_code
+            return status >= 500 or status == 429 or mentions_secondary_limit(cause)
+        # Timeouts and connection errors; not our own bugs, which githubkit also wraps.
+        return isinstance(cause, RequestError) and isinstance(cause.exc, httpx.TransportError)
+
+    def _asked_wait(self, cause: BaseException) -> float | None:
+        if isinstance(cause, RateLimitExceeded):
+            return cause.retry_after.total_seconds()
+        if mentions_secondary_limit(cause):
+            # GitHub's guidance without Retry-After: wait at least a minute (capped).
+            return min(60.0, self.max_delay)
+        return None
+
+
+def _request_line(cause: BaseException) -> str:
+    """METHOD /path of the failed request (no query, no headers), when known."""
+    try:
+        request = cause.request  # type: ignore[attr-defined]
+    except (AttributeError, RuntimeError):  # httpx raises RuntimeError when it has none
+        return "request"
+    return f"{request.method} {request.url.path}"
+
+
+def describe(exc: BaseException) -> str:
+    """A short, secret-free description of a failed GitHub request for logs and messages."""
+    exc = root_cause(exc)
+    if isinstance(exc, RequestFailed):
+        return f"HTTP {exc.response.status_code}"
+    if isinstance(exc, RequestError):
+        return type(exc.exc).__name__
+    return type(exc).__name__
+
+
+def explain(exc: BaseException, where: str, retry: RetryPolicy) -> str:
+    """A sentence for users (and the todo) about a GitHub call that failed for good: what
+    failed, why, and what to do. Holds no token, header or request body."""
+    cause = root_cause(exc)
+    later = "Run `/idp retry` later."
+    tries = f"after {retry.tries} tries"
+    if isinstance(cause, RateLimitExceeded) or mentions_secondary_limit(cause):
+        wait = cause.retry_after.total_seconds() if isinstance(cause, RateLimitExceeded) else 60
+        return f"GitHub's rate limit stopped {where}; it asks to wait {wait:.0f} s. {later}"
+    if isinstance(cause, RequestFailed):
+        status = cause.response.status_code
+        if status >= 500 or status == 429:
+            return f"GitHub kept failing on {where} ({status}) {tries}. {later}"
+        return _REFUSALS.get(status, "GitHub answered {status} to {where}.").format(
+            where=where, status=status, message=_github_message(cause)
+        )
+    if isinstance(cause, RequestTimeout):
+        return f"GitHub did not answer {where} in time {tries}. {later}"
+    return f"GitHub could not be reached for {where} ({describe(cause)}) {tries}. {later}"
+
+
+_REFUSALS = {
+    401: "GitHub did not accept the App's credentials for {where}: check GITHUB_APP_ID and "
+    "the private key, and that the App is installed.",
+    403: "GitHub refused {where} (403): the App needs write access to issues, pull requests, "
+    "contents and checks on this repository.",
+    404: "GitHub found nothing for {where} (404): check that the repository exists and the "
+    "App is installed on it.",
+    409: "GitHub rejected {where} (409: {message}).",
+    422: "GitHub rejected {where} (422: {message}).",
+}
+
+
+def _github_message(exc: RequestFailed) -> str:
+    """GitHub's own error message (it never holds secrets), shortened."""
+    try:
+        body = exc.response.raw_response.json()
+    except ValueError:
+        return exc.response.raw_response.reason_phrase or "no reason given"
+    if not isinstance(body, dict):
+        return "no reason given"
+    text = str(body.get("message", ""))
+    errors = body.get("errors")
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        detail = errors[0].get("message") or errors[0].get("code")
+        text = f"{text}: {detail}" if detail else text
+    return text[:300] or "no reason given"
+
+
+def app_client(
+    settings: Settings,
+    connection: redis.Redis,
+    installation_id: int,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    throttler: BaseThrottler | None = None,
+    retry: RetryPolicy | None = None,
+) -> GitHub:
+    """A githubkit client acting as the App's installation `installation_id`, at
+    settings.github_api_url, with the shared token cache and our retry policy."""
+    private_key = settings.private_key()
+    if not settings.github_app_id or not private_key:
+        raise ConfigError(
+            "GitHub calls need GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY "
+            "(or GITHUB_APP_PRIVATE_KEY_PATH) of the registered App"
+        )
+    auth = AppAuthStrategy(settings.github_app_id, private_key).as_installation(installation_id)
+    return GitHub(
+        auth,
+        base_url=settings.github_api_url,
+        user_agent="idp-copilot",
+        timeout=httpx.Timeout(settings.github_timeout, connect=min(10.0, settings.github_timeout)),
+        cache_strategy=SharedTokenCache(connection, settings.key("github", "auth")),
+        http_cache=False,
+        throttler=throttler,
+        auto_retry=retry or RetryPolicy.from_settings(settings),
+        async_transport=transport,
+    )

@@ -1,0 +1,357 @@
+"""`LocalForge`: the `Forge` on this machine, for dry runs and the demo. No network.
+
+Under `root`: `repos/OWNER/NAME` is a git repository per target repo (branches and commits
+are made with git plumbing and a temporary index, so nothing is checked out);
+`comments/OWNER/NAME/NUMBER/ID.md` holds one comment each, with `ID.reactions.json` beside
+it; `pulls/`, `checks/` and `labels/` hold JSON files per repository.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import os
+import re
+import subprocess
+import tempfile
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from app.agent.todo import marker
+from app.github.forge import (
+    CHECK_CONCLUSIONS,
+    PERMISSION_RANK,
+    REACTIONS,
+    CommitInfo,
+    ForgeError,
+    Permission,
+    PullRequestInfo,
+    RepoRef,
+    validate_branch,
+    validate_path,
+)
+
+# Fixed identity and no user or system git config: works on a machine with no git setup,
+# and a global `commit.gpgsign` or hook path cannot get in the way.
+_GIT_ENV = {
+    "GIT_AUTHOR_NAME": "IDP Copilot",
+    "GIT_AUTHOR_EMAIL": "idp-copilot@localhost",
+    "GIT_COMMITTER_NAME": "IDP Copilot",
+    "GIT_COMMITTER_EMAIL": "idp-copilot@localhost",
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_TERMINAL_PROMPT": "0",
+}
+_NO_REF = "0" * 40  # update-ref's "must not exist yet"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_SHA = re.compile(r"^[0-9a-f]{7,40}$")
+
+
+class LocalForge:
+    """The `Forge` protocol on local files; `permissions` maps usernames to roles (default
+    "admin": the local user owns the local repository)."""
+
+    def __init__(self, root: Path, *, permissions: dict[str, str] | None = None) -> None:
+        self.root = Path(root)
+        self._permissions = {k.lower(): v for k, v in (permissions or {}).items()}
+        self._init_lock = threading.Lock()
+        self.writes: Counter[str] = Counter()
+
+    # -- where things live (also for the demo and tests) ------------------------------------
+
+    def repo_path(self, repo: RepoRef) -> Path:
+        return self.root / "repos" / _safe(repo.owner) / _safe(repo.name)
+
+    def _area(self, kind: str, repo: RepoRef) -> Path:
+        return self.root / kind / _safe(repo.owner) / _safe(repo.name)
+
+    def comments(self, repo: RepoRef, number: int) -> dict[int, str]:
+        """The comments on an issue or PR, by id, oldest first."""
+        folder = self._area("comments", repo) / str(number)
+        return {int(p.stem): p.read_text() for p in _comment_files(folder)}
+
+    def reactions(self, repo: RepoRef, comment_id: int) -> list[str]:
+        path = self._reactions_file(repo, comment_id)
+        return json.loads(path.read_text()) if path.exists() else []
+
+    def pull_requests(self, repo: RepoRef) -> list[dict[str, Any]]:
+        path = self._area("pulls", repo).with_suffix(".json")
+        return json.loads(path.read_text()) if path.exists() else []
+
+    def check_runs(self, repo: RepoRef) -> list[dict[str, Any]]:
+        path = self._area("checks", repo).with_suffix(".json")
+        return json.loads(path.read_text()) if path.exists() else []
+
+    def labels(self, repo: RepoRef, number: int) -> list[str]:
+        path = self._area("labels", repo).with_suffix(".json")
+        return json.loads(path.read_text()).get(str(number), []) if path.exists() else []
+
+    # -- comments and reactions -------------------------------------------------------------
+
+    async def upsert_todo_comment(
+        self, repo: RepoRef, number: int, session_id: str, body: str, comment_id: int | None
+    ) -> int:
+        tag = marker(session_id)
+        body = body if tag in body else f"{tag}\n{body}"
+        return await asyncio.to_thread(self._upsert, repo, number, tag, body, comment_id)
+
+    def _upsert(
+        self, repo: RepoRef, number: int, tag: str, body: str, comment_id: int | None
+    ) -> int:
+        with _locked(self._area("comments", repo) / ".lock"):
+            path = self._comment_file(repo, comment_id) if comment_id is not None else None
+            if path is None:
+                folder = self._area("comments", repo) / str(number)
+                path = next((p for p in _comment_files(folder) if tag in p.read_text()), None)
+            if path is None:
+                return self._new_comment(repo, number, body)
+            if path.read_text() != body:
+                self.writes["update_comment"] += 1
+                path.write_text(body)
+            return int(path.stem)
+
+    async def post_comment(self, repo: RepoRef, number: int, body: str) -> int:
+        def post() -> int:
+            with _locked(self._area("comments", repo) / ".lock"):
+                return self._new_comment(repo, number, body)
+
+        return await asyncio.to_thread(post)
+
+    def _new_comment(self, repo: RepoRef, number: int, body: str) -> int:
+        area = self._area("comments", repo)
+        ids = [int(p.stem) for p in area.glob("*/*.md") if p.stem.isdigit()]
+        comment_id = max(ids, default=0) + 1
+        (area / str(number)).mkdir(parents=True, exist_ok=True)
+        (area / str(number) / f"{comment_id}.md").write_text(body)
+        self.writes["create_comment"] += 1
+        return comment_id
+
+    def _comment_file(self, repo: RepoRef, comment_id: int) -> Path | None:
+        return next(iter(self._area("comments", repo).glob(f"*/{int(comment_id)}.md")), None)
+
+    def _reactions_file(self, repo: RepoRef, comment_id: int) -> Path:
+        found = self._comment_file(repo, comment_id)
+        # Reactions on comments we did not write (the requester's) go in a folder of their own.
+        folder = found.parent if found else self._area("comments", repo) / "others"
+        return folder / f"{int(comment_id)}.reactions.json"
+
+    async def add_reaction(self, repo: RepoRef, comment_id: int, content: str) -> None:
+        if content not in REACTIONS:
+            raise ForgeError(f"{content!r} is not a reaction: use one of {sorted(REACTIONS)}.")
+
+        def react() -> None:
+            with _json_file(self._reactions_file(repo, comment_id), []) as reactions:
+                reactions.append(content)
+            self.writes["create_reaction"] += 1
+
+        await asyncio.to_thread(react)
+
+    # -- repository contents ----------------------------------------------------------------
+
+    async def default_branch(self, repo: RepoRef) -> str:
+        return "main"
+
+    async def read_file(self, repo: RepoRef, path: str, ref: str | None = None) -> str | None:
+        validate_path(path)
+        ref = ref or "main"
+        if not _SHA.match(ref):
+            validate_branch(ref)  # also keeps a ref that looks like an option away from git
+
+        def read() -> str | None:
+            cwd = self._ensure_repo(repo)
+            if _git(cwd, "cat-file", "-t", f"{ref}:{path}", check=False) != "blob":
+                return None
+            return _git(cwd, "cat-file", "blob", f"{ref}:{path}", strip=False)
+
+        return await asyncio.to_thread(read)
+
+    async def commit_files(
+        self, repo: RepoRef, branch: str, files: dict[str, str], message: str
+    ) -> CommitInfo:
+        """One commit with every changed file on `branch` (from main when new); none when
+        nothing changes."""
+        validate_branch(branch)
+        for path in files:
+            validate_path(path)
+        return await asyncio.to_thread(self._commit, repo, branch, files, message)
+
+    def _commit(
+        self, repo: RepoRef, branch: str, files: dict[str, str], message: str
+    ) -> CommitInfo:
+        cwd = self._ensure_repo(repo)
+        head = _git(cwd, "rev-parse", "--verify", "-q", f"refs/heads/{branch}", check=False)
+        base = head or _git(cwd, "rev-parse", "--verify", "refs/heads/main")
+        with tempfile.TemporaryDirectory() as scratch:
+            env = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
+            _git(cwd, "read-tree", base, env=env)
+            listing = _git(cwd, "ls-tree", "-r", "-z", base, "--", *files, strip=False)
+            modes = {
+                line.split("\t", 1)[1]: line.split(" ", 1)[0]
+                for line in listing.split("\0")
+                if "\t" in line
+            }
+            entries = []
+            for path, text in sorted(files.items()):
+                blob = _git(cwd, "hash-object", "-w", "--stdin", stdin=text)
+                mode = "100755" if modes.get(path) == "100755" else "100644"
+                entries.append(f"{mode} {blob}\t{path}\n")
+            _git(cwd, "update-index", "--add", "--index-info", stdin="".join(entries), env=env)
+            tree = _git(cwd, "write-tree", env=env)
+        if tree == _git(cwd, "rev-parse", f"{base}^{{tree}}"):
+            return CommitInfo(sha=base, branch=branch, changed=False)
+        sha = _git(cwd, "commit-tree", tree, "-p", base, "--no-gpg-sign", "-F", "-", stdin=message)
+        # Compare-and-swap: fails if the branch moved (or appeared) since we read it.
+        _git(cwd, "update-ref", "-m", "idp-copilot", f"refs/heads/{branch}", sha, head or _NO_REF)
+        self.writes["create_commit"] += 1
+        return CommitInfo(sha=sha, branch=branch, changed=True)
+
+    def _ensure_repo(self, repo: RepoRef) -> Path:
+        """The repository, created on first use with a README on `main`."""
+        path = self.repo_path(repo)
+        with self._init_lock:
+            if not (path / ".git").is_dir():
+                path.mkdir(parents=True, exist_ok=True)
+                _git(path, "init", "-q", "-b", "main")
+            if _git(path, "rev-parse", "--verify", "-q", "refs/heads/main", check=False) is None:
+                (path / "README.md").write_text(
+                    f"# {repo.name}\n\nA local stand-in for {repo.full_name}, written by "
+                    "idp-copilot's LocalForge.\n"
+                )
+                _git(path, "add", "README.md")
+                _git(path, "commit", "-q", "--no-verify", "--no-gpg-sign", "-m", "Initial commit")
+        return path
+
+    # -- pull requests, checks, labels, permissions -----------------------------------------
+
+    async def ensure_pull_request(
+        self, repo: RepoRef, branch: str, title: str, body: str, draft: bool = False
+    ) -> PullRequestInfo:
+        validate_branch(branch)
+        return await asyncio.to_thread(self._ensure_pull, repo, branch, title, body, draft)
+
+    def _ensure_pull(
+        self, repo: RepoRef, branch: str, title: str, body: str, draft: bool
+    ) -> PullRequestInfo:
+        cwd = self._ensure_repo(repo)
+        head = _git(cwd, "rev-parse", "--verify", "-q", f"refs/heads/{branch}", check=False)
+        if head is None:
+            raise ForgeError(f"Branch {branch} does not exist in {cwd}: commit files first.")
+        with _json_file(self._area("pulls", repo).with_suffix(".json"), []) as pulls:
+            pull = next((p for p in pulls if p["branch"] == branch and p["state"] == "open"), None)
+            created = pull is None
+            if pull is None:
+                issues = [int(p.name) for p in self._area("comments", repo).glob("[0-9]*")]
+                # Issues and pull requests share numbers on GitHub; so they do here.
+                number = max([p["number"] for p in pulls] + issues, default=0) + 1
+                pull = {"number": number, "branch": branch, "state": "open", "draft": draft}
+                pull["url"] = f"{cwd.as_uri()}#pull-{number}"
+                pulls.append(pull)
+                self.writes["create_pull"] += 1
+            elif (pull["title"], pull["body"]) != (title, body):
+                self.writes["update_pull"] += 1
+            pull |= {"title": title, "body": body, "head_sha": head}
+        return PullRequestInfo(pull["number"], pull["url"], branch, head, created)
+
+    async def create_check_run(
+        self, repo: RepoRef, head_sha: str, name: str, conclusion: str, title: str, summary: str
+    ) -> int:
+        if conclusion not in CHECK_CONCLUSIONS:
+            raise ForgeError(
+                f"{conclusion!r} is not a check conclusion: use one of {sorted(CHECK_CONCLUSIONS)}."
+            )
+
+        def record() -> int:
+            with _json_file(self._area("checks", repo).with_suffix(".json"), []) as runs:
+                runs.append(
+                    {
+                        "id": len(runs) + 1,
+                        "head_sha": head_sha,
+                        "name": name,
+                        "conclusion": conclusion,
+                        "title": title,
+                        "summary": summary,
+                    }
+                )
+                self.writes["create_check_run"] += 1
+                return len(runs)
+
+        return await asyncio.to_thread(record)
+
+    async def add_labels(self, repo: RepoRef, number: int, labels: list[str]) -> None:
+        def record() -> None:
+            with _json_file(self._area("labels", repo).with_suffix(".json"), {}) as by_number:
+                names = by_number.setdefault(str(number), [])
+                names += [label for label in labels if label not in names]
+            self.writes["add_labels"] += 1
+
+        if labels:
+            await asyncio.to_thread(record)
+
+    async def permission(self, repo: RepoRef, username: str) -> Permission:
+        level = self._permissions.get(username.lower(), "admin")
+        return level if level in PERMISSION_RANK else "none"  # type: ignore[return-value]
+
+
+def _safe(part: str) -> str:
+    """An owner or repository name fit to be one folder name."""
+    if not _NAME.match(part) or part in (".", ".."):
+        raise ForgeError(f"{part[:60]!r} is not a valid GitHub owner or repository name.")
+    return part
+
+
+def _comment_files(folder: Path) -> list[Path]:
+    return sorted((p for p in folder.glob("*.md") if p.stem.isdigit()), key=lambda p: int(p.stem))
+
+
+def _git(
+    cwd: Path,
+    *args: str,
+    stdin: str | None = None,
+    env: dict[str, str] | None = None,
+    check: bool = True,
+    strip: bool = True,
+) -> Any:
+    """Run git (never through a shell); its output, or None when `check` is off and git
+    fails. A failure with `check` on is a ForgeError naming the command and git's reason."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    result = subprocess.run(
+        ["git", *args],
+        cwd=cwd,
+        input=stdin.encode() if stdin is not None else None,
+        capture_output=True,
+        env={**inherited, **_GIT_ENV, **(env or {})},
+        check=False,
+    )
+    if result.returncode != 0:
+        if not check:
+            return None
+        reason = result.stderr.decode(errors="replace").strip().splitlines() or ["no output"]
+        raise ForgeError(f"git {args[0]} failed in {cwd}: {reason[-1]}")
+    out = result.stdout.decode("utf-8", errors="replace")
+    return out.strip() if strip else out
+
+
+@contextmanager
+def _locked(lock_path: Path) -> Iterator[None]:
+    """An exclusive lock between threads and processes (the web and worker processes may
+    share one LocalForge root)."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+@contextmanager
+def _json_file(path: Path, default: Any) -> Iterator[Any]:
+    """Read-modify-write of a JSON file under its lock; written atomically on success."""
+    with _locked(path.with_name(path.name + ".lock")):
+        data = json.loads(path.read_text()) if path.exists() else default
+        yield data
+        scratch = path.with_name(path.name + ".tmp")
+        scratch.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        os.replace(scratch, path)

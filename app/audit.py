@@ -1,0 +1,179 @@
+"""The audit log: every side effect on GitHub or a cluster, appended to a Redis stream.
+
+Job handlers and tools call `AuditLog.record` after each side effect (comment, branch,
+commit, pull request, repository, namespace, deploy, check run, label) with who asked, which
+command and which session; operators read it with `idp-copilot audit export`. Entries never
+hold secrets: every string is redacted before it is written.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import redis
+
+from app.agent.sanitize import REDACTED, redact
+from app.config import Settings
+
+AuditAction = Literal[
+    "comment",
+    "branch",
+    "commit",
+    "pull_request",
+    "repository",
+    "namespace",
+    "deploy",
+    "check_run",
+    "label",
+]
+ACTIONS: tuple[str, ...] = AuditAction.__args__  # type: ignore[attr-defined]
+# Approximate trim (MAXLEN ~): Redis drops whole old nodes, cheaply, past this many entries.
+DEFAULT_MAX_ENTRIES = 1_000_000
+_PAGE = 500
+
+# Credentials whose shape is known, caught even when they are not in Settings: installation
+# tokens minted at run time, tokens pasted into issue text, PEM keys and JWTs.
+_TOKEN_RE = re.compile(
+    r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,}"
+    r"|sk-(?:ant-|proj-)?[A-Za-z0-9_-]{20,}"
+    r"|eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})"
+    r"|-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)",
+    re.DOTALL,
+)
+
+
+def scrub(value: Any, secrets: list[str]) -> Any:
+    """`value` (text, or JSON-like dicts and lists) with secret values and token-shaped
+    strings replaced by `[redacted]`, keys included."""
+    if isinstance(value, str):
+        return _TOKEN_RE.sub(REDACTED, redact(value, secrets))
+    if isinstance(value, dict):
+        return {str(scrub(str(k), secrets)): scrub(v, secrets) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [scrub(v, secrets) for v in value]
+    return value
+
+
+def stream_time(entry_id: bytes | str) -> str:
+    """The ISO 8601 UTC time of a stream entry, from its id (milliseconds since the epoch)."""
+    raw = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    ms = int(raw.split("-", 1)[0])
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
+
+
+def read_stream(
+    connection: redis.Redis, key: str, start: str = "-"
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every entry of a stream of JSON entries from `start`, oldest first, page by page."""
+    cursor = start
+    while True:
+        page = connection.xrange(key, min=cursor, max="+", count=_PAGE)
+        for entry_id, fields in page:
+            raw = fields.get(b"data", fields.get("data"))
+            ident = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+            yield ident, json.loads(raw)
+        if len(page) < _PAGE:
+            return
+        cursor = "(" + (page[-1][0].decode() if isinstance(page[-1][0], bytes) else page[-1][0])
+
+
+class AuditLog:
+    """Append-only record of side effects under `settings.key("audit")`, in time order."""
+
+    def __init__(
+        self,
+        connection: redis.Redis,
+        settings: Settings,
+        *,
+        max_entries: int = DEFAULT_MAX_ENTRIES,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.redis = connection
+        self.settings = settings
+        self.key = settings.key("audit")
+        self.max_entries = max_entries
+        # None: Redis's clock stamps entries, so several workers agree on the order.
+        self.clock = clock
+
+    def record(
+        self,
+        action: AuditAction,
+        *,
+        session_id: str | None,
+        actor: str | None,
+        command: str | None,
+        target: str,
+        result: str,
+        detail: dict[str, Any] | None = None,
+    ) -> str:
+        """Append one side effect; returns the entry id. Call it after the side effect, with
+        `target` naming what changed (`acme/payments#12`, a branch, a namespace) and
+        `result` what happened (`created`, `updated`, `unchanged`, `failed: …`)."""
+        if action not in ACTIONS:
+            raise ValueError(f"unknown audit action {action!r}: use one of {', '.join(ACTIONS)}")
+        entry = scrub(
+            {
+                "action": action,
+                "session_id": session_id,
+                "actor": actor,
+                "command": command,
+                "target": target,
+                "result": result,
+                "detail": detail or {},
+            },
+            self.settings.secret_values(),
+        )
+        data = json.dumps(entry, ensure_ascii=False, default=str)
+        entry_id = "*" if self.clock is None else f"{int(self.clock() * 1000)}-*"
+        try:
+            new_id = self._add(entry_id, data)
+        except redis.ResponseError:
+            # A clock behind the newest entry (another worker's): Redis's clock keeps order.
+            new_id = self._add("*", data)
+        return new_id.decode() if isinstance(new_id, bytes) else new_id
+
+    def _add(self, entry_id: str, data: str) -> Any:
+        return self.redis.xadd(
+            self.key, {"data": data}, id=entry_id, maxlen=self.max_entries, approximate=True
+        )
+
+    def entries(self, since_seconds: float | None = None) -> Iterator[dict[str, Any]]:
+        """Entries oldest first, each with its `id` and `time`; only the last `since_seconds`
+        when given."""
+        start = "-"
+        if since_seconds is not None:
+            start = str(max(0, int((self._now() - since_seconds) * 1000)))
+        for entry_id, entry in read_stream(self.redis, self.key, start):
+            yield {"id": entry_id, "time": stream_time(entry_id), **entry}
+
+    def export(self, since_seconds: float | None = None) -> Iterator[str]:
+        """The entries as JSON lines (no newline), oldest first: `idp-copilot audit export`."""
+        for entry in self.entries(since_seconds):
+            yield json.dumps(entry, ensure_ascii=False)
+
+    def _now(self) -> float:
+        if self.clock is not None:
+            return self.clock()
+        seconds, micros = self.redis.time()
+        return seconds + micros / 1_000_000
+
+
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])", re.IGNORECASE)
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> float:
+    """`90s`, `30m`, `24h`, `7d`, `2w` or combinations such as `1h30m`, in seconds; a
+    ValueError that shows the accepted forms otherwise."""
+    compact = text.strip().replace(" ", "")
+    parts = _DURATION_RE.findall(compact)
+    if not compact or "".join(n + u for n, u in parts).lower() != compact.lower():
+        raise ValueError(
+            f"{text!r} is not a duration: use a number and a unit s, m, h, d or w, "
+            "e.g. 30m, 24h, 7d or 1h30m"
+        )
+    return sum(float(n) * _UNIT_SECONDS[u.lower()] for n, u in parts)

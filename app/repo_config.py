@@ -1,0 +1,409 @@
+"""A repository's own settings: `.github/idp-copilot.yml` on its default branch.
+
+Job handlers load it once per job (`load_repo_config`) and read from the `RepoConfig` who may
+run which command, which tools wait for approval, where manifests go and how pull requests
+look. A missing file means the defaults; an invalid file means the defaults plus an `error`
+sentence for a comment that names each bad key, its line and the fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from app.commands import Verb
+from app.github.forge import PERMISSION_RANK, Forge, ForgeError, RepoRef, validate_path
+from tools.service import NAME_RE, Language, ServiceType, suggest_name
+
+if TYPE_CHECKING:
+    from tools.registry import ToolRegistry
+
+CONFIG_PATH = ".github/idp-copilot.yml"
+MAX_CONFIG_BYTES = 64 * 1024
+Level = Literal["read", "triage", "write", "maintain", "admin"]
+
+# Who may run what (DESIGN.md "Who may run what"). The file may only make a command stricter:
+# anyone who can push to the default branch can edit it, so lowering `apply` would let a
+# writer approve their own deploys.
+_WRITE_VERBS = ("create-service", "request", "plan", "retry", "cancel", "answer", "set")
+DEFAULT_PERMISSIONS: dict[str, Level] = {
+    **dict.fromkeys(("help", "status", "ask", "feedback"), "read"),
+    **dict.fromkeys(_WRITE_VERBS, "write"),
+    **dict.fromkeys(("apply", "deploy"), "maintain"),
+}
+DEFAULT_APPROVAL_REQUIRED: tuple[str, ...] = (
+    "create_k8s_namespace",
+    "deploy_to_staging",
+    "create_repository",
+    "create_git_repository_with_branch_protection",
+)
+_NAMESPACE_PREFIX_RE = re.compile(r"^([a-z0-9][-a-z0-9]{0,29})?$")
+
+
+class _Strict(BaseModel):
+    # extra="forbid": a misspelt key is reported instead of silently ignored.
+    model_config = ConfigDict(extra="forbid")
+
+
+class Defaults(_Strict):
+    """Values a request gets when it does not say."""
+
+    language: Language | None = Field(None, description="None: the todo asks the requester")
+    team: str = Field("platform", description="Owning team of new services")
+    type: ServiceType = "api"
+
+    @field_validator("team")
+    @classmethod
+    def _team(cls, value: str) -> str:
+        if not NAME_RE.match(value):
+            raise ValueError(
+                f"a team name follows the service-name rule: try '{suggest_name(value)}'"
+            )
+        return value
+
+
+class StagingConfig(_Strict):
+    """Where `/idp deploy staging` and auto-deploy go."""
+
+    context: str | None = Field(None, description="kubeconfig context; None: the current one")
+    namespace_prefix: str = Field("", description="Prepended to the NAME-staging namespace")
+
+    @field_validator("namespace_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if not _NAMESPACE_PREFIX_RE.match(value):
+            raise ValueError(
+                "must be up to 30 lower-case letters, digits and '-', starting with a letter or "
+                "digit (it becomes part of a Kubernetes namespace name), e.g. 'team-a-'"
+            )
+        return value
+
+    def namespace_for(self, name: str) -> str:
+        """The staging namespace of service or team `name` under this prefix."""
+        return f"{self.namespace_prefix}{name}-staging"
+
+
+class ReviewersConfig(_Strict):
+    min_permission: Level = Field(
+        "write", description="Permission a reviewer needs for the App to act on their review"
+    )
+
+
+class RepoConfig(_Strict):
+    """The validated `.github/idp-copilot.yml`; every key optional."""
+
+    manifests_path: str = Field(
+        "services/{name}", description="Folder of a service's generated files; {name} required"
+    )
+    defaults: Defaults = Field(default_factory=Defaults)
+    permissions: dict[Verb, Level] = Field(
+        default_factory=dict, description="Command -> permission, stricter than the defaults"
+    )
+    approval_required: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_APPROVAL_REQUIRED),
+        description="Tools that wait for `/idp apply` (besides those that always do)",
+    )
+    tools: list[str] | None = Field(None, description="Only these tools; None: all of them")
+    staging: StagingConfig = Field(default_factory=StagingConfig)
+    auto_deploy_on_merge: bool = False
+    labels: list[str] = Field(default_factory=lambda: ["idp-copilot"])
+    draft_pull_requests: bool = False
+    agent_system: str = Field("default", pattern=r"^[a-z0-9][-a-z0-9_]{0,62}$")
+    reviewers: ReviewersConfig = Field(default_factory=ReviewersConfig)
+
+    @field_validator("manifests_path")
+    @classmethod
+    def _manifests_path(cls, value: str) -> str:
+        if "{name}" not in value:
+            raise ValueError("must contain {name}, e.g. 'services/{name}'")
+        try:
+            sample = value.format(name="svc")
+        except (KeyError, IndexError, ValueError):
+            raise ValueError("may hold no placeholder but {name}, e.g. 'services/{name}'") from None
+        try:
+            validate_path(sample.rstrip("/"))
+        except ForgeError:
+            raise ValueError(
+                "must be a relative folder without '..', '.' or empty parts, e.g. 'services/{name}'"
+            ) from None
+        return value.rstrip("/")
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: list[str]) -> list[str]:
+        for label in value:
+            if not label.strip() or len(label) > 50:  # GitHub's limit on label names
+                raise ValueError("a label must be 1 to 50 characters")
+        return value
+
+    def manifests_dir(self, name: str) -> str:
+        """The folder of service `name`'s generated files, e.g. `services/payments`."""
+        return self.manifests_path.format(name=name)
+
+
+def required_permission(config: RepoConfig | None, verb: str) -> Level:
+    """The permission `verb` needs in this repository: the file's override or the default.
+    A verb nobody configured fails closed (admin)."""
+    if config is not None and verb in config.permissions:
+        return config.permissions[verb]  # type: ignore[index]
+    return DEFAULT_PERMISSIONS.get(verb, "admin")
+
+
+@dataclass(frozen=True)
+class RepoConfigResult:
+    """The config in force (defaults when the file is missing or invalid), whether the file
+    exists, and the comment-ready `error` sentence when it is invalid."""
+
+    config: RepoConfig
+    found: bool = False
+    error: str | None = None
+
+
+async def load_repo_config(
+    forge: Forge, repo: RepoRef, registry: ToolRegistry | None = None
+) -> RepoConfigResult:
+    """Read and validate `.github/idp-copilot.yml` from the default branch of `repo`.
+
+    With a `registry`, tool names in `tools` and `approval_required` must be known tools.
+    A `ForgeError` (GitHub down after retries) propagates: guessing the defaults then could
+    run a command the file forbids.
+    """
+    text = await forge.read_file(repo, CONFIG_PATH)
+    if text is None:
+        return RepoConfigResult(RepoConfig())
+    config, error = parse_repo_config(text, registry)
+    return RepoConfigResult(config or RepoConfig(), found=True, error=error)
+
+
+def parse_repo_config(
+    text: str, registry: ToolRegistry | None = None
+) -> tuple[RepoConfig | None, str | None]:
+    """`text` as a `RepoConfig`, or None and the error sentence (see `load_repo_config`)."""
+    if len(text.encode()) > MAX_CONFIG_BYTES:
+        return None, _error_text([f"the file is larger than {MAX_CONFIG_BYTES // 1024} KiB"])
+    try:
+        data = yaml.safe_load(text)
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or "it cannot be parsed"
+        return None, _error_text([f"it is not valid YAML ({where}{_code(problem)})"])
+    if data is None:
+        return RepoConfig(), None
+    if not isinstance(data, dict):
+        return None, _error_text(
+            [
+                f"line 1: the file must be a mapping such as `manifests_path: services/{{name}}`, "
+                f"not {_kind(data)}"
+            ]
+        )
+    try:
+        config = RepoConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = [_problem(err) for err in exc.errors(include_url=False)]
+    else:
+        problems = _policy_problems(config, data, registry)
+        if not problems:
+            return config, None
+    located = sorted((_line_of(root, loc) or 0, msg) for loc, msg in problems)
+    return None, _error_text([f"line {line}: {msg}" if line else msg for line, msg in located])
+
+
+# -- checks beyond the schema --------------------------------------------------------------
+
+Problem = tuple[tuple[Any, ...], str]
+
+
+def _policy_problems(
+    config: RepoConfig, data: dict[str, Any], registry: ToolRegistry | None
+) -> list[Problem]:
+    problems: list[Problem] = []
+    for verb, level in config.permissions.items():
+        default = DEFAULT_PERMISSIONS[verb]
+        if PERMISSION_RANK[level] < PERMISSION_RANK[default]:
+            problems.append(
+                (
+                    ("permissions", verb),
+                    f"{_code(f'permissions.{verb}: {level!r} is below the default {default}')}. "
+                    f"The file may only make a command stricter: use {default} or above",
+                )
+            )
+    if registry is not None:
+        for field in ("tools", "approval_required"):
+            for i, name in enumerate(data.get(field) or []):
+                if name in registry or (field == "approval_required" and _is_default(name)):
+                    continue
+                close = difflib.get_close_matches(name, registry.names, n=1, cutoff=0.6)
+                hint = f"did you mean `{close[0]}`?" if close else "`idp-copilot tools` lists them"
+                problems.append(
+                    (
+                        (field, i),
+                        f"{_code(f'{field}[{i}]: {_show(name)}')} is not a known tool; {hint}",
+                    )
+                )
+    return problems
+
+
+def _is_default(name: str) -> bool:
+    # Approval for a default tool that is not installed is harmless: the example file lists
+    # them all, and it must validate wherever the App runs.
+    return name in DEFAULT_APPROVAL_REQUIRED
+
+
+# -- error sentences -----------------------------------------------------------------------
+
+
+def _problem(err: Any) -> Problem:
+    loc, kind, value = tuple(err["loc"]), err["type"], err.get("input")
+    if kind == "literal_error" and loc[-1] == "[key]":
+        loc = loc[:-1]
+        options = _options(err)
+        hint = _did_you_mean(str(value), options) or f"commands: {', '.join(options)}"
+        return loc, f"{_code(f'{_dotted(loc)}: not a command')}; {hint}"
+    if kind == "literal_error":
+        options = ", ".join(_options(err))
+        return loc, f"{_code(f'{_dotted(loc)}: {_show(value)} is not one of {options}')}"
+    if kind == "extra_forbidden":
+        known = _fields_at(loc[:-1])
+        hint = _did_you_mean(str(loc[-1]), known) or (
+            f"known keys here: {', '.join(known)}; remove it or fix its spelling"
+        )
+        return loc, f"{_code(f'{_dotted(loc)}: not a known key')}; {hint}"
+    message = str(err["msg"]).removeprefix("Value error, ")
+    message = message[:1].lower() + message[1:]
+    if kind == "string_pattern_mismatch" and loc == ("agent_system",):
+        message = "must be a name of lower-case letters, digits, '-' and '_'"
+    return loc, f"{_code(f'{_dotted(loc)}: {message}')}"
+
+
+def _options(err: Any) -> list[str]:
+    return re.findall(r"'([^']*)'", str(err.get("ctx", {}).get("expected", "")))
+
+
+def _fields_at(loc: Sequence[Any]) -> list[str]:
+    model: type[BaseModel] = RepoConfig
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field is not None else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)
+
+
+def _did_you_mean(word: str, choices: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word.lower(), list(choices), n=1, cutoff=0.6)
+    return f"did you mean `{close[0]}`?" if close else ""
+
+
+def _line_of(node: yaml.Node | None, loc: Sequence[Any]) -> int | None:
+    """The 1-based line of the YAML node at `loc` (a key's own line for a bad key)."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if str(key.value) == str(part):
+                    line, node = key.start_mark.line + 1, value
+                    break
+            else:
+                return line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                return line
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+def _error_text(problems: list[str]) -> str:
+    lines = "\n".join(f"- {p}" if p.endswith(("?", ".")) else f"- {p}." for p in problems)
+    return (
+        f"`{CONFIG_PATH}` is not valid, so this repository uses the default settings until it "
+        f"is fixed:\n\n{lines}\n\nFix it on the default branch; `idp-copilot init-repo` prints "
+        "a commented example."
+    )
+
+
+def _dotted(loc: Sequence[Any]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _show(value: Any) -> str:
+    """A value from the file, quoted for a code span: one line, no backticks, shortened."""
+    if isinstance(value, dict | list):
+        return _kind(value)
+    flat = " ".join(str(value).replace("`", "'").split())
+    flat = flat if len(flat) <= 60 else flat[:59] + "…"
+    return f"'{flat}'" if isinstance(value, str) else flat
+
+
+def _code(text: str) -> str:
+    # A code span keeps file content inert: no @-mentions, no markdown.
+    return "`" + " ".join(text.replace("`", "'").split()) + "`"
+
+
+def _kind(value: Any) -> str:
+    return {dict: "a mapping", list: "a list"}.get(type(value), f"a {type(value).__name__}")
+
+
+EXAMPLE_CONFIG = """\
+# .github/idp-copilot.yml: how IDP Copilot works in this repository.
+# Read from the default branch. Every key is optional; a key left out keeps its default.
+
+# Folder of a service's generated files (manifests, CI, docs); {name} is the service name.
+manifests_path: services/{name}
+
+# Values a request gets when it does not say.
+defaults:
+  language: python        # python, go, node or java; leave out to have the todo ask
+  team: platform
+  type: api               # api, worker or web
+
+# Permission a command needs: read, triage, write, maintain or admin.
+# Defaults: create-service, plan, retry, cancel, answer and set need write; apply and deploy
+# need maintain; help, status, ask and feedback anyone. Commands can only be made stricter.
+permissions:
+  deploy: admin
+
+# Tools that wait for `/idp apply` from someone allowed to run it.
+approval_required:
+  - create_k8s_namespace
+  - deploy_to_staging
+  - create_repository
+  - create_git_repository_with_branch_protection
+
+# Narrow the tools the agent may use (`idp-copilot tools` lists them); leave out for all.
+# tools:
+#   - generate_k8s_manifests
+#   - setup_cicd_pipeline
+
+staging:
+  # context: staging      # kubeconfig context; leave out for the current one
+  namespace_prefix: ""    # prepended to the NAME-staging namespace
+
+auto_deploy_on_merge: false   # deploy to staging when the App's pull request is merged
+labels:                        # added to the App's pull requests
+  - idp-copilot
+draft_pull_requests: false
+agent_system: default
+
+reviewers:
+  min_permission: write   # permission a reviewer needs for the App to act on their review
+"""
+
+
+def render_example_config() -> str:
+    """A commented `.github/idp-copilot.yml` that validates: for the README and `init-repo`."""
+    return EXAMPLE_CONFIG

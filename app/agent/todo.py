@@ -28,6 +28,9 @@ class Task(BaseModel):
     depends_on: list[str] = Field(default_factory=list)
     status: TaskStatus = "pending"
     detail: str | None = None
+    optional: bool = Field(
+        False, description="A failure of this task does not fail the session (e.g. a search)."
+    )
 
 
 class Todo(BaseModel):

@@ -1,0 +1,324 @@
+"""The agent loop: plan first, then decide → act → observe → re-plan, checkpointing each step.
+
+Without a model the `rules` planner writes the todo and the loop runs its ready tasks (all
+dependencies done), independent ones concurrently. With a model, the model plans through
+`write_todo` and picks the calls. Either way the same rules hold: side effects are keyed and
+never repeated, approval-gated tools wait for `/idp apply`, the loop guard ends every run,
+and typed outcomes (app/agent/outcomes.py) become a status and a line in the todo, here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from app.agent.guard import GuardLimits, LoopGuard, idempotency_key
+from app.agent.outcomes import (
+    AgentOutcome,
+    Cancelled,
+    LoopGuardTripped,
+    NeedsApproval,
+    QuestionForRequester,
+    ReplyToRequester,
+)
+from app.agent.planner import free_text_reply, plan_create_service, title_for
+from app.agent.progress import (
+    APPROVAL_WAIT,
+    block_dependents,
+    final_status,
+    gate_approvals,
+    merge_output,
+    ready_tasks,
+)
+from app.agent.providers.base import ChatModel, ProviderError, ToolCall
+from app.agent.publisher import Publisher
+from app.agent.sanitize import neutralize_mentions
+from app.agent.todo import Task, Todo
+from app.config import Settings
+from app.github.forge import Forge, ForgeError, RepoRef
+from app.state import Session, SessionStore, StepRecord
+from tools.registry import ToolRegistry, ToolResult
+from tools.spec import ToolContext, ToolError, ToolSpec
+
+log = logging.getLogger(__name__)
+
+EventSink = Callable[[str, dict[str, Any]], Any]
+
+
+@dataclass
+class RunState:
+    """One run of one session: where it publishes, its guard, and the lock it renews."""
+
+    session: Session
+    repo: RepoRef
+    guard: LoopGuard
+    lock: Any = None
+
+
+class Agent:
+    """Runs one session to its next stop: done, failed, waiting (approval or an answer)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: ToolRegistry,
+        forge: Forge,
+        store: SessionStore,
+        chat_model: ChatModel | None = None,
+        cluster: Any = None,
+        on_event: EventSink | None = None,
+        *,
+        publisher: Publisher | None = None,
+        limits: GuardLimits | None = None,
+        allowed_tools: list[str] | None = None,
+        approval_tools: Iterable[str] = (),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.forge = forge
+        self.store = store
+        self.chat_model = chat_model
+        self.cluster = cluster
+        self.on_event = on_event
+        self.publisher = publisher or Publisher(forge, settings)
+        self.limits = limits or GuardLimits()
+        self.allowed = (
+            None if allowed_tools is None else {s.name for s in registry.specs(allowed_tools)}
+        )
+        self.approval_tools = {registry.get(n).name for n in approval_tools if n in registry}
+        self.clock = clock
+        self._event_tasks: set[asyncio.Future[Any]] = set()
+
+    # -- the run and its outcomes ---------------------------------------------------------
+
+    async def run(self, session: Session, lock: Any = None) -> Session:
+        """Carry the session as far as it can go now; checkpointed after every step."""
+        if session.status == "cancelled":
+            return session
+        run = RunState(
+            session,
+            RepoRef.parse(session.repo, session.installation_id),
+            LoopGuard.from_limits(self.limits, self.clock),
+            lock,
+        )
+        self._set_status(session, "running")
+        try:
+            if self.chat_model is None:
+                await self._run_rules(run)
+            else:
+                from app.agent.model_loop import run_with_model
+
+                await run_with_model(self, run)
+            self._set_status(session, final_status(session.todo))
+        except AgentOutcome as outcome:
+            await self._handle(run, outcome)
+        except ProviderError as exc:
+            self.note(session, f"⚠️ The language model failed: {exc}. Comment `/idp retry`.")
+            self._set_status(session, "failed")
+        await self.boundary(run, check_cancel=False)
+        return session
+
+    async def _handle(self, run: RunState, outcome: AgentOutcome) -> None:
+        """The one place typed outcomes become a status and a visible line."""
+        s = run.session
+        if isinstance(outcome, QuestionForRequester):
+            if s.todo is None:
+                s.todo = Todo(title=title_for(s))
+            if outcome.question not in s.todo.open_questions:
+                s.todo.open_questions.append(outcome.question)
+            self._set_status(s, "waiting")
+        elif isinstance(outcome, ReplyToRequester):
+            try:
+                await self.publisher.reply(s, run.repo, outcome.text)
+                self._set_status(s, "waiting")
+            except ForgeError as exc:
+                log.warning("reply on %s failed: %s", s.id, exc)
+                self._set_status(s, "failed")
+        elif isinstance(outcome, LoopGuardTripped):
+            self.note(s, f"⚠️ {outcome.reason}")
+            self._set_status(s, "failed")
+        elif isinstance(outcome, Cancelled):
+            self.note(s, outcome.message)
+            self._set_status(s, "cancelled")
+        else:
+            self.note(s, outcome.message)
+            self._set_status(s, final_status(s.todo))
+
+    # -- the rules path -------------------------------------------------------------------
+
+    async def _run_rules(self, run: RunState) -> None:
+        s = run.session
+        if s.todo is None or not s.todo.tasks:
+            if s.request is None:
+                raise ReplyToRequester(free_text_reply())
+            previous = s.todo
+            s.todo = plan_create_service(s.request, s.id, self.registry)
+            if previous is not None:
+                s.todo.notes = [*previous.notes, *s.todo.notes]
+            self.gate_approvals(s)
+            self.emit("todo", {"todo": s.todo.model_dump()})
+            await self.boundary(run)
+        while True:
+            self.gate_approvals(s)
+            block_dependents(s.todo)
+            ready = ready_tasks(s.todo)
+            if not ready:
+                return
+            run.guard.step()
+            for task in ready:
+                run.guard.check(ToolCall(id=task.id, name=task.tool or "", arguments=task.args))
+            await asyncio.gather(*(self._run_task(run, t) for t in ready))
+            await self.boundary(run)
+
+    async def _run_task(self, run: RunState, task: Task) -> None:
+        if task.tool is None:
+            task.status = "skipped"
+            return
+        self.set_task(task, "running", None)
+        try:
+            result = await self.execute(run, task.tool, task.args, task.id)
+        except NeedsApproval:
+            self.set_task(task, "waiting_approval", APPROVAL_WAIT)
+            return
+        self.apply_result(run.session, result, task)
+
+    # -- shared by both paths ---------------------------------------------------------------
+
+    def needs_approval(self, spec: ToolSpec) -> bool:
+        return spec.requires_approval or spec.name in self.approval_tools
+
+    def gate_approvals(self, s: Session) -> None:
+        """Approval-gated tasks wait while the session has no approval, and run once it has."""
+        if s.todo is not None:
+            for task in gate_approvals(s.todo, self.is_gated, bool(s.approved_by)):
+                self.emit("task", {"id": task.id, "status": task.status, "detail": task.detail})
+
+    def is_gated(self, tool: str | None) -> bool:
+        spec = self.spec_or_none(tool)
+        return spec is not None and self.needs_approval(spec)
+
+    async def execute(
+        self, run: RunState, name: str, args: dict[str, Any], task_id: str | None = None
+    ) -> ToolResult:
+        """One tool call with the loop's rules: allow-list, approval gate (raises
+        `NeedsApproval`), side effects reused from the session, a `StepRecord` kept."""
+        s = run.session
+        try:
+            spec = self.registry.get(name)
+        except ToolError as exc:
+            return ToolResult(False, error=str(exc), tool=name)
+        if self.allowed is not None and spec.name not in self.allowed:
+            error = f"`{spec.name}` is not enabled for this repository (.github/idp-copilot.yml)."
+            return ToolResult(False, error=error, tool=spec.name)
+        if self.needs_approval(spec) and not s.approved_by:
+            raise NeedsApproval(spec.name, task_id)
+        files = s.files if spec.side_effect == "repo" else None
+        key = idempotency_key(s.id, spec.name, args, files)
+        if spec.side_effect != "none" and (prior := s.step_for(key)) is not None:
+            self.emit(
+                "tool_result", {"tool": spec.name, "task": task_id, "ok": True, "reused": True}
+            )
+            return ToolResult(True, output=dict(prior.output), tool=spec.name)
+        ctx = ToolContext(
+            settings=self.settings,
+            session=s,
+            forge=self.forge,
+            repo=run.repo,
+            cluster=self.cluster,
+            approved=bool(s.approved_by),
+            files=dict(s.files),
+            idempotency_key=key,
+        )
+        self.emit("tool_call", {"tool": spec.name, "task": task_id, "args": args})
+        started = time.time()
+        result = await self.registry.call(spec.name, args, ctx)
+        output = result.output or {}
+        if spec.side_effect == "none" and isinstance(output.get("files"), dict):
+            output = {**output, "files": sorted(output["files"])}  # contents live in files
+        s.steps.append(
+            StepRecord(
+                task_id=task_id,
+                tool=spec.name,
+                args=args,
+                idempotency_key=key,
+                ok=result.ok,
+                output=output,
+                error=result.error,
+                started_at=started,
+                finished_at=time.time(),
+            )
+        )
+        done = {"ok": result.ok, "error": result.error, "duration": result.duration}
+        self.emit("tool_result", {"tool": spec.name, "task": task_id, **done})
+        return result
+
+    def apply_result(self, s: Session, result: ToolResult, task: Task | None) -> None:
+        """Files into the workspace, PR fields onto the session, the task ticked or failed."""
+        output = result.output or {}
+        if result.ok:
+            merge_output(s, output)
+        if task is None:
+            return
+        if result.ok:
+            summary = output.get("summary")
+            detail = summary.splitlines()[0][:160] if isinstance(summary, str) and summary else None
+            self.set_task(task, "done", neutralize_mentions(detail) if detail else None)
+        else:
+            error = " ".join((result.error or "failed").split())
+            self.set_task(task, "failed", neutralize_mentions(error[:300]))
+
+    async def boundary(self, run: RunState, check_cancel: bool = True) -> None:
+        """End of a step: keep the lock, checkpoint, then edit the todo comment if it changed."""
+        s = run.session
+        if check_cancel:
+            stored = self.store.get(s.id)
+            if stored is not None and stored.status == "cancelled":
+                raise Cancelled()
+        if run.lock is not None:
+            run.lock.reacquire()
+        self.store.save(s)
+        if await self.publisher.sync_todo(s, run.repo):
+            self.store.save(s)
+            self.emit("todo", {"markdown": s.rendered_todo, "comment_id": s.comment_id})
+        self.emit("step", {"status": s.status, "steps": len(s.steps)})
+
+    # -- small helpers ------------------------------------------------------------------------
+
+    def spec_or_none(self, name: str | None) -> ToolSpec | None:
+        return self.registry.get(name) if name and name in self.registry else None
+
+    def set_task(self, task: Task, status: str, detail: str | None) -> None:
+        task.status, task.detail = status, detail  # type: ignore[assignment]
+        self.emit("task", {"id": task.id, "status": status, "detail": detail})
+
+    def _set_status(self, s: Session, status: str) -> None:
+        if s.status != status:
+            s.status = status  # type: ignore[assignment]
+            self.emit("status", {"status": status})
+
+    def note(self, s: Session, note: str) -> None:
+        if s.todo is None:
+            s.todo = Todo(title=title_for(s))
+        if note not in s.todo.notes:
+            s.todo.notes.append(note)
+            self.emit("note", {"note": note})
+
+    def emit(self, kind: str, data: dict[str, Any]) -> None:
+        """Tell the event sink (the operator API's stream); a failing sink never stops a run."""
+        if self.on_event is None:
+            return
+        try:
+            result = self.on_event(kind, data)
+            if inspect.isawaitable(result):
+                # keep a reference: the event loop holds tasks only weakly
+                task = asyncio.ensure_future(result)
+                self._event_tasks.add(task)
+                task.add_done_callback(self._event_tasks.discard)
+        except Exception:
+            log.warning("event sink failed on %s", kind, exc_info=True)

@@ -76,6 +76,13 @@ class Trigger(BaseModel):
     commands: list[Command] = Field(default_factory=list)
     errors: list[str] = Field(default_factory=list)
     received_at: float = Field(default_factory=time.time)
+    # Sessions started from the operator console or `idp-copilot run` without a repo answer
+    # on the LocalForge, whatever the worker's forge is.
+    dry_run: bool = False
+    # Requests from the operator API with an operator token: the permission the API already
+    # granted, which the worker uses instead of asking the forge about `sender` (an operator
+    # is not a GitHub user). Never set from a webhook.
+    authorized_permission: str | None = None
 
 
 # -- usage and help ------------------------------------------------------------------------
@@ -386,7 +393,7 @@ def validate_set_value(key: str, value: str) -> str:
     if key in ("replicas", "max_replicas", "port", "latency_p99_ms", "availability_slo"):
         return str(_check_number(key, value, f"`{key}`"))
     rule = _VALUE_RULES.get(_RULE_OF_KEY.get(key, ""))
-    if rule and not rule[0].match(value):
+    if rule and not rule[0].fullmatch(value):
         raise CommandError(f"`{key}` must be {rule[1]}; got {escape_user_text(value)}.")
     data = ServiceRequest(name="example").model_dump()
     data[key] = value

@@ -104,7 +104,7 @@ class WebhookReceiver:
             return _reply(401, "rejected", reason), "rejected"
         try:
             payload = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # deep nesting overflows the parser
             return _reply(400, "rejected", "body is not valid JSON"), "rejected"
         if not isinstance(payload, dict):
             return _reply(400, "rejected", "body is not a JSON object"), "rejected"

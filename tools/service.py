@@ -53,13 +53,13 @@ class ServiceRequest(BaseModel):
     @field_validator("name")
     @classmethod
     def _dns_name(cls, value: str) -> str:
-        if not NAME_RE.match(value):
+        if not NAME_RE.fullmatch(value):
             raise ValueError(f"{NAME_RULE}; try '{suggest_name(value)}'")
         return value
 
     @field_validator("team")
     @classmethod
     def _team_name(cls, value: str) -> str:
-        if not NAME_RE.match(value):
+        if not NAME_RE.fullmatch(value):
             raise ValueError(f"a team name follows the same rule: try '{suggest_name(value)}'")
         return value

@@ -32,3 +32,6 @@ format: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
+
+check-generated: $(STAMP)
+	sh scripts/check-generated.sh

@@ -1,0 +1,317 @@
+"""The generating tools of the original prototype: check the request, list the templates,
+and render a service (whole or by part) into the session's workspace of files.
+
+All are pure (side effect "none"): each returns `files` (path → text), which the loop merges
+into the session, plus a one-line `summary` for the todo. Publishing and validation of the
+whole set happen in `open_pull_request`; `validate_generated_files` runs the same validators
+on demand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from tools.render import (
+    render_dockerfile,
+    render_docs,
+    render_k8s,
+    render_observability,
+    render_service,
+    render_source,
+    render_workflow,
+)
+from tools.render_common import DEFAULT_BASE_PATH, language_of
+from tools.service import LANGUAGES, NAME_RE, NAME_RULE, SERVICE_TYPES, ServiceRequest, suggest_name
+from tools.spec import ToolContext, ToolError, ToolSpec
+from tools.templates import PROFILES
+from tools.validate import Finding, validate_files
+
+_TYPE_ALIASES = {
+    "service": "api", "http": "api", "rest": "api", "backend": "api", "grpc": "api",
+    "frontend": "web", "website": "web", "ui": "web", "webapp": "web",
+    "job": "worker", "consumer": "worker", "queue": "worker", "background": "worker",
+}  # fmt: skip
+_LANGUAGE_ALIASES = {
+    "py": "python", "python3": "python", "golang": "go",
+    "nodejs": "node", "node.js": "node", "javascript": "node", "js": "node", "jvm": "java",
+}  # fmt: skip
+
+
+class ServiceInput(ServiceRequest):
+    """The service request plus where its files go."""
+
+    base_path: str = Field(
+        DEFAULT_BASE_PATH,
+        description="Folder of the service in the repository; may hold {name} and {team}",
+    )
+
+
+class GeneratedFiles(BaseModel):
+    files: dict[str, str] = Field(description="Repository path → file text")
+    summary: str
+
+
+class NameAndTypeInput(BaseModel):
+    name: str = Field(description="The service name as the requester wrote it")
+    type: str = Field("api", description="api, worker or web")
+    language: str | None = Field(None, description="python, go, node or java")
+
+
+class NameAndTypeOutput(BaseModel):
+    ok: bool
+    name: str
+    type: Literal["api", "worker", "web"]
+    language: Literal["python", "go", "node", "java"] | None
+    missing: list[str] = Field(default_factory=list, description="Fields still to ask for")
+    summary: str
+
+
+class ListTemplatesInput(BaseModel):
+    pass
+
+
+class TemplateInfo(BaseModel):
+    language: str
+    type: str
+    build_image: str
+    runtime_image: str
+
+
+class ListTemplatesOutput(BaseModel):
+    templates: list[TemplateInfo]
+    summary: str
+
+
+class ValidateFilesInput(BaseModel):
+    paths: list[str] | None = Field(None, description="Only these paths; default all files")
+
+
+class ValidateFilesOutput(BaseModel):
+    ok: bool
+    table: str = Field(description="Markdown table: validator, files checked, result")
+    findings: list[Finding]
+    summary: str
+
+
+def validate_project_name_and_type(args: NameAndTypeInput, ctx: ToolContext) -> NameAndTypeOutput:
+    """Normalize name, type and language; a bad value raises with the rule and a fix."""
+    name = args.name.strip().lower()
+    if not NAME_RE.match(name):
+        raise ToolError(f"{NAME_RULE}; try '{suggest_name(args.name)}'")
+    kind = _TYPE_ALIASES.get(args.type.strip().lower(), args.type.strip().lower())
+    if kind not in SERVICE_TYPES:
+        raise ToolError(f"type {args.type!r} is not one of {', '.join(SERVICE_TYPES)}")
+    language = None
+    if args.language:
+        raw = args.language.strip().lower()
+        language = _LANGUAGE_ALIASES.get(raw, raw)
+        if language not in LANGUAGES:
+            raise ToolError(
+                f"language {args.language!r} has no template; choose {', '.join(LANGUAGES)}"
+            )
+    missing = [] if language else ["language"]
+    what = f"{language} {kind}" if language else f"{kind} (language still open)"
+    return NameAndTypeOutput(
+        ok=True,
+        name=name,
+        type=kind,
+        language=language,
+        missing=missing,
+        summary=f"`{name}` is a valid name for a {what}",
+    )
+
+
+def list_templates(args: ListTemplatesInput, ctx: ToolContext) -> ListTemplatesOutput:
+    templates = [
+        TemplateInfo(
+            language=lang,
+            type=kind,
+            build_image=PROFILES[lang].build_image,
+            runtime_image=PROFILES[lang].runtime_image,
+        )
+        for lang in LANGUAGES
+        for kind in SERVICE_TYPES
+    ]
+    return ListTemplatesOutput(
+        templates=templates,
+        summary=f"{len(templates)} templates: {', '.join(LANGUAGES)} × {', '.join(SERVICE_TYPES)}",
+    )
+
+
+def _image(args: ServiceInput, ctx: ToolContext) -> str | None:
+    # GHCR image names are lower case; the workflow pushes under the repository owner.
+    return f"ghcr.io/{ctx.repo.owner.lower()}/{args.name}" if ctx.repo else None
+
+
+def _generated(
+    args: ServiceInput, ctx: ToolContext, render: Callable[[], dict[str, str]], what: str
+) -> GeneratedFiles:
+    try:
+        files = render()
+    except ValueError as exc:
+        raise ToolError(str(exc)) from None
+    ctx.files.update(files)
+    return GeneratedFiles(
+        files=files,
+        summary=f"{what} for `{args.name}` ({language_of(args)} {args.type}): {len(files)} files",
+    )
+
+
+def _request(args: ServiceInput) -> ServiceRequest:
+    return ServiceRequest(**args.model_dump(exclude={"base_path"}))
+
+
+def apply_template(args: ServiceInput, ctx: ToolContext) -> GeneratedFiles:
+    req = _request(args)
+    return _generated(
+        args,
+        ctx,
+        lambda: render_service(req, args.base_path, image=_image(args, ctx)),
+        "Service from template",
+    )
+
+
+def generate_k8s_manifests(args: ServiceInput, ctx: ToolContext) -> GeneratedFiles:
+    req = _request(args)
+    return _generated(
+        args,
+        ctx,
+        lambda: render_k8s(req, args.base_path, image=_image(args, ctx)),
+        "Kubernetes base and overlays",
+    )
+
+
+def setup_cicd_pipeline(args: ServiceInput, ctx: ToolContext) -> GeneratedFiles:
+    """The workflow plus what it builds: the Dockerfile and the starter app with its test."""
+    req = _request(args)
+
+    def render() -> dict[str, str]:
+        return {
+            **render_workflow(req, args.base_path),
+            **render_dockerfile(req, args.base_path),
+            **render_source(req, args.base_path),
+        }
+
+    return _generated(args, ctx, render, "CI workflow, Dockerfile and starter app")
+
+
+def setup_observability(args: ServiceInput, ctx: ToolContext) -> GeneratedFiles:
+    req = _request(args)
+    return _generated(
+        args,
+        ctx,
+        lambda: render_observability(req, args.base_path),
+        "Scrape config, SLO alerts and dashboard",
+    )
+
+
+def generate_documentation(args: ServiceInput, ctx: ToolContext) -> GeneratedFiles:
+    req = _request(args)
+    return _generated(
+        args, ctx, lambda: render_docs(req, args.base_path), "README, runbook and catalog entry"
+    )
+
+
+def validate_generated_files(args: ValidateFilesInput, ctx: ToolContext) -> ValidateFilesOutput:
+    """Every validator on the workspace; failing files raise with the validators' messages."""
+    files = (
+        ctx.files if args.paths is None else {p: ctx.files[p] for p in args.paths if p in ctx.files}
+    )
+    if not files:
+        raise ToolError("no generated files to validate yet: generate the service first")
+    report = validate_files(dict(files))
+    if not report.ok:
+        raise ToolError("validation failed:\n" + report.failure_summary(limit=10))
+    return ValidateFilesOutput(
+        ok=True,
+        table=report.as_markdown_table(),
+        findings=report.findings,
+        summary=f"{len(files)} files passed every validator in {report.seconds:.1f}s",
+    )
+
+
+def _spec(
+    func: Callable[..., BaseModel],
+    description: str,
+    input_model: type[BaseModel],
+    output_model: type[BaseModel],
+    aliases: list[str],
+) -> ToolSpec:
+    return ToolSpec(
+        name=func.__name__,
+        description=description,
+        input_model=input_model,
+        output_model=output_model,
+        func=func,
+        aliases=aliases,
+        side_effect="none",
+    )
+
+
+TOOLS: list[ToolSpec] = [
+    _spec(
+        validate_project_name_and_type,
+        "Check a service name (DNS-1123), type and language; returns the normalized values "
+        "or the rule broken and a corrected suggestion.",
+        NameAndTypeInput,
+        NameAndTypeOutput,
+        ["validate_name", "validate_service_name"],
+    ),
+    _spec(
+        list_templates,
+        "List the service templates: every language and service type with its base images.",
+        ListTemplatesInput,
+        ListTemplatesOutput,
+        ["list_service_templates"],
+    ),
+    _spec(
+        apply_template,
+        "Render a whole service: Dockerfile, starter app, Kubernetes manifests, CI workflow, "
+        "observability and docs.",
+        ServiceInput,
+        GeneratedFiles,
+        ["scaffold_service", "render_service"],
+    ),
+    _spec(
+        generate_k8s_manifests,
+        "Render k8s/base (Deployment, Service, Ingress, HPA, PDB, NetworkPolicy, "
+        "ServiceAccount) and the staging and production kustomize overlays.",
+        ServiceInput,
+        GeneratedFiles,
+        ["generate_manifests", "generate_kubernetes_manifests"],
+    ),
+    _spec(
+        setup_cicd_pipeline,
+        "Render the GitHub Actions workflow (lint, test, build and push to GHCR) with the "
+        "Dockerfile and starter app it builds.",
+        ServiceInput,
+        GeneratedFiles,
+        ["create_ci_pipeline", "setup_ci", "generate_workflow"],
+    ),
+    _spec(
+        setup_observability,
+        "Render the ServiceMonitor (PodMonitor for workers), SLO burn-rate alerts and a "
+        "Grafana dashboard.",
+        ServiceInput,
+        GeneratedFiles,
+        ["setup_monitoring", "generate_observability"],
+    ),
+    _spec(
+        generate_documentation,
+        "Render the service README, the on-call runbook and the Backstage catalog-info.yaml.",
+        ServiceInput,
+        GeneratedFiles,
+        ["generate_docs", "create_documentation"],
+    ),
+    _spec(
+        validate_generated_files,
+        "Run every validator (YAML, Kubernetes strict schemas, workflow schema, zizmor, "
+        "objects working together) on the generated files.",
+        ValidateFilesInput,
+        ValidateFilesOutput,
+        ["validate_files", "validate_manifests"],
+    ),
+]

@@ -21,6 +21,7 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
+	sh scripts/check-generated.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

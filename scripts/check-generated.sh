@@ -60,4 +60,12 @@ else
   echo "kubectl not found: overlays not built, CKV_K8S_21 checked nowhere"
 fi
 
+# The App's own deployment passes the same checker (skips are annotated on the objects and
+# explained in deploy/CHECKOV_SKIPS.md).
+echo "checkov: the App's own deploy/ and Dockerfile"
+"$VENV/bin/checkov" -d deploy --framework kubernetes kustomize \
+  --skip-download --quiet --compact || status=$?
+"$VENV/bin/checkov" -f Dockerfile --framework dockerfile \
+  --skip-download --quiet --compact || status=$?
+
 exit "$status"

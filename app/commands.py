@@ -34,6 +34,8 @@ Verb = Literal[
     "ask",
     # not typed by users: an `idp:new-service` issue whose body is free text
     "request",
+    # not typed by users: the App's pull request was merged (`pull_request.closed`)
+    "merged",
 ]
 VERBS: tuple[str, ...] = Verb.__args__  # type: ignore[attr-defined]
 

@@ -102,6 +102,27 @@ class Settings(BaseSettings):
         description="Longest wait before one retry. A Retry-After longer than this is not "
         "waited out in a worker: the call fails with a message saying when to retry.",
     )
+    github_writes_per_minute: int = Field(
+        60,
+        ge=0,
+        validation_alias=_env("IDP_GITHUB_WRITES_PER_MINUTE"),
+        description="Writes (POST, PATCH, PUT, DELETE) one installation may make per minute, "
+        "shared by all workers through Redis; GitHub's secondary limit is 80. 0: no limit.",
+    )
+    github_writes_per_hour: int = Field(
+        450,
+        ge=0,
+        validation_alias=_env("IDP_GITHUB_WRITES_PER_HOUR"),
+        description="Writes one installation may make per hour (GitHub's secondary limit is "
+        "500 content-creating requests an hour). 0: no limit.",
+    )
+    github_write_interval: float = Field(
+        1.0,
+        ge=0,
+        validation_alias=_env("IDP_GITHUB_WRITE_INTERVAL"),
+        description="Least seconds between two writes of one installation (GitHub asks for "
+        "one second between mutative requests). 0: writes may come back to back.",
+    )
 
     forge: Literal["auto", "github", "local"] = Field(
         "auto",
@@ -125,6 +146,13 @@ class Settings(BaseSettings):
     llm_timeout: float = Field(60.0, validation_alias=_env("IDP_LLM_TIMEOUT"))
 
     metrics_port: int = Field(8070, validation_alias=_env("IDP_METRICS_PORT"))
+    prometheus_multiproc_dir: Path | None = Field(
+        None,
+        validation_alias=_env("PROMETHEUS_MULTIPROC_DIR"),
+        description="Folder where the worker processes of one host keep their metrics "
+        "(Prometheus multiprocess mode). Default: one per user and IDP_METRICS_PORT in the "
+        "system's temp folder. Set it for workers only, never for `serve`.",
+    )
     enable_otel_console: bool = Field(False, validation_alias=_env("IDP_ENABLE_OTEL_CONSOLE"))
     otel_exporter_otlp_endpoint: str | None = Field(
         None, validation_alias=_env("OTEL_EXPORTER_OTLP_ENDPOINT")

@@ -36,6 +36,8 @@ DEFAULT_PERMISSIONS: dict[str, Level] = {
     **dict.fromkeys(("help", "status", "ask", "feedback"), "read"),
     **dict.fromkeys(_WRITE_VERBS, "write"),
     **dict.fromkeys(("apply", "deploy"), "maintain"),
+    # Not a command: GitHub reports a merge, and merging already took write permission.
+    "merged": "write",
 }
 DEFAULT_APPROVAL_REQUIRED: tuple[str, ...] = (
     "create_k8s_namespace",

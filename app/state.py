@@ -62,6 +62,11 @@ class Session(BaseModel):
     pr_url: str | None = None
     head_sha: str | None = None
     approved_by: str | None = None
+    # The RQ job running this session now (None between runs): what `/idp cancel` stops.
+    job_id: str | None = None
+    # When and by whom the App's pull request was merged (`pull_request.closed`, merged).
+    merged_at: float | None = None
+    merged_by: str | None = None
     messages: list[dict[str, Any]] = Field(default_factory=list)
     token_usage: dict[str, int] = Field(default_factory=dict)
     created_at: float = Field(default_factory=time.time)
@@ -102,6 +107,21 @@ class SessionStore:
         pipe.set(self._key(session.id), session.model_dump_json())
         pipe.zadd(self.settings.key("sessions"), {session.id: session.updated_at})
         pipe.execute()
+
+    def create(self, session: Session) -> bool:
+        """Save `session` only if no session has its id yet (SET NX); True when it did."""
+        session.updated_at = time.time()
+        if not self.redis.set(self._key(session.id), session.model_dump_json(), nx=True):
+            return False
+        self.redis.zadd(self.settings.key("sessions"), {session.id: session.updated_at})
+        return True
+
+    def get_many(self, session_ids: list[str]) -> list[Session | None]:
+        """Several sessions in one round trip (MGET); None where one no longer exists."""
+        if not session_ids:
+            return []
+        raws = self.redis.mget([self._key(i) for i in session_ids])
+        return [None if raw is None else Session.model_validate_json(raw) for raw in raws]
 
     def list_ids(self, start: int = 0, stop: int = -1) -> list[str]:
         """Session ids, newest first."""

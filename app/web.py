@@ -7,14 +7,19 @@ does the rest. Every response is JSON with a short reason, never a traceback.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import json
 import logging
 import time
 import traceback
 from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 import redis
+from opentelemetry.context import Context
+from opentelemetry.trace import SpanKind
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -25,6 +30,8 @@ from starlette.routing import BaseRoute, Route
 
 from app import telemetry
 from app.config import ConfigError, Settings
+from app.logs import log_context
+from app.tracing import tracer
 from app.webhooks import KNOWN_EVENTS, Ignored, route, verify_signature
 from jobs.queue import enqueue_trigger, job_id_for, preload
 
@@ -67,21 +74,45 @@ class WebhookReceiver:
     def __init__(self, settings: Settings, connection: redis.Redis) -> None:
         self.settings = settings
         self.connection = connection
+        # The Redis round trip runs on one thread of its own, not on Starlette's pool: with a
+        # pool thread per concurrent request, the GIL hand-offs between those threads and the
+        # event loop doubled the p99 in bench/ingest (bench/RESULTS.md), and Redis runs
+        # commands one at a time anyway. A thread rather than a blocking call on the loop keeps
+        # the other routes answering while Redis is slow.
+        self.redis_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="idp-enqueue")
 
     async def endpoint(self, request: Request) -> Response:
         event = request.headers.get("x-github-event", "")
         label = event if event in KNOWN_EVENTS else "other"
-        try:
-            response, outcome = await self._handle(request, event)
-        except Exception as exc:  # the catch-all: log what failed, never the body
-            log.error(
-                "webhook %s failed with %s\n%s",
-                request.headers.get("x-github-delivery", "?")[:_MAX_HEADER_CHARS],
-                type(exc).__name__,
-                "".join(traceback.format_tb(exc.__traceback__)),
+        delivery_id = request.headers.get("x-github-delivery", "")[:_MAX_HEADER_CHARS]
+        # A trace of its own per delivery (GitHub sends no trace context; nobody else may set
+        # ours); the job's spans join it through the RQ job's meta.
+        attributes = {
+            "http.request.method": "POST",
+            "url.path": WEBHOOK_PATH,
+            "github.event": label,
+        }
+        with (
+            log_context(delivery_id=delivery_id or None),
+            tracer().start_as_current_span(
+                "webhook", context=Context(), kind=SpanKind.SERVER, attributes=attributes
+            ) as span,
+        ):
+            try:
+                response, outcome = await self._handle(request, event)
+            except Exception as exc:  # the catch-all: log what failed, never the body
+                log.error(
+                    "webhook %s failed with %s\n%s",
+                    delivery_id or "?",
+                    type(exc).__name__,
+                    "".join(traceback.format_tb(exc.__traceback__)),
+                )
+                response = _reply(500, "error", "internal error; see the server log")
+                outcome = "error"
+            telemetry.webhook_deliveries.labels(event=label, outcome=outcome).inc()
+            span.set_attributes(
+                {"http.response.status_code": response.status_code, "idp.outcome": outcome}
             )
-            response, outcome = _reply(500, "error", "internal error; see the server log"), "error"
-        telemetry.webhook_deliveries.labels(event=label, outcome=outcome).inc()
         return response
 
     async def _handle(self, request: Request, event: str) -> tuple[Response, str]:
@@ -114,7 +145,16 @@ class WebhookReceiver:
             return _reply(202, "ignored", routed.reason), "ignored"
         started = time.perf_counter()
         try:
-            queued = await run_in_threadpool(enqueue_trigger, self.connection, settings, routed)
+            # copy_context: the enqueue span and the job's trace carrier need the webhook span,
+            # and run_in_executor (unlike Starlette's pool) does not carry context variables.
+            queued = await asyncio.get_running_loop().run_in_executor(
+                self.redis_thread,
+                contextvars.copy_context().run,
+                enqueue_trigger,
+                self.connection,
+                settings,
+                routed,
+            )
         except redis.RedisError as exc:
             # GitHub does not redeliver a failed delivery by itself: the 503 marks it failed in
             # the App's delivery log, where `idp-copilot redeliver` (or an operator) resends it.
@@ -133,9 +173,18 @@ async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-async def metrics(request: Request) -> Response:
-    """Prometheus exposition of the default registry."""
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+def _metrics(settings: Settings, connection: redis.Redis):
+    exposition = telemetry.Exposition(
+        REGISTRY, telemetry.QueueDepthCollector(connection, [settings.queue_name])
+    )
+
+    async def metrics(request: Request) -> Response:
+        """Prometheus exposition: the default registry and the queue depth (read from Redis,
+        so off the event loop)."""
+        body = await run_in_threadpool(generate_latest, exposition)  # type: ignore[arg-type]
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+    return metrics
 
 
 def _readyz(connection: redis.Redis):
@@ -181,11 +230,12 @@ def create_app(
             "the App's webhook secret (several secrets, comma-separated, during a rotation)."
         )
     connection = connection if connection is not None else redis_connection(settings)
+    receiver = WebhookReceiver(settings, connection)
     routes: list[BaseRoute] = [
-        Route(WEBHOOK_PATH, WebhookReceiver(settings, connection).endpoint, methods=["POST"]),
+        Route(WEBHOOK_PATH, receiver.endpoint, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", _readyz(connection), methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
+        Route("/metrics", _metrics(settings, connection), methods=["GET"]),
         *extra_routes,
     ]
 

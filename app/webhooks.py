@@ -23,6 +23,8 @@ from app.commands import (
 )
 
 NEW_SERVICE_LABEL = "idp:new-service"
+# Branches of the App's pull requests (tools/builtin/publish.py `branch_for`).
+APP_BRANCH_PREFIX = "idp/"
 # Commands that still make sense on a merged (hence closed) pull request.
 AFTER_MERGE_VERBS = frozenset({"deploy", "status", "feedback", "help"})
 
@@ -81,14 +83,36 @@ class _Installation(BaseModel):
     id: int
 
 
-class _IssuePayload(BaseModel):
+class _Envelope(BaseModel):
+    """What every event we route carries besides its subject."""
+
     action: str | None = None
     repository: _Repository
     installation: _Installation | None = None
     sender: _User
+
+
+class _IssuePayload(_Envelope):
     issue: _Issue
     comment: _Comment | None = None
     label: _Label | None = None
+
+
+class _Branch(BaseModel):
+    ref: str
+
+
+class _PullRequest(BaseModel):
+    number: int
+    title: str = ""
+    state: str = "closed"
+    locked: bool = False
+    merged: bool = False
+    head: _Branch
+
+
+class _PullRequestPayload(_Envelope):
+    pull_request: _PullRequest
 
 
 class Ignored(BaseModel):
@@ -161,6 +185,35 @@ def _on_issue_labeled(event: str, delivery_id: str, p: _IssuePayload) -> Trigger
     return _new_service_trigger(event, delivery_id, p)
 
 
+def _on_pull_request_closed(event: str, delivery_id: str, payload: dict) -> Trigger | Ignored:
+    """The App's pull request merged: the worker records it on the session and, when the
+    repository's config says so, moves on to the staging deploy."""
+    try:
+        p = _PullRequestPayload.model_validate(payload)
+    except ValidationError as exc:
+        where = ".".join(str(part) for part in exc.errors()[0]["loc"])
+        return Ignored(reason=f"{event}.closed payload has no usable {where}")
+    pr = p.pull_request
+    if not pr.merged:
+        return Ignored(reason="pull request closed without merging")
+    if not pr.head.ref.startswith(APP_BRANCH_PREFIX):
+        return Ignored(reason="not a pull request the App opened")
+    return Trigger(
+        delivery_id=delivery_id,
+        event=event,
+        action=p.action,
+        repo=p.repository.full_name,
+        installation_id=p.installation.id if p.installation else None,
+        number=pr.number,
+        is_pull_request=True,
+        sender=p.sender.login,
+        title=pr.title,
+        state=pr.state,
+        locked=pr.locked,
+        commands=[Command(verb="merged")],
+    )
+
+
 def _kind(p: _IssuePayload) -> str:
     return "pull request" if p.issue.pull_request is not None else "issue"
 
@@ -171,7 +224,13 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("issues", "opened"): _on_issue_opened,
     ("issues", "labeled"): _on_issue_labeled,
 }
-KNOWN_EVENTS = frozenset({"ping", *(event for event, _ in ROUTES)})
+# Pull request events carry no `issue`: they have a table (and a payload model) of their own.
+PULL_REQUEST_ROUTES: dict[tuple[str, str], Callable[[str, str, dict], Trigger | Ignored]] = {
+    ("pull_request", "closed"): _on_pull_request_closed,
+}
+KNOWN_EVENTS = frozenset(
+    {"ping", *(event for event, _ in ROUTES), *(event for event, _ in PULL_REQUEST_ROUTES)}
+)
 
 
 def route(event: str, delivery_id: str, payload: dict) -> Trigger | Ignored:
@@ -179,6 +238,10 @@ def route(event: str, delivery_id: str, payload: dict) -> Trigger | Ignored:
     if event == "ping":
         return Ignored(reason="pong")
     action = payload.get("action")
+    pr_handler = PULL_REQUEST_ROUTES.get((event, action)) if isinstance(action, str) else None
+    if pr_handler is not None:
+        # Before the Bot check: a merge queue or a bot may merge the App's pull request.
+        return pr_handler(event, delivery_id, payload)
     handler = ROUTES.get((event, action)) if isinstance(action, str) else None
     if handler is None:
         return Ignored(reason=f"{event}.{action} is not handled" if action else f"{event} event")

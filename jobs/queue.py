@@ -12,6 +12,7 @@ import hashlib
 from weakref import WeakKeyDictionary
 
 import redis
+from opentelemetry.trace import SpanKind
 from redis.commands.core import Script
 from rq import Queue, Retry
 from rq.job import JobStatus
@@ -19,6 +20,7 @@ from rq.utils import now
 
 from app.commands import Trigger
 from app.config import Settings
+from app.tracing import inject_context, tracer
 
 JOB_FUNC = "jobs.tasks.run_trigger"
 _SCRIPTS: WeakKeyDictionary[redis.Redis, Script] = WeakKeyDictionary()
@@ -67,18 +69,33 @@ def enqueue_trigger(connection: redis.Redis, settings: Settings, trigger: Trigge
     """Queue a job for `trigger` unless its delivery was seen. True when queued.
 
     Raises redis errors unchanged: the receiver answers 503 so GitHub marks the delivery
-    failed and an operator can redeliver it.
+    failed and an operator can redeliver it. The job's meta carries the current trace
+    (`meta["otel"]`), so the worker's spans join the receiver's trace.
     """
     queue = queue_for(connection, settings)
+    job_id = job_id_for(trigger.delivery_id)
+    attributes = {
+        "messaging.system": "rq",
+        "messaging.destination.name": queue.name,
+        "messaging.message.id": job_id,
+    }
+    with tracer().start_as_current_span("enqueue", kind=SpanKind.PRODUCER, attributes=attributes):
+        return _enqueue(connection, settings, trigger, queue, job_id)
+
+
+def _enqueue(
+    connection: redis.Redis, settings: Settings, trigger: Trigger, queue: Queue, job_id: str
+) -> bool:
     job = queue.create_job(
         JOB_FUNC,
         kwargs={"trigger": trigger.model_dump(mode="json")},
-        job_id=job_id_for(trigger.delivery_id),
+        job_id=job_id,
         timeout=settings.job_timeout,
         result_ttl=24 * 3600,
         failure_ttl=7 * 24 * 3600,
         description=f"{trigger.event} {trigger.repo}#{trigger.number}",
         retry=retry_policy(),
+        meta={"otel": inject_context()},
     )
     # What Queue._prepare_for_queue sets, without its INFO round trip for the server version.
     job.origin = queue.name

@@ -40,6 +40,9 @@ def settings(tmp_path, redis_conn) -> Settings:
         forge="local",
         local_forge_root=tmp_path / "forge",
         llm_provider="rules",
+        # Writes back to back: the per-minute budget still applies, and tests/test_throttle.py
+        # checks the one-second spacing with a clock of its own instead of real sleeps.
+        github_write_interval=0.0,
     )
 
 

@@ -67,6 +67,21 @@ def private_key_pem() -> str:
     ).decode()
 
 
+def as_app(settings: Any) -> Any:
+    """The suite's `Settings` as this module's GitHub App: the GitHub forge, the test key,
+    and retries without backoff sleeps."""
+    from pydantic import SecretStr
+
+    return settings.model_copy(
+        update={
+            "forge": "github",
+            "github_app_id": APP_ID,
+            "github_app_private_key": SecretStr(private_key_pem()),
+            "github_retry_base_delay": 0.0,
+        }
+    )
+
+
 def user(login: str = "octocat", *, id: int = 1, type: str = "User", at: Where = HOME) -> dict:
     """A SimpleUser; `type` is "Bot" for Apps, "Organization" for orgs."""
     url = f"{at.api}/users/{login}"
@@ -216,11 +231,14 @@ def issue_comment(
     }
 
 
-def reaction(reaction_id: int, content: str, *, at: Where = HOME) -> dict:
+def reaction(
+    reaction_id: int, content: str, *, author: dict | None = None, at: Where = HOME
+) -> dict:
+    """A reaction; by the App's bot user unless `author` says otherwise."""
     return {
         "id": reaction_id,
         "node_id": f"REA_{reaction_id}",
-        "user": app_user(at),
+        "user": app_user(at) if author is None else author,
         "content": content,
         "created_at": WHEN,
     }
@@ -504,6 +522,7 @@ class FakeGitHub:
         self.faults: list[tuple[str, re.Pattern[str], Any]] = []
         self.comments: dict[int, dict[str, Any]] = {}
         self.reactions: list[tuple[int, str]] = []
+        self.reaction_log: list[dict[str, Any]] = []  # everyone's, for GET …/reactions
         self.trees: dict[str, dict[str, tuple[str, str]]] = {}
         self.blobs: dict[str, str] = {}
         self.commits: dict[str, dict[str, Any]] = {}
@@ -535,6 +554,14 @@ class FakeGitHub:
         comment_id = next(self._ids)
         self.comments[comment_id] = {"number": number, "body": body, "author": author}
         return comment_id
+
+    def react(self, comment_id: int, content: str, author: dict | None) -> int:
+        """A person's reaction on a comment (`author` None: a deleted account); its id."""
+        reaction_id = next(self._ids)
+        self.reaction_log.append(
+            {"id": reaction_id, "comment_id": comment_id, "content": content, "user": author}
+        )
+        return reaction_id
 
     def writes(self) -> list[tuple[str, str]]:
         """Every write request (method, path), the installation-token request aside."""
@@ -581,6 +608,7 @@ class FakeGitHub:
             ("POST", repo + r"/issues/(?P<number>\d+)/comments", self._create_comment),
             ("PATCH", repo + r"/issues/comments/(?P<comment_id>\d+)", self._update_comment),
             ("POST", repo + r"/issues/comments/(?P<comment_id>\d+)/reactions", self._react),
+            ("GET", repo + r"/issues/comments/(?P<comment_id>\d+)/reactions", self._reactions),
             ("POST", repo + r"/issues/(?P<number>\d+)/labels", self._add_labels),
             ("GET", repo + r"/contents/(?P<path>.+)", self._contents),
             ("GET", repo + r"/git/ref/heads/(?P<branch>.+)", self._get_ref),
@@ -665,7 +693,28 @@ class FakeGitHub:
 
     def _react(self, request: httpx.Request, body: Any, comment_id: str) -> httpx.Response:
         self.reactions.append((int(comment_id), body["content"]))
-        return self._ok(reaction(next(self._ids), body["content"], at=self.at), 201)
+        reaction_id = self.react(int(comment_id), body["content"], app_user(self.at))
+        return self._ok(reaction(reaction_id, body["content"], at=self.at), 201)
+
+    def _reactions(self, request: httpx.Request, body: Any, comment_id: str) -> httpx.Response:
+        if int(comment_id) not in self.comments:
+            return self._fail()
+        per_page = int(request.url.params.get("per_page", 30))
+        page = int(request.url.params.get("page", 1))
+        wanted = request.url.params.get("content")
+        found = [
+            r
+            for r in self.reaction_log
+            if r["comment_id"] == int(comment_id) and wanted in (None, r["content"])
+        ]
+        headers = {}
+        if page * per_page < len(found):
+            nxt = f"{self.at.url}/issues/comments/{comment_id}/reactions"
+            headers["Link"] = f'<{nxt}?per_page={per_page}&page={page + 1}>; rel="next"'
+        chunk = found[(page - 1) * per_page : page * per_page]
+        # A deleted account's reaction keeps `"user": null`, as GitHub sends it.
+        bodies = [{**reaction(r["id"], r["content"], at=self.at), "user": r["user"]} for r in chunk]
+        return self._ok(bodies, headers=headers)
 
     def _add_labels(self, request: httpx.Request, body: Any, number: str) -> httpx.Response:
         names = self.labels.setdefault(int(number), [])

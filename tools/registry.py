@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
+from app import telemetry
 from app.agent.sanitize import redact
 from tools.spec import ToolContext, ToolError, ToolSpec, to_anthropic_tool, to_openai_tool
 
@@ -152,7 +153,18 @@ class ToolRegistry:
         self, name: str, raw_args: dict[str, Any] | None, ctx: ToolContext
     ) -> ToolResult:
         """Validate, run under the tool's timeout, validate the output. Only a
-        `BaseException` that is not an `Exception` (cancellation, exit) propagates."""
+        `BaseException` that is not an `Exception` (cancellation, exit) propagates.
+        Each call is a `tool NAME` span and moves the tool metrics (app/telemetry.py)."""
+        # Names the model made up share one label, so they cannot grow the metric's series.
+        label = self.get(name).name if name in self else "unknown"
+        with telemetry.observe_tool(label) as record:
+            result = await self._call(name, raw_args, ctx)
+            record(result.ok, result.duration, result.error)
+        return result
+
+    async def _call(
+        self, name: str, raw_args: dict[str, Any] | None, ctx: ToolContext
+    ) -> ToolResult:
         started = time.monotonic()
         try:
             spec = self.get(name)

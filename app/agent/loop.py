@@ -14,7 +14,7 @@ import inspect
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from app.agent.guard import GuardLimits, LoopGuard, idempotency_key
@@ -42,6 +42,7 @@ from app.agent.todo import Task, Todo
 from app.config import Settings
 from app.github.forge import Forge, ForgeError, RepoRef
 from app.state import Session, SessionStore, StepRecord
+from app.telemetry import AgentSteps
 from tools.registry import ToolRegistry, ToolResult
 from tools.spec import ToolContext, ToolError, ToolSpec
 
@@ -58,6 +59,7 @@ class RunState:
     repo: RepoRef
     guard: LoopGuard
     lock: Any = None
+    steps: AgentSteps = field(default_factory=AgentSteps)  # step spans and durations
 
 
 class Agent:
@@ -77,6 +79,7 @@ class Agent:
         limits: GuardLimits | None = None,
         allowed_tools: list[str] | None = None,
         approval_tools: Iterable[str] = (),
+        tool_args: dict[str, dict[str, Any]] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
@@ -92,6 +95,11 @@ class Agent:
             None if allowed_tools is None else {s.name for s in registry.specs(allowed_tools)}
         )
         self.approval_tools = {registry.get(n).name for n in approval_tools if n in registry}
+        # Arguments the repository's config fixes (draft PRs, manifests path, staging
+        # namespace): they win over what the planner or the model chose.
+        self.tool_args = {
+            registry.get(n).name: dict(v) for n, v in (tool_args or {}).items() if n in registry
+        }
         self.clock = clock
         self._event_tasks: set[asyncio.Future[Any]] = set()
 
@@ -107,6 +115,7 @@ class Agent:
             LoopGuard.from_limits(self.limits, self.clock),
             lock,
         )
+        run.steps.begin(session)
         self._set_status(session, "running")
         try:
             if self.chat_model is None:
@@ -121,6 +130,7 @@ class Agent:
         except ProviderError as exc:
             self.note(session, f"⚠️ The language model failed: {exc}. Comment `/idp retry`.")
             self._set_status(session, "failed")
+        run.steps.last()
         await self.boundary(run, check_cancel=False)
         return session
 
@@ -218,6 +228,7 @@ class Agent:
             return ToolResult(False, error=error, tool=spec.name)
         if self.needs_approval(spec) and not s.approved_by:
             raise NeedsApproval(spec.name, task_id)
+        args = self.fixed_args(spec, args)
         files = s.files if spec.side_effect == "repo" else None
         key = idempotency_key(s.id, spec.name, args, files)
         if spec.side_effect != "none" and (prior := s.step_for(key)) is not None:
@@ -287,8 +298,17 @@ class Agent:
             self.store.save(s)
             self.emit("todo", {"markdown": s.rendered_todo, "comment_id": s.comment_id})
         self.emit("step", {"status": s.status, "steps": len(s.steps)})
+        run.steps.next(s)
 
     # -- small helpers ------------------------------------------------------------------------
+
+    def fixed_args(self, spec: ToolSpec, args: dict[str, Any]) -> dict[str, Any]:
+        """`args` with the config's fixed arguments for `spec`, those its input declares."""
+        fixed = self.tool_args.get(spec.name)
+        if not fixed:
+            return args
+        declared = spec.input_model.model_fields
+        return {**args, **{k: v for k, v in fixed.items() if k in declared}}
 
     def spec_or_none(self, name: str | None) -> ToolSpec | None:
         return self.registry.get(name) if name and name in self.registry else None

@@ -29,6 +29,8 @@ from githubkit.retry import RetryOption
 from githubkit.throttling import BaseThrottler
 
 from app.config import ConfigError, Settings
+from app.github.throttle import RedisWriteThrottler, WriteBudgetExhausted
+from app.telemetry import github_event_hooks
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +203,11 @@ def explain(exc: BaseException, where: str, retry: RetryPolicy) -> str:
     cause = root_cause(exc)
     later = "Run `/idp retry` later."
     tries = f"after {retry.tries} tries"
+    if isinstance(cause, WriteBudgetExhausted):
+        return (
+            f"The App's GitHub write budget for this installation (kept under GitHub's rate "
+            f"limits) stopped {where}; it frees up in {cause.retry_after:.0f} s. {later}"
+        )
     if isinstance(cause, RateLimitExceeded) or mentions_secondary_limit(cause):
         wait = cause.retry_after.total_seconds() if isinstance(cause, RateLimitExceeded) else 60
         return f"GitHub's rate limit stopped {where}; it asks to wait {wait:.0f} s. {later}"
@@ -254,7 +261,8 @@ def app_client(
     retry: RetryPolicy | None = None,
 ) -> GitHub:
     """A githubkit client acting as the App's installation `installation_id`, at
-    settings.github_api_url, with the shared token cache and our retry policy."""
+    settings.github_api_url, with the shared token cache and our retry policy. Without a
+    `throttler`, writes are paced by the installation's budget shared through Redis."""
     private_key = settings.private_key()
     if not settings.github_app_id or not private_key:
         raise ConfigError(
@@ -269,7 +277,13 @@ def app_client(
         timeout=httpx.Timeout(settings.github_timeout, connect=min(10.0, settings.github_timeout)),
         cache_strategy=SharedTokenCache(connection, settings.key("github", "auth")),
         http_cache=False,
-        throttler=throttler,
+        throttler=(
+            throttler
+            if throttler is not None
+            else RedisWriteThrottler(settings, connection, installation_id)
+        ),
         auto_retry=retry or RetryPolicy.from_settings(settings),
         async_transport=transport,
+        # Metrics (calls by status, remaining rate limit) and a `github METHOD` span per call.
+        async_event_hooks=github_event_hooks(installation_id),
     )

@@ -136,6 +136,11 @@ class Forge(Protocol):
         """A reaction (`eyes`, `rocket`, `confused`, …) on an issue comment."""
         ...
 
+    async def list_reactions(self, repo: RepoRef, comment_id: int) -> list[tuple[str, str]]:
+        """Every reaction on an issue comment as (user login, content), oldest first; empty
+        when the comment is gone. GitHub sends no webhook for reactions: read them here."""
+        ...
+
     async def default_branch(self, repo: RepoRef) -> str: ...
 
     async def read_file(self, repo: RepoRef, path: str, ref: str | None = None) -> str | None:

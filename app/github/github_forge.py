@@ -46,7 +46,9 @@ REF_RACE_ATTEMPTS = 3
 
 
 class GitHubForge:
-    """The `Forge` protocol on GitHub. One instance per job is fine: tokens live in Redis."""
+    """The `Forge` protocol on GitHub. One instance per job is fine: tokens live in Redis.
+    Without a `throttler`, each installation's client paces its writes through the budget
+    all workers share in Redis (`RedisWriteThrottler`)."""
 
     def __init__(
         self,
@@ -176,6 +178,30 @@ class GitHubForge:
             await self._rest(repo).reactions.async_create_for_issue_comment(
                 repo.owner, repo.name, comment_id, content=content
             )
+
+    async def list_reactions(self, repo: RepoRef, comment_id: int) -> list[tuple[str, str]]:
+        """(login, content) of every reaction on the comment, all pages; [] if it is gone."""
+        client = self._client(repo)
+        pages = client.rest.paginate(
+            self._rest(repo).reactions.async_list_for_issue_comment,
+            owner=repo.owner,
+            repo=repo.name,
+            comment_id=comment_id,
+            per_page=100,
+            headers={"X-GitHub-Api-Version": self._version},
+        )
+        found: list[tuple[str, str]] = []
+        async with self._errors("reading reactions", repo):
+            try:
+                async for item in pages:
+                    # A deleted account's reactions stay, without a user: GitHub shows "ghost".
+                    login = item.user.login if item.user is not None else "ghost"
+                    found.append((login, item.content))
+            except RequestFailed as exc:
+                if exc.response.status_code != 404:  # 404: the comment was deleted
+                    raise
+                return []
+        return found
 
     # -- repository contents ----------------------------------------------------------------
 

@@ -3,7 +3,8 @@
 Under `root`: `repos/OWNER/NAME` is a git repository per target repo (branches and commits
 are made with git plumbing and a temporary index, so nothing is checked out);
 `comments/OWNER/NAME/NUMBER/ID.md` holds one comment each, with `ID.reactions.json` beside
-it; `pulls/`, `checks/` and `labels/` hold JSON files per repository.
+it (the App's reactions as bare contents, a person's as {"user", "content"}); `pulls/`,
+`checks/` and `labels/` hold JSON files per repository.
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ _GIT_ENV = {
 _NO_REF = "0" * 40  # update-ref's "must not exist yet"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _SHA = re.compile(r"^[0-9a-f]{7,40}$")
+# Who the App's own reactions are from, as GitHub names an App's bot user.
+APP_LOGIN = "idp-copilot[bot]"
 
 
 class LocalForge:
@@ -76,8 +79,24 @@ class LocalForge:
         return {int(p.stem): p.read_text() for p in _comment_files(folder)}
 
     def reactions(self, repo: RepoRef, comment_id: int) -> list[str]:
+        """The reactions' contents on a comment, oldest first, whoever made them."""
+        return [content for _, content in self._reaction_entries(repo, comment_id)]
+
+    def react_as(self, repo: RepoRef, comment_id: int, login: str, content: str) -> None:
+        """A person's reaction on a comment (what they would click on GitHub), for the demo
+        and tests; not a write of the App."""
+        if content not in REACTIONS:
+            raise ForgeError(f"{content!r} is not a reaction: use one of {sorted(REACTIONS)}.")
+        with _json_file(self._reactions_file(repo, comment_id), []) as reactions:
+            reactions.append({"user": login, "content": content})
+
+    def _reaction_entries(self, repo: RepoRef, comment_id: int) -> list[tuple[str, str]]:
         path = self._reactions_file(repo, comment_id)
-        return json.loads(path.read_text()) if path.exists() else []
+        entries = json.loads(path.read_text()) if path.exists() else []
+        # The App's own reactions are stored as bare contents; a person's name their user.
+        return [
+            (APP_LOGIN, e) if isinstance(e, str) else (e["user"], e["content"]) for e in entries
+        ]
 
     def pull_requests(self, repo: RepoRef) -> list[dict[str, Any]]:
         path = self._area("pulls", repo).with_suffix(".json")
@@ -150,6 +169,9 @@ class LocalForge:
             self.writes["create_reaction"] += 1
 
         await asyncio.to_thread(react)
+
+    async def list_reactions(self, repo: RepoRef, comment_id: int) -> list[tuple[str, str]]:
+        return await asyncio.to_thread(self._reaction_entries, repo, comment_id)
 
     # -- repository contents ----------------------------------------------------------------
 

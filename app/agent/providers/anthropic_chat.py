@@ -19,6 +19,7 @@ from anthropic import AsyncAnthropic
 from app.agent.providers.base import Message, ModelTurn, ProviderError, ToolCall, Usage
 from app.agent.providers.openai_chat import MAX_RETRIES, error_message, redact
 from app.config import Settings
+from app.telemetry import observe_llm
 from tools.spec import ToolSpec, to_anthropic_tool
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
@@ -70,6 +71,12 @@ class AnthropicChat:
         if tools:
             # Parallel tool use is the API's default with tool_choice "auto".
             request["tools"] = [to_anthropic_tool(spec) for spec in tools]
+        with observe_llm(self.name, self.model) as record:
+            turn = await self._send(request)
+            record(turn.usage.input_tokens, turn.usage.output_tokens)
+        return turn
+
+    async def _send(self, request: dict[str, Any]) -> ModelTurn:
         try:
             message = await self.client.messages.create(**request)
         except anthropic.APIStatusError as exc:

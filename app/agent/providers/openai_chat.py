@@ -20,6 +20,7 @@ from openai import AsyncOpenAI
 
 from app.agent.providers.base import Message, ModelTurn, ProviderError, ToolCall, Usage
 from app.config import Settings
+from app.telemetry import observe_llm
 from tools.spec import ToolSpec, to_openai_tool
 
 MAX_RETRIES = 3
@@ -94,6 +95,12 @@ class OpenAIChat:
             # compatible servers reject the parameter itself.
             request["tools"] = [to_openai_tool(spec) for spec in tools]
             request["tool_choice"] = "auto"
+        with observe_llm(self.name, self.model) as record:
+            turn = await self._send(request)
+            record(turn.usage.input_tokens, turn.usage.output_tokens)
+        return turn
+
+    async def _send(self, request: dict[str, Any]) -> ModelTurn:
         try:
             completion = await self.client.chat.completions.create(**request)
         except openai.APIStatusError as exc:

@@ -1,0 +1,324 @@
+"""Sessions on behalf of a caller: find them, start them, continue them, cancel them.
+
+Shared by the JSON API and the console's forms, so both apply the same rules: a caller sees
+only sessions of repositories they can read, and may start, answer or cancel only where the
+matching `/idp` command would be allowed. Starting a session is what a comment does: a
+`Trigger` with a synthetic delivery id (`api-<uuid>`) goes onto the same RQ queue.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import redis
+from pydantic import BaseModel, ConfigDict, Field
+from rq.command import send_stop_job_command
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.job import Job, JobStatus
+from rq.registry import StartedJobRegistry
+
+from app.api.auth import Principal
+from app.api.errors import ApiError
+from app.commands import Command, Trigger, parse_comment
+from app.config import Settings
+from app.events import EventBus
+from app.github.forge import PERMISSION_RANK
+from app.repo_config import DEFAULT_PERMISSIONS
+from app.state import Session, SessionStore, session_id_for
+from jobs.queue import enqueue_trigger, job_id_for, queue_for
+
+REPO_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$"
+FINISHED = ("done", "failed")
+# How long a cancel waits for the worker to kill a running job before it answers.
+STOP_WAIT_SECONDS = 3.0
+# Where the App answers on GitHub, dry runs of a repository are numbered from here, so a
+# dry run's session never meets the session of a real issue with the same number.
+GITHUB_DRY_RUN_NUMBERS_FROM = 900_000
+
+
+class StartSession(BaseModel):
+    """`POST /api/sessions`: a request against a repository, answered on GitHub (give the
+    issue or pull request `number`) or, with `dry_run`, on the LocalForge (the chat)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    repo: str = Field(pattern=REPO_PATTERN, description="OWNER/REPO")
+    text: str = Field(
+        min_length=1,
+        max_length=20_000,
+        description="`/idp …` command lines, or a free-text request.",
+    )
+    number: int | None = Field(
+        None, ge=1, le=2**31 - 1, description="The issue or pull request; optional for dry runs."
+    )
+    dry_run: bool = Field(False, description="Answer on the LocalForge, not on GitHub.")
+
+
+class SendMessage(BaseModel):
+    """`POST /api/sessions/{id}/messages`: an answer to the open question, a command, or more
+    of the request."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1, max_length=20_000)
+
+
+def repo_of(session_id: str) -> str:
+    return session_id.rpartition("#")[0]
+
+
+def commands_for(text: str, free_verb: str) -> list[Command]:
+    """The commands in `text`: `/idp` lines parsed like a comment, anything else one
+    free-text command with `free_verb`. A bad `/idp` line is a 422 with the fix."""
+    if not text.lstrip().lower().startswith("/idp"):
+        return [Command(verb=free_verb, text=text.strip(), line=text.strip()[:200])]  # type: ignore[arg-type]
+    commands, errors = parse_comment(text)
+    if errors:
+        raise ApiError(422, " ".join(e.message for e in errors))
+    if not commands:
+        raise ApiError(422, "no command found; write `/idp help` to list them")
+    return commands
+
+
+def needed_permission(commands: list[Command]) -> str:
+    """The strongest permission any of `commands` needs by default, as on GitHub (a repo's
+    config file may ask for more; the worker checks that again for signed-in users)."""
+    needed = [DEFAULT_PERMISSIONS.get(c.verb, "admin") for c in commands]
+    return max(needed, key=lambda p: PERMISSION_RANK[p])
+
+
+class SessionControl:
+    """Session queries and actions for one web process."""
+
+    def __init__(self, settings: Settings, connection: redis.Redis, bus: EventBus) -> None:
+        self.settings = settings
+        self.redis = connection
+        self.store = SessionStore(connection, settings)
+        self.bus = bus
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def load(self, principal: Principal, repo: str, number: int) -> Session:
+        """The session of `repo`#`number`: 403 before 404, so a caller learns nothing about
+        repositories they cannot read."""
+        if not principal.can_read(repo):
+            raise ApiError(403, "you cannot read this repository's sessions")
+        session = self.store.get(session_id_for(repo, number))
+        if session is None:
+            raise ApiError(404, f"no session {repo}#{number}")
+        return session
+
+    def query(
+        self,
+        principal: Principal,
+        repo: str | None = None,
+        status: str | None = None,
+        offset: int = 0,
+        limit: int = 20,
+    ) -> tuple[list[Session], int]:
+        """Sessions the caller can read, newest first, filtered; and how many matched."""
+        if repo is not None and not principal.can_read(repo):
+            raise ApiError(403, "you cannot read this repository's sessions")
+        wanted = repo.lower() if repo is not None else None
+        ids = [
+            i
+            for i in self.store.list_ids()
+            if principal.can_read(repo_of(i)) and wanted in (None, repo_of(i).lower())
+        ]
+        if status is None:
+            page = [s for s in self.store.get_many(ids[offset : offset + limit]) if s is not None]
+            return page, len(ids)
+        matched: list[Session] = []
+        for start in range(0, len(ids), 200):
+            chunk = self.store.get_many(ids[start : start + 200])
+            matched += [s for s in chunk if s is not None and s.status == status]
+        return matched[offset : offset + limit], len(matched)
+
+    def is_dry_run(self, session_id: str) -> bool:
+        return bool(self.redis.sismember(self.settings.key("api", "dry-runs"), session_id))
+
+    # -- acting -----------------------------------------------------------------------------
+
+    def start(self, principal: Principal, body: StartSession) -> dict[str, Any]:
+        """Queue a run for a new (or an issue's existing) session."""
+        commands = commands_for(body.text, "request")
+        self._check_may(principal, body.repo, commands)
+        if body.number is None and not body.dry_run:
+            raise ApiError(
+                422,
+                "number: give the issue or pull request the App answers on, "
+                "or set dry_run to answer on the LocalForge",
+            )
+        verb = commands[0].verb
+        session = Session(
+            id="",
+            repo=body.repo,
+            number=body.number or 0,
+            requester=principal.login,
+            command=verb,
+            request=commands[0].service,
+            request_text=body.text.strip() if verb == "request" else None,
+        )
+        if body.number is not None:
+            session.id = session_id_for(body.repo, body.number)
+            self.store.create(session)  # an existing session of that issue is continued
+        else:
+            self._create_numbered(session)
+        if body.dry_run:
+            self.redis.sadd(self.settings.key("api", "dry-runs"), session.id)
+        return self._enqueue(principal, session, commands, body.dry_run, body.text, "start")
+
+    def message(self, principal: Principal, session: Session, body: SendMessage) -> dict[str, Any]:
+        """Continue a session: a command, an answer to its open question, or more text."""
+        if session.status == "cancelled":
+            raise ApiError(409, "this session was cancelled; start a new one")
+        asks = session.todo is not None and bool(session.todo.open_questions)
+        commands = commands_for(body.text, "answer" if asks else "request")
+        own_answer = all(c.verb == "answer" for c in commands) and (
+            (session.requester or "").lower() == principal.login.lower()
+        )
+        # As on GitHub, the requester may answer their own question whatever their role.
+        if not (own_answer and principal.can_read(session.repo)):
+            self._check_may(principal, session.repo, commands)
+        dry_run = self.is_dry_run(session.id)
+        return self._enqueue(principal, session, commands, dry_run, body.text, "message")
+
+    def cancel(self, principal: Principal, session: Session) -> dict[str, Any]:
+        """Mark the session cancelled, drop its queued jobs and stop a running one."""
+        if not principal.may(session.repo, DEFAULT_PERMISSIONS["cancel"]):
+            raise ApiError(403, "`/idp cancel` needs write permission on this repository")
+        if session.status in FINISHED:
+            raise ApiError(409, f"the session is {session.status}; there is nothing to cancel")
+        self._mark_cancelled(session.id)
+        queued, running = self._jobs_of(session)
+        for job in queued:
+            job.cancel()
+        stopped = []
+        for job in running:
+            try:
+                send_stop_job_command(self.redis, job.id)
+                stopped.append(job.id)
+            except (InvalidJobOperation, NoSuchJobError):
+                continue
+        if stopped:
+            self._wait_stopped(stopped)
+            # A step that was saving while we marked the session may have written its old
+            # status back; the job is stopped now, so this one is the last word.
+            self._mark_cancelled(session.id)
+        self.bus.publish(session.id, "status", {"status": "cancelled", "by": principal.login})
+        return {
+            "session": session.id,
+            "repo": session.repo,
+            "number": session.number,
+            "status": "cancelled",
+            "cancelled_jobs": [j.id for j in queued],
+            "stopped_jobs": stopped,
+        }
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _check_may(self, principal: Principal, repo: str, commands: list[Command]) -> None:
+        if not principal.can_read(repo):
+            raise ApiError(403, "you cannot read this repository's sessions")
+        needed = needed_permission(commands)
+        if not principal.may(repo, needed):
+            verbs = ", ".join(sorted({f"/idp {c.verb}" for c in commands}))
+            raise ApiError(
+                403,
+                f"{verbs} needs {needed} permission on {repo}; you have {principal.role(repo)}",
+            )
+
+    def _create_numbered(self, session: Session) -> None:
+        """A dry run without a number gets the next free one of its repository."""
+        counter = self.settings.key("api", "next-number", session.repo.lower())
+        first = GITHUB_DRY_RUN_NUMBERS_FROM if self.settings.uses_github else 1
+        while True:
+            session.number = first - 1 + int(self.redis.incr(counter))
+            session.id = session_id_for(session.repo, session.number)
+            if self.store.create(session):
+                return
+
+    def _enqueue(
+        self,
+        principal: Principal,
+        session: Session,
+        commands: list[Command],
+        dry_run: bool,
+        text: str,
+        action: str,
+    ) -> dict[str, Any]:
+        trigger = Trigger(
+            delivery_id=f"api-{uuid.uuid4()}",
+            event="api",
+            action=action,
+            repo=session.repo,
+            number=session.number,
+            sender=principal.login,
+            title=text.strip().splitlines()[0][:120],
+            commands=commands,
+            dry_run=dry_run,
+            authorized_permission="admin" if principal.operator else None,
+        )
+        self.bus.publish(
+            session.id, "message", {"from": principal.login, "text": text.strip(), "action": action}
+        )
+        enqueue_trigger(self.redis, self.settings, trigger)
+        return {
+            "session": session.id,
+            "repo": session.repo,
+            "number": session.number,
+            "status": "queued",
+            "job_id": job_id_for(trigger.delivery_id),
+            "dry_run": dry_run,
+            "commands": [c.verb for c in commands],
+        }
+
+    def _mark_cancelled(self, session_id: str) -> None:
+        """Set the status in one optimistic transaction, so no concurrent save is merged
+        with a stale copy."""
+        key = self.settings.key("session", session_id)
+        with self.redis.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    raw = pipe.get(key)
+                    if raw is None:
+                        return
+                    session = Session.model_validate_json(raw)
+                    session.status = "cancelled"
+                    session.updated_at = time.time()
+                    pipe.multi()
+                    pipe.set(key, session.model_dump_json())
+                    pipe.zadd(self.settings.key("sessions"), {session_id: session.updated_at})
+                    pipe.execute()
+                    return
+                except redis.WatchError:
+                    continue
+
+    def _jobs_of(self, session: Session) -> tuple[list[Job], list[Job]]:
+        """The session's queued and running jobs, whoever queued them (webhook or API)."""
+        queue = queue_for(self.redis, self.settings)
+        registry = StartedJobRegistry(queue.name, connection=self.redis)
+
+        def mine(job_ids: list[str]) -> list[Job]:
+            jobs = Job.fetch_many(job_ids, connection=self.redis)
+            return [j for j in jobs if j is not None and _trigger_session(j) == session.id]
+
+        return mine(queue.get_job_ids()), mine(registry.get_job_ids())
+
+    def _wait_stopped(self, job_ids: list[str]) -> None:
+        deadline = time.monotonic() + STOP_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            jobs = Job.fetch_many(job_ids, connection=self.redis)
+            if all(j is None or j.get_status() != JobStatus.STARTED for j in jobs):
+                return
+            time.sleep(0.1)
+
+
+def _trigger_session(job: Job) -> str | None:
+    trigger = (job.kwargs or {}).get("trigger")
+    if not isinstance(trigger, dict) or "repo" not in trigger or "number" not in trigger:
+        return None
+    return session_id_for(str(trigger["repo"]), int(trigger["number"]))

@@ -1,0 +1,177 @@
+"""Run the agent for one session under its lock: load or create, prepare, run, tidy up.
+
+The repo's config shapes the run: which tools the agent may use, which wait for approval,
+the arguments it fixes (draft pull requests, the manifests path, the staging namespace),
+the labels the pull request gets. Progress goes to the event bus for the operator console.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import redis
+
+from app.agent.loop import Agent
+from app.config import Settings
+from app.events import EventBus
+from app.github.forge import ForgeError
+from app.repo_config import RepoConfig
+from app.state import Session, StepRecord, session_id_for
+from jobs.audited import AuditedCluster
+from tools.service import ServiceRequest
+
+if TYPE_CHECKING:
+    from jobs.handlers import JobContext
+
+log = logging.getLogger(__name__)
+
+# A `prepare` callback returns False when, under the lock, there turns out to be nothing to run.
+Prepare = Callable[[Session], "bool | None"]
+_BUILTIN = ServiceRequest.model_fields
+
+
+def pr_session_key(settings: Settings, repo: str, pr_number: int) -> str:
+    return settings.key("pr-session", repo.lower(), pr_number)
+
+
+def session_id_of(
+    connection: redis.Redis, settings: Settings, repo: str, number: int, is_pr: bool
+) -> str:
+    """The session a trigger belongs to: a comment on the App's pull request (or its merge)
+    continues the session of the issue that asked for it."""
+    if is_pr:
+        linked = connection.get(pr_session_key(settings, repo, number))
+        if linked is not None:
+            return linked.decode() if isinstance(linked, bytes) else linked
+    return session_id_for(repo, number)
+
+
+def with_defaults(req: ServiceRequest, config: RepoConfig) -> ServiceRequest:
+    """`req` with the repo's defaults where the requester did not say: a missing language,
+    and a team or type left at the built-in default."""
+    updates: dict[str, Any] = {}
+    if req.language is None and config.defaults.language is not None:
+        updates["language"] = config.defaults.language
+    if req.team == _BUILTIN["team"].default and config.defaults.team != req.team:
+        updates["team"] = config.defaults.team
+    if req.type == _BUILTIN["type"].default and config.defaults.type != req.type:
+        updates["type"] = config.defaults.type
+    return req.model_copy(update=updates) if updates else req
+
+
+def fixed_tool_args(config: RepoConfig, session: Session) -> dict[str, dict[str, Any]]:
+    """Tool arguments the config decides; the agent passes each only to tools declaring it."""
+    fixed: dict[str, dict[str, Any]] = {
+        "open_pull_request": {"draft": config.draft_pull_requests},
+    }
+    # Generators take the folder template; they fill in {name} themselves.
+    for tool in (
+        "generate_k8s_manifests",
+        "setup_cicd_pipeline",
+        "setup_observability",
+        "generate_documentation",
+        "apply_template",
+    ):
+        fixed[tool] = {"base_path": config.manifests_path}
+    if session.request is not None:
+        name = session.request.name
+        fixed["create_k8s_namespace"] = {"name": f"{config.staging.namespace_prefix}{name}"}
+        fixed["deploy_to_staging"] = {
+            "namespace": config.staging.namespace_for(name),
+            "manifests_dir": f"{config.manifests_dir(name)}/k8s/base",
+        }
+    return fixed
+
+
+def _new_session(ctx: JobContext) -> Session:
+    t = ctx.trigger
+    return Session(
+        id=ctx.session_id,
+        repo=t.repo,
+        number=t.number,
+        is_pull_request=t.is_pull_request,
+        installation_id=t.installation_id,
+        requester=t.sender,
+    )
+
+
+def _cluster_factory(ctx: JobContext) -> Callable[[], Any]:
+    if ctx.cluster is not None:
+        return lambda: ctx.cluster
+    context = ctx.config.staging.context
+
+    def make() -> Any:
+        from tools.cluster import KubernetesCluster
+
+        return KubernetesCluster.from_settings(ctx.settings, context=context)
+
+    return make
+
+
+def build_agent(ctx: JobContext, session: Session) -> Agent:
+    """The agent for this job, shaped by the repo's config."""
+    config = ctx.config
+    return Agent(
+        ctx.settings,
+        ctx.tools(),
+        ctx.forge,
+        ctx.store,
+        chat_model=ctx.chat_model,
+        cluster=AuditedCluster(_cluster_factory(ctx), ctx.scope),
+        on_event=EventBus(ctx.connection, ctx.settings).sink(session.id),
+        allowed_tools=config.tools,
+        approval_tools=config.approval_required,
+        tool_args=fixed_tool_args(config, session),
+    )
+
+
+async def run_agent(ctx: JobContext, prepare: Prepare) -> str:
+    """One agent run for the trigger's session; returns the session's final status.
+
+    The lock makes runs of one session strictly one at a time; its TTL frees it when a
+    worker dies, and the loop renews it at every step. `SessionLocked` propagates: RQ
+    retries the job once the other run has finished.
+    """
+    with ctx.store.lock(ctx.session_id) as lock:
+        session = ctx.store.get(ctx.session_id) or _new_session(ctx)
+        if session.installation_id is None:
+            session.installation_id = ctx.trigger.installation_id
+        if prepare(session) is False:
+            return session.status
+        session.job_id = ctx.job_id
+        ctx.store.save(session)
+        session = await build_agent(ctx, session).run(session, lock=lock)
+        await after_run(ctx, session)
+        session.job_id = None
+        ctx.store.save(session)
+        return session.status
+
+
+async def after_run(ctx: JobContext, session: Session) -> None:
+    """Link the App's pull request to the session, and give it the config's labels once."""
+    if session.pr_number is None:
+        return
+    ctx.connection.set(pr_session_key(ctx.settings, session.repo, session.pr_number), session.id)
+    labels = sorted(set(ctx.config.labels))
+    key = f"labels:{session.pr_number}:{','.join(labels)}"
+    if not labels or session.step_for(key) is not None:
+        return
+    started = time.time()
+    try:
+        await ctx.forge.add_labels(ctx.repo, session.pr_number, labels)
+    except ForgeError as exc:  # labels are a courtesy: the next run tries again
+        log.warning("labels on %s#%s not added: %s", session.repo, session.pr_number, exc)
+        return
+    session.steps.append(
+        StepRecord(
+            tool="add_labels",
+            args={"labels": labels},
+            idempotency_key=key,
+            ok=True,
+            started_at=started,
+            finished_at=time.time(),
+        )
+    )

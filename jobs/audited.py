@@ -1,0 +1,198 @@
+"""The audit trail of one job: a `Forge` and a `Cluster` that record every side effect.
+
+A job wraps the real forge and cluster once; the handlers, the publisher and the tools all
+write through the wrappers, so no side effect escapes the log (app/audit.py). Each entry is
+appended after the call returns, or with `failed: …` when it raised.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import redis
+
+from app.audit import AuditAction, AuditLog
+from app.github.forge import CommitInfo, Forge, Permission, PullRequestInfo, RepoRef
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass
+class AuditScope:
+    """Who asked, with which command, for which session: the same for a job's entries."""
+
+    audit: AuditLog
+    session_id: str | None
+    actor: str | None
+    command: str | None = None
+
+    def record(
+        self, action: AuditAction, target: str, result: str, detail: dict | None = None
+    ) -> None:
+        try:
+            self.audit.record(
+                action,
+                session_id=self.session_id,
+                actor=self.actor,
+                command=self.command,
+                target=target,
+                result=result,
+                detail=detail,
+            )
+        except redis.RedisError as exc:  # the side effect happened; losing its entry is logged
+            log.error("audit entry %s %s lost: %s", action, target, exc)
+
+
+class AuditedForge:
+    """A `Forge` whose writes are recorded in the audit log; reads pass straight through."""
+
+    def __init__(self, inner: Forge, scope: AuditScope, known_branches: set[str] | None = None):
+        self.inner = inner
+        self.scope = scope
+        self._branches = set(known_branches or ())
+
+    def __getattr__(self, name: str) -> Any:
+        # Extra methods of the concrete forge (`writes`, `comments`, …) stay reachable.
+        return getattr(self.inner, name)
+
+    async def _logged(
+        self,
+        action: AuditAction,
+        target: str,
+        call: Callable[[], Awaitable[T]],
+        result: Callable[[T], tuple[str, dict]],
+    ) -> T:
+        try:
+            value = await call()
+        except Exception as exc:
+            self.scope.record(action, target, f"failed: {exc}"[:300])
+            raise
+        outcome, detail = result(value)
+        self.scope.record(action, target, outcome, detail)
+        return value
+
+    async def upsert_todo_comment(
+        self, repo: RepoRef, number: int, session_id: str, body: str, comment_id: int | None
+    ) -> int:
+        return await self._logged(
+            "comment",
+            f"{repo.full_name}#{number}",
+            lambda: self.inner.upsert_todo_comment(repo, number, session_id, body, comment_id),
+            lambda cid: (
+                "created" if comment_id is None else "updated",
+                {"comment_id": cid, "kind": "todo"},
+            ),
+        )
+
+    async def post_comment(self, repo: RepoRef, number: int, body: str) -> int:
+        return await self._logged(
+            "comment",
+            f"{repo.full_name}#{number}",
+            lambda: self.inner.post_comment(repo, number, body),
+            lambda cid: ("created", {"comment_id": cid, "kind": "reply"}),
+        )
+
+    async def add_reaction(self, repo: RepoRef, comment_id: int, content: str) -> None:
+        # A reaction is an acknowledgement, not a change anyone reviews: not audited.
+        await self.inner.add_reaction(repo, comment_id, content)
+
+    async def default_branch(self, repo: RepoRef) -> str:
+        return await self.inner.default_branch(repo)
+
+    async def read_file(self, repo: RepoRef, path: str, ref: str | None = None) -> str | None:
+        return await self.inner.read_file(repo, path, ref)
+
+    async def permission(self, repo: RepoRef, username: str) -> Permission:
+        return await self.inner.permission(repo, username)
+
+    async def commit_files(
+        self, repo: RepoRef, branch: str, files: dict[str, str], message: str
+    ) -> CommitInfo:
+        target = f"{repo.full_name}@{branch}"
+        info = await self._logged(
+            "commit",
+            target,
+            lambda: self.inner.commit_files(repo, branch, files, message),
+            lambda c: (
+                "created" if c.changed else "unchanged",
+                {"sha": c.sha, "files": len(files)},
+            ),
+        )
+        if info.changed and branch not in self._branches:
+            # The first commit of a session's branch is what creates the branch.
+            self.scope.record("branch", target, "created", {"sha": info.sha})
+        self._branches.add(branch)
+        return info
+
+    async def ensure_pull_request(
+        self, repo: RepoRef, branch: str, title: str, body: str, draft: bool = False
+    ) -> PullRequestInfo:
+        return await self._logged(
+            "pull_request",
+            f"{repo.full_name}@{branch}",
+            lambda: self.inner.ensure_pull_request(repo, branch, title, body, draft),
+            lambda pr: (
+                "created" if pr.created else "updated",
+                {"number": pr.number, "url": pr.url, "draft": draft},
+            ),
+        )
+
+    async def create_check_run(
+        self, repo: RepoRef, head_sha: str, name: str, conclusion: str, title: str, summary: str
+    ) -> int:
+        return await self._logged(
+            "check_run",
+            f"{repo.full_name}@{head_sha[:12]}",
+            lambda: self.inner.create_check_run(repo, head_sha, name, conclusion, title, summary),
+            lambda check_id: (conclusion, {"check_run_id": check_id, "name": name}),
+        )
+
+    async def add_labels(self, repo: RepoRef, number: int, labels: list[str]) -> None:
+        await self._logged(
+            "label",
+            f"{repo.full_name}#{number}",
+            lambda: self.inner.add_labels(repo, number, labels),
+            lambda _: ("added", {"labels": list(labels)}),
+        )
+
+
+class AuditedCluster:
+    """A `Cluster` whose calls are recorded: namespaces and each applied object. The real
+    cluster is built on first use, so a job that never deploys needs no credentials."""
+
+    def __init__(self, make: Callable[[], Any], scope: AuditScope) -> None:
+        self._make = make
+        self._inner: Any = None
+        self.scope = scope
+
+    @property
+    def inner(self) -> Any:
+        if self._inner is None:
+            self._inner = self._make()
+        return self._inner
+
+    def ensure_namespace(self, name: str, labels: dict[str, str], *, dry_run: bool) -> Any:
+        try:
+            out = self.inner.ensure_namespace(name, labels, dry_run=dry_run)
+        except Exception as exc:
+            self.scope.record("namespace", name, f"failed: {exc}"[:300])
+            raise
+        self.scope.record("namespace", name, "dry run" if dry_run else "applied")
+        return out
+
+    def apply(
+        self, obj: dict[str, Any], *, dry_run: bool, field_manager: str, force: bool = False
+    ) -> Any:
+        meta = obj.get("metadata") or {}
+        target = f"{meta.get('namespace', '')}/{obj.get('kind')}/{meta.get('name')}"
+        try:
+            out = self.inner.apply(obj, dry_run=dry_run, field_manager=field_manager, force=force)
+        except Exception as exc:
+            self.scope.record("deploy", target, f"failed: {exc}"[:300])
+            raise
+        self.scope.record("deploy", target, "dry run" if dry_run else "applied")
+        return out

@@ -1,0 +1,225 @@
+"""`/idp cancel`: the session is marked cancelled and the job running it is stopped for real.
+
+Every job registers itself under its session while it runs (a Redis set, so a job still
+waiting for the session's lock is found too), and the agent run stores its job id on the
+session. Cancel stops those jobs with RQ's `send_stop_job_command`: the worker kills the work
+horse and marks the job STOPPED, which RQ never retries. The killed run cannot release the
+session lock, so cancel frees it once the job is confirmed stopped. Queued commands that would
+run the agent again are dropped: after a cancel, only a new command resumes the session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING
+
+import redis
+from rq.command import send_stop_job_command
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.job import Job, JobStatus
+from rq.registry import StartedJobRegistry
+
+from app.agent.outcomes import Cancelled
+from app.agent.publisher import Publisher
+from app.commands import Command
+from app.config import Settings
+from app.state import Session
+from jobs.agent_run import session_id_of
+from jobs.queue import queue_for
+
+if TYPE_CHECKING:
+    from jobs.handlers import JobContext
+
+log = logging.getLogger(__name__)
+
+STOP_WAIT_SECONDS = 5.0
+CANCEL_PREFIX = "Cancelled"
+NOTHING_TO_CANCEL = ("done", "cancelled")
+# Queued commands a cancel drops: those that would run the agent again. A queued merge is
+# kept (it records a fact), and so are answers such as `/idp status`.
+AGENT_VERBS = frozenset({"create-service", "request", "plan", "retry", "answer", "apply", "deploy"})
+
+
+def _running_key(settings: Settings, session_id: str) -> str:
+    return settings.key("running", session_id)
+
+
+def register_running(
+    connection: redis.Redis, settings: Settings, session_id: str, job_id: str
+) -> None:
+    """Note that `job_id` works on the session (until `unregister_running` or the timeout)."""
+    key = _running_key(settings, session_id)
+    pipe = connection.pipeline(transaction=True)
+    pipe.sadd(key, job_id)
+    pipe.expire(key, settings.job_timeout + 60)
+    pipe.execute()
+
+
+def unregister_running(
+    connection: redis.Redis, settings: Settings, session_id: str, job_id: str
+) -> None:
+    connection.srem(_running_key(settings, session_id), job_id)
+
+
+def _trigger_session(connection: redis.Redis, settings: Settings, job: Job) -> str | None:
+    trigger = (job.kwargs or {}).get("trigger")
+    if not isinstance(trigger, dict):
+        return None
+    try:
+        repo, number = str(trigger["repo"]), int(trigger["number"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return session_id_of(connection, settings, repo, number, bool(trigger.get("is_pull_request")))
+
+
+def _verbs(job: Job) -> set[str]:
+    trigger = (job.kwargs or {}).get("trigger") or {}
+    return {str(c.get("verb")) for c in trigger.get("commands") or [] if isinstance(c, dict)}
+
+
+def session_jobs(
+    connection: redis.Redis,
+    settings: Settings,
+    session: Session | None,
+    session_id: str,
+    exclude: str | None = None,
+) -> tuple[list[Job], list[Job]]:
+    """The session's queued jobs that would run the agent, and its jobs a worker runs now
+    (never the caller's own). Running jobs are found through their registration, the
+    session's `job_id`, and RQ's started registry (a job that has just started may not have
+    registered yet)."""
+    queue = queue_for(connection, settings)
+    started = StartedJobRegistry(queue.name, connection=connection)
+    raw = connection.smembers(_running_key(settings, session_id))
+    ids = {r.decode() if isinstance(r, bytes) else r for r in raw}
+    if session is not None and session.job_id:
+        ids.add(session.job_id)
+    ids.update(started.get_job_ids())
+    ids.discard(exclude or "")
+    running = [
+        j
+        for j in Job.fetch_many(sorted(ids), connection=connection)
+        if j is not None
+        and j.get_status() == JobStatus.STARTED
+        and _trigger_session(connection, settings, j) == session_id
+    ]
+    queued = [
+        j
+        for j in Job.fetch_many(queue.get_job_ids(), connection=connection)
+        if j is not None
+        and j.id != exclude
+        and _verbs(j) & AGENT_VERBS
+        and _trigger_session(connection, settings, j) == session_id
+    ]
+    return queued, running
+
+
+def stop_jobs(connection: redis.Redis, jobs: list[Job]) -> list[str]:
+    """Ask each job's worker to kill it; the ids of the jobs it was asked to stop."""
+    stopped = []
+    for job in jobs:
+        try:
+            send_stop_job_command(connection, job.id)
+        except (InvalidJobOperation, NoSuchJobError):  # it finished a moment ago
+            continue
+        stopped.append(job.id)
+    return stopped
+
+
+def wait_stopped(connection: redis.Redis, job_ids: list[str], timeout: float) -> bool:
+    """True once none of the jobs is running any more (False after `timeout` seconds)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        jobs = Job.fetch_many(job_ids, connection=connection)
+        if all(j is None or j.get_status() != JobStatus.STARTED for j in jobs):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+
+
+def mark_cancelled(connection: redis.Redis, settings: Settings, session_id: str) -> bool:
+    """Set the stored status in one optimistic transaction (a running step may be saving);
+    False when there is no such session."""
+    key = settings.key("session", session_id)
+    with connection.pipeline() as pipe:
+        while True:
+            try:
+                pipe.watch(key)
+                raw = pipe.get(key)
+                if raw is None:
+                    return False
+                session = Session.model_validate_json(raw)
+                session.status = "cancelled"
+                session.updated_at = time.time()
+                pipe.multi()
+                pipe.set(key, session.model_dump_json())
+                pipe.zadd(settings.key("sessions"), {session_id: session.updated_at})
+                pipe.execute()
+                return True
+            except redis.WatchError:
+                continue
+
+
+def settle_cancelled(session: Session, by: str) -> None:
+    """The todo after a cancel: interrupted tasks back to pending, one cancellation note."""
+    session.status = "cancelled"
+    session.job_id = None
+    if session.todo is None:
+        return
+    for task in session.todo.tasks:
+        if task.status == "running":
+            task.status, task.detail = "pending", "stopped by `/idp cancel`"
+    notes = [n for n in session.todo.notes if not n.startswith(CANCEL_PREFIX)]
+    session.todo.notes = [*notes, Cancelled(by=by).message]
+
+
+def resume_after_cancel(session: Session) -> None:
+    """A new command on a cancelled session: it runs again, without the cancellation note."""
+    if session.status == "cancelled":
+        session.status = "new"
+    if session.todo is not None:
+        session.todo.notes = [n for n in session.todo.notes if not n.startswith(CANCEL_PREFIX)]
+        for task in session.todo.tasks:
+            if task.status == "running":
+                task.status, task.detail = "pending", None
+
+
+async def cancel(ctx: JobContext, command: Command) -> str:
+    """`/idp cancel`: mark the session cancelled, stop its running job, show it in the todo."""
+
+    store, conn, settings = ctx.store, ctx.connection, ctx.settings
+    session = store.get(ctx.session_id)
+    queued, jobs = await asyncio.to_thread(
+        session_jobs, conn, settings, session, ctx.session_id, ctx.job_id
+    )
+    if not jobs and not queued and (session is None or session.status in NOTHING_TO_CANCEL):
+        state = "not started" if session is None else session.status
+        await ctx.reply(f"Nothing to cancel: this session is {state}. `/idp status` shows it.")
+        return "answered"
+    await asyncio.to_thread(mark_cancelled, conn, settings, ctx.session_id)
+    for job in queued:
+        job.cancel()
+    stopped = stop_jobs(conn, jobs)
+    if stopped:
+        if await asyncio.to_thread(wait_stopped, conn, stopped, STOP_WAIT_SECONDS):
+            # The killed run held the lock; nothing else can (runs are one at a time).
+            conn.delete(settings.key("lock", ctx.session_id))
+        else:
+            log.warning("jobs %s of %s did not stop in time", stopped, ctx.session_id)
+    session = store.get(ctx.session_id)
+    if session is not None:
+        settle_cancelled(session, ctx.trigger.sender)
+        store.save(session)
+        if await Publisher(ctx.forge, settings).sync_todo(session, ctx.repo):
+            store.save(session)
+    log.info(
+        "session %s cancelled by %s; stopped %s, dropped %s",
+        ctx.session_id,
+        ctx.trigger.sender,
+        stopped,
+        [j.id for j in queued],
+    )
+    return "cancelled"

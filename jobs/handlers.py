@@ -1,0 +1,174 @@
+"""What a job does with a `Trigger`: acknowledge it, read the repo's config, check who asks,
+then run each command for its session.
+
+`handle_trigger` is the one composition point; each verb has a small handler in
+jobs/verbs.py, jobs/pr_commands.py or jobs/cancel.py. GitHub is reached only through the
+job's audited `Forge`, the agent only through jobs/agent_run.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from app.agent.providers.base import ChatModel
+from app.agent.publisher import fit_comment
+from app.agent.sanitize import redact
+from app.commands import Command, Trigger
+from app.config import Settings
+from app.github.forge import Forge, ForgeError, RepoRef
+from app.repo_config import DEFAULT_PERMISSIONS, RepoConfig, load_repo_config
+from app.state import Session, SessionStore
+from jobs import pr_commands, verbs
+from jobs.audited import AuditScope
+from jobs.authorize import authorize
+from jobs.cancel import cancel
+from tools.registry import ToolRegistry
+
+log = logging.getLogger(__name__)
+
+# The defaults of who may run what (app/repo_config.py); a repo's config may raise them.
+REQUIRED_PERMISSION: dict[str, str] = dict(DEFAULT_PERMISSIONS)
+# Dedupe of one-off comments (refusals, config errors): long enough to read as "once".
+ONCE_TTL = 30 * 24 * 3600
+
+
+@dataclass
+class JobContext:
+    """Everything one job needs, built once per job (jobs/tasks.py `run_parsed`)."""
+
+    settings: Settings
+    connection: redis.Redis
+    forge: Forge
+    store: SessionStore
+    trigger: Trigger
+    repo: RepoRef
+    session_id: str
+    scope: AuditScope
+    registry: ToolRegistry | None = None
+    chat_model: ChatModel | None = None
+    cluster: Any = None
+    job_id: str | None = None
+    config: RepoConfig = field(default_factory=RepoConfig)
+    config_error: str | None = None
+
+    def tools(self) -> ToolRegistry:
+        if self.registry is None:
+            from tools.registry import default_registry
+
+            self.registry = default_registry(self.settings)
+        return self.registry
+
+    def once(self, *parts: object, ttl: int = ONCE_TTL) -> bool:
+        """True the first time these parts are seen (SET NX), so a comment goes out once."""
+        digest = hashlib.sha256("\0".join(str(p) for p in parts).encode()).hexdigest()[:32]
+        return bool(self.connection.set(self.settings.key("once", digest), 1, nx=True, ex=ttl))
+
+    def forget(self, *parts: object) -> None:
+        digest = hashlib.sha256("\0".join(str(p) for p in parts).encode()).hexdigest()[:32]
+        self.connection.delete(self.settings.key("once", digest))
+
+    async def reply(self, body: str, *, once_key: tuple[object, ...] | None = None) -> bool:
+        """Post `body` where the command was given, once per delivery and command (a
+        redelivered or retried job posts nothing twice): redacted, fitted to one comment."""
+        key = once_key or ("reply", self.trigger.delivery_id, self.scope.command, body)
+        # A delivery is never seen again after its dedupe window; a refusal is kept longer.
+        if not self.once(*key, ttl=ONCE_TTL if once_key else self.settings.dedupe_ttl):
+            return False
+        holder = Session(id=self.session_id, repo=self.trigger.repo, number=self.trigger.number)
+        text = fit_comment(redact(body, self.settings.secret_values()), holder)
+        try:
+            await self.forge.post_comment(self.repo, self.trigger.number, text)
+        except Exception:
+            self.forget(*key)  # not posted: a retry of the job may post it
+            raise
+        return True
+
+
+Handler = Callable[[JobContext, Command], Awaitable[str]]
+FAILED_OUTCOMES = ("failed", "refused")
+
+
+async def handle_trigger(ctx: JobContext) -> dict[str, str]:
+    """React, load the config, answer parse errors, run every command; verb → outcome."""
+    trigger = ctx.trigger
+    if trigger.locked:
+        return {"ignored": "locked"}  # a locked conversation gets nothing, not even a reaction
+    outcomes: dict[str, str] = {}
+    if trigger.comment_id is not None:
+        await react(ctx, "eyes")
+    await load_config(ctx)
+    if trigger.errors:
+        ctx.scope.command = "errors"
+        lines = "\n".join(f"- {e}" for e in trigger.errors)
+        await ctx.reply(f"I could not run that:\n\n{lines}\n\n`/idp help` lists commands.")
+        outcomes["errors"] = "answered"
+    failed = bool(trigger.errors) and not trigger.commands
+    for command in trigger.commands:
+        ctx.scope.command = command.verb
+        if not await authorize(ctx, command):
+            outcomes[command.verb] = "refused"
+            failed = True
+            continue
+        outcome = await HANDLERS.get(command.verb, not_available)(ctx, command)
+        outcomes[command.verb] = outcome
+        failed = failed or outcome in FAILED_OUTCOMES
+    if trigger.comment_id is not None and (trigger.commands or trigger.errors):
+        await react(ctx, "confused" if failed else "rocket")
+    return outcomes
+
+
+async def react(ctx: JobContext, content: str) -> None:
+    """A reaction on the triggering comment; a failure never fails the workflow."""
+    try:
+        await ctx.forge.add_reaction(ctx.repo, ctx.trigger.comment_id or 0, content)
+    except ForgeError as exc:
+        log.warning("reaction %s on %s failed: %s", content, ctx.session_id, exc)
+
+
+async def load_config(ctx: JobContext) -> None:
+    """`.github/idp-copilot.yml` of the repo. An invalid file: the defaults apply and the
+    error (which names each bad key) is posted once per distinct error and repository."""
+    result = await load_repo_config(ctx.forge, ctx.repo, ctx.tools())
+    ctx.config, ctx.config_error = result.config, result.error
+    if result.error is None:
+        return
+    log.info("invalid repo config in %s", ctx.repo.full_name)
+    command, ctx.scope.command = ctx.scope.command, "config"
+    try:
+        await ctx.reply(
+            result.error, once_key=("config-error", ctx.repo.full_name.lower(), result.error)
+        )
+    except ForgeError as exc:  # the work goes on with the defaults; the next job tries again
+        log.warning("config error comment on %s failed: %s", ctx.repo.full_name, exc)
+    finally:
+        ctx.scope.command = command
+
+
+async def not_available(ctx: JobContext, command: Command) -> str:
+    await ctx.reply(
+        f"`/idp {command.verb}` is not available yet. `/idp help` lists what works today."
+    )
+    return "answered"
+
+
+HANDLERS: dict[str, Handler] = {
+    "help": verbs.help_,
+    "create-service": verbs.create_service,
+    "request": verbs.create_service,
+    "plan": verbs.plan,
+    "answer": verbs.answer,
+    "status": verbs.status,
+    "retry": verbs.retry,
+    "feedback": verbs.feedback,
+    "ask": verbs.ask,
+    "cancel": cancel,
+    "apply": pr_commands.apply,
+    "deploy": pr_commands.deploy,
+    "merged": pr_commands.merged,
+}

@@ -1,0 +1,140 @@
+"""The real processes: `idp-copilot serve` and `idp-copilot worker` as subprocesses, a GitHub
+stand-in at GITHUB_API_URL, a signed webhook — one todo comment and one pull request."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.agent.todo import marker
+from tests import payloads
+from tests.conftest import TEST_REDIS_URL, WEBHOOK_SECRET
+from tests.github_api import private_key_pem
+from tests.github_standin import GitHubStandIn
+
+REQUEST = "/idp create-service payments-api --lang python --team payments"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def standin():
+    with GitHubStandIn(owner=payloads.REPO.split("/")[0], name=payloads.REPO.split("/")[1]) as s:
+        s.github.permissions["alice"] = ("write", "write")
+        yield s
+
+
+@pytest.fixture
+def app_env(standin, redis_conn, tmp_path) -> dict[str, str]:
+    prefix = f"idpe2e{uuid.uuid4().hex[:6]}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "IDP_"))}
+    env.update(
+        REDIS_URL=TEST_REDIS_URL,
+        IDP_REDIS_PREFIX=prefix,
+        IDP_QUEUE=prefix,
+        IDP_FORGE="github",
+        GITHUB_APP_ID="12345",
+        GITHUB_APP_PRIVATE_KEY=private_key_pem(),
+        GITHUB_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        GITHUB_API_URL=standin.url,
+        IDP_GITHUB_RETRY_BASE_DELAY="0",
+        IDP_GITHUB_WRITE_INTERVAL="0",
+        IDP_LLM_PROVIDER="rules",
+        IDP_METRICS_PORT=str(_free_port()),
+        HOME=str(tmp_path),
+    )
+    return env
+
+
+@pytest.fixture
+def server(app_env, tmp_path):
+    port = _free_port()
+    log = (tmp_path / "serve.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=app_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.1)
+    else:
+        proc.kill()
+        pytest.fail("serve did not start: " + Path(tmp_path / "serve.log").read_text())
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def _post(url: str, payload: dict, delivery: str) -> httpx.Response:
+    body = payloads.encode(payload)
+    headers = payloads.headers("issue_comment", body, WEBHOOK_SECRET, delivery_id=delivery)
+    return httpx.post(f"{url}/api/github/webhooks", content=body, headers=headers, timeout=10)
+
+
+def _work(app_env: dict[str, str], tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli", "worker", "--burst"],
+        env=app_env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    (tmp_path / "worker.log").write_text(result.stdout + result.stderr)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def _comment_posts(github) -> int:
+    """Comments created on the issue (edits are PATCHes and do not count)."""
+    return sum(1 for m, p in github.writes() if m == "POST" and p.endswith("/issues/7/comments"))
+
+
+def test_serve_and_worker_processes_answer_with_one_comment_and_one_pull_request(
+    server, app_env, standin, tmp_path
+):
+    github = standin.github
+    payload = payloads.issue_comment(REQUEST, sender="alice")
+
+    first = _post(server, payload, "e2e-1")
+    assert first.status_code == 202, first.text
+    assert first.json()["status"] == "queued"
+    assert _post(server, payload, "e2e-1").json()["status"] == "duplicate"
+    _work(app_env, tmp_path)
+
+    todo = [c for c in github.comments.values() if marker(f"{payloads.REPO}#7") in c["body"]]
+    assert len(todo) == 1, json.dumps(github.comments, indent=1)[:2000]
+    assert "- [x]" in todo[0]["body"]
+    assert len(github.pulls) == 1
+    pull = next(iter(github.pulls.values()))
+    files = github.files(pull["branch"])
+    assert any(p.endswith("k8s/base/deployment.yaml") for p in files), sorted(files)
+    assert any(p.startswith(".github/workflows/") for p in files), sorted(files)
+    commits_before = len(github.commits)
+    assert _comment_posts(github) == 1
+
+    # The same command again, as a new delivery: no second comment, commit or pull request.
+    assert _post(server, payload, "e2e-2").json()["status"] == "queued"
+    _work(app_env, tmp_path)
+    assert _comment_posts(github) == 1
+    assert len(github.pulls) == 1
+    assert len(github.commits) == commits_before
+    assert standin.unmatched == []

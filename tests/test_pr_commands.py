@@ -1,0 +1,157 @@
+"""Approval and the life of the App's pull request, seen from GitHub and the cluster:
+`/idp apply` by a maintainer runs the approval-gated tools for real (a writer is refused),
+`/idp deploy staging`, and the merge, with and without auto-deploy."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.audit import AuditLog
+from tests import payloads
+from tests.job_world import World
+
+CREATE = "/idp create-service payments-api --lang go --team checkout"
+NAMESPACE = "payments-api-staging"
+
+
+@pytest.fixture
+def world(settings, redis_conn, no_unmocked_http, monkeypatch) -> World:
+    world = World(settings, redis_conn, no_unmocked_http, monkeypatch)
+    world.comment(CREATE)
+    return world
+
+
+def merged_payload(world: World, *, merged: bool = True, sender: str = "mia") -> dict:
+    """`pull_request.closed` for the App's pull request, as GitHub sends it."""
+    pull = world.pull()
+    author = payloads.user(sender)
+    return {
+        "action": "closed",
+        "number": world.pr_number(),
+        "pull_request": {
+            "id": 555,
+            "number": world.pr_number(),
+            "state": "closed",
+            "locked": False,
+            "title": pull["title"],
+            "user": payloads.user("idp-copilot[bot]", "Bot"),
+            "body": pull["body"],
+            "merged": merged,
+            "merged_at": "2024-05-03T10:00:00Z" if merged else None,
+            "merged_by": author if merged else None,
+            "head": {"ref": pull["branch"], "sha": world.github.refs[pull["branch"]]},
+            "base": {"ref": "main", "sha": world.github.refs["main"]},
+            "html_url": world.session.pr_url,
+        },
+        "repository": payloads.repository(),
+        "sender": author,
+        "installation": {"id": payloads.INSTALLATION_ID},
+    }
+
+
+def test_before_approval_nothing_reaches_the_cluster_and_the_todo_says_who_may_approve(world):
+    assert world.cluster.calls == []
+    assert "- [ ] 🔒 Deploy to staging — waiting for `/idp apply` from a maintainer" in (
+        world.todo()
+    )
+
+
+def test_apply_by_a_maintainer_runs_the_gated_tools_for_real_in_order(world):
+    outcome = world.comment("/idp apply", sender="mia", number=world.pr_number(), on_pr=True)
+
+    assert outcome == {"apply": "done"}
+    assert world.cluster.calls == [
+        ("namespace", NAMESPACE, False),
+        ("apply", "Service", "payments-api", NAMESPACE, False),
+        ("apply", "Deployment", "payments-api", NAMESPACE, False),
+    ]
+    assert world.session.approved_by == "mia"
+    assert "- [x] Deploy to staging" in world.todo()
+    audit = [e for e in AuditLog(world.connection, world.settings).entries()]
+    deploys = [e for e in audit if e["action"] in ("namespace", "deploy")]
+    assert {(e["actor"], e["command"], e["result"]) for e in deploys} == {
+        ("mia", "apply", "applied")
+    }
+
+
+def test_apply_by_a_writer_is_refused_and_nothing_runs(world):
+    outcome = world.comment("/idp apply", sender="alice", number=world.pr_number(), on_pr=True)
+
+    assert outcome == {"apply": "refused"}
+    assert world.cluster.calls == []
+    (refusal,) = world.replies(world.pr_number())
+    assert "`/idp apply` needs **maintain** permission" in refusal
+    assert world.session.approved_by is None
+
+
+def test_apply_twice_deploys_once(world):
+    world.comment("/idp apply", sender="mia")
+    calls = list(world.cluster.calls)
+
+    world.comment("/idp apply", sender="mia")
+
+    assert world.cluster.calls == calls
+    assert "Nothing here is waiting for approval" in world.replies()[-1]
+
+
+def test_the_staging_namespace_follows_the_config_prefix(world):
+    world.config("staging:\n  namespace_prefix: shop-\n")
+
+    world.comment("/idp deploy staging", sender="root")
+
+    assert world.cluster.calls[0] == ("namespace", "shop-payments-api-staging", False)
+    assert {c[3] for c in world.cluster.calls[1:]} == {"shop-payments-api-staging"}
+
+
+def test_a_merge_is_recorded_and_the_deploy_keeps_waiting_without_auto_deploy(world):
+    world.deliver("pull_request", merged_payload(world))
+
+    assert world.session.merged_by == "mia" and world.session.merged_at is not None
+    assert f"Pull request #{world.pr_number()} was merged by mia." in world.todo()
+    assert world.cluster.calls == []
+
+
+def test_auto_deploy_on_merge_still_waits_for_apply_while_the_config_gates_the_deploy(world):
+    world.config("auto_deploy_on_merge: true\n")
+
+    world.deliver("pull_request", merged_payload(world))
+
+    assert world.cluster.calls == []
+    assert "The staging deploy waits for `/idp apply` from a maintainer." in world.todo()
+
+
+def test_auto_deploy_on_merge_deploys_when_the_config_lifts_the_gate(world):
+    world.config("auto_deploy_on_merge: true\napproval_required: [create_repository]\n")
+
+    world.deliver("pull_request", merged_payload(world))
+    world.deliver("pull_request", merged_payload(world))  # redelivered: nothing twice
+
+    assert [c[0] for c in world.cluster.calls] == ["namespace", "apply", "apply"]
+    assert world.session.status == "done"
+    assert "Deploying to staging (`auto_deploy_on_merge`)." in world.todo()
+
+
+def test_a_pull_request_closed_without_merging_is_ignored_by_the_router(world):
+    from app.webhooks import Ignored, route
+
+    routed = route("pull_request", "d-1", merged_payload(world, merged=False))
+
+    assert isinstance(routed, Ignored) and routed.reason == "pull request closed without merging"
+
+
+def test_a_merged_pull_request_from_another_branch_is_not_ours(world):
+    from app.webhooks import Ignored, route
+
+    payload = merged_payload(world)
+    payload["pull_request"]["head"]["ref"] = "feature/login"
+
+    routed = route("pull_request", "d-2", payload)
+
+    assert isinstance(routed, Ignored) and routed.reason == "not a pull request the App opened"
+
+
+def test_set_on_the_pull_request_answers_that_it_is_not_available_yet(world):
+    assert world.comment("/idp set replicas=3", number=world.pr_number(), on_pr=True) == {
+        "set": "answered"
+    }
+    assert "`/idp set` is not available yet" in world.replies(world.pr_number())[-1]

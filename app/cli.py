@@ -168,6 +168,49 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
     return _write_lines(log.export(since), args.output, "audit")
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from app.agent.providers.factory import check_provider_settings
+    from app.run import run_request
+
+    settings = _settings()
+    check_provider_settings(settings)
+    return run_request(settings, args.request, args.repo, args.number, args.user)
+
+
+def cmd_tools_list(args: argparse.Namespace) -> int:
+    from tools.registry import default_registry
+
+    described = default_registry(_settings()).describe()
+    if args.json:
+        print(json.dumps(described, indent=2, default=str))
+        return 0
+    for tool in described:
+        flags = [tool["side_effect"]] + (["needs approval"] if tool["requires_approval"] else [])
+        aliases = f" (aliases: {', '.join(tool['aliases'])})" if tool["aliases"] else ""
+        print(f"{tool['name']}{aliases} [{', '.join(flags)}]\n    {tool['description']}")
+    return 0
+
+
+def cmd_tools_call(args: argparse.Namespace) -> int:
+    """Invoke one tool directly, as the prototype's direct invocation did. Generated files are
+    printed, never written; approval-gated tools need --approved."""
+    from tools.registry import default_registry
+    from tools.spec import ToolContext
+
+    try:
+        raw = json.loads(args.args)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--args is not JSON: {exc.msg} at column {exc.colno}") from None
+    settings = _settings()
+    ctx = ToolContext(settings=settings, approved=args.approved)
+    result = asyncio.run(default_registry(settings).call(args.name, raw, ctx))
+    if not result.ok:
+        print(f"{args.name} failed: {result.error}", file=sys.stderr)
+        return 1
+    print(json.dumps(result.output, indent=2, default=str))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="idp-copilot", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -214,6 +257,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--installation-id", type=int, help="default: looked up on GitHub")
     p.add_argument("--dry-run", action="store_true", help="on the LocalForge, not GitHub")
     p.set_defaults(func=cmd_init_repo)
+
+    p = sub.add_parser("run", help="run one request in the foreground (LocalForge by default)")
+    p.add_argument("request", help='e.g. "/idp create-service payments-api --lang go"')
+    p.add_argument("--repo", default=None, help="OWNER/REPO on GitHub (default: local dry run)")
+    p.add_argument("--number", type=int, default=1, help="issue number of the session")
+    p.add_argument("--user", default="local-operator", help="who asks (permission checks)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("tools", help="the tool registry")
+    t = p.add_subparsers(dest="tools_command", required=True)
+    e = t.add_parser("list", help="names, aliases, side effects (--json: with schemas)")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=cmd_tools_list)
+    e = t.add_parser("call", help="invoke one tool directly")
+    e.add_argument("name")
+    e.add_argument("--args", default="{}", help="arguments as a JSON object")
+    e.add_argument("--approved", action="store_true", help="allow an approval-gated tool")
+    e.set_defaults(func=cmd_tools_call)
 
     p = sub.add_parser("feedback", help="users' feedback on sessions")
     e = p.add_subparsers(dest="feedback_command", required=True).add_parser(

@@ -60,7 +60,7 @@ class LocalForge:
     "admin": the local user owns the local repository)."""
 
     def __init__(self, root: Path, *, permissions: dict[str, str] | None = None) -> None:
-        self.root = Path(root)
+        self.root = Path(root).resolve()  # PR links are file:// URIs: absolute
         self._permissions = {k.lower(): v for k, v in (permissions or {}).items()}
         self._init_lock = threading.Lock()
         self.writes: Counter[str] = Counter()

@@ -18,6 +18,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	@sh scripts/ensure-redis.sh
+	@sh scripts/ensure-chromium.sh
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest

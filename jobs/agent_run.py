@@ -10,12 +10,17 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import redis
 
+from app.agent.guard import GuardLimits
 from app.agent.loop import Agent
-from app.config import Settings
+from app.agent.providers.base import ChatModel
+from app.agent.providers.factory import make_chat_model
+from app.agent.systems import DEFAULT_NAME, AgentSystemStore
+from app.config import ConfigError, Settings
 from app.events import EventBus
 from app.github.forge import ForgeError
 from app.repo_config import RepoConfig
@@ -111,20 +116,69 @@ def _cluster_factory(ctx: JobContext) -> Callable[[], Any]:
     return make
 
 
-def build_agent(ctx: JobContext, session: Session) -> Agent:
-    """The agent for this job, shaped by the repo's config."""
+@dataclass
+class Profile:
+    """What the repo's agent system (`agent_system:` in its config) changes for a run."""
+
+    chat_model: ChatModel | None
+    tools: list[str] | None
+    limits: GuardLimits | None = None
+
+
+def _narrow(allowed: list[str] | None, also: list[str] | None) -> list[str] | None:
+    if allowed is None or also is None:
+        return also if allowed is None else allowed
+    return [t for t in allowed if t in also]
+
+
+async def agent_profile(ctx: JobContext) -> Profile:
+    """The provider, model, tools and loop limits of the repo's agent system. `default` is
+    the worker's own provider (IDP_LLM_PROVIDER, `rules` unless set). A profile that does
+    not exist or whose provider has no key is said once in a comment; the default runs."""
     config = ctx.config
+    default = Profile(ctx.chat_model, config.tools)
+    if config.agent_system == DEFAULT_NAME:
+        return default
+    system = AgentSystemStore(ctx.connection, ctx.settings).get(config.agent_system)
+    problem = None
+    if system is None:
+        problem = f"there is no agent system `{config.agent_system}` on this App"
+    else:
+        update: dict[str, Any] = {"llm_provider": system.provider}
+        if system.model:
+            update["openai_model" if system.provider == "openai" else "anthropic_model"] = (
+                system.model
+            )
+        try:
+            chat_model = make_chat_model(ctx.settings.model_copy(update=update))
+        except ConfigError as exc:
+            problem = f"agent system `{system.name}` cannot run here: {exc}"
+        else:
+            return Profile(chat_model, _narrow(config.tools, system.tools), system.limits())
+    await ctx.reply(
+        f"`.github/idp-copilot.yml` asks for {problem}. I am using the default planner; "
+        "an operator can list agent systems at `/api/agent-systems`.",
+        once_key=("agent-system", ctx.session_id, problem),
+    )
+    return default
+
+
+def build_agent(ctx: JobContext, session: Session, profile: Profile | None = None) -> Agent:
+    """The agent for this job, shaped by the repo's config and its agent system."""
+    config = ctx.config
+    profile = profile or Profile(ctx.chat_model, config.tools)
     return Agent(
         ctx.settings,
         ctx.tools(),
         ctx.forge,
         ctx.store,
-        chat_model=ctx.chat_model,
+        chat_model=profile.chat_model,
         cluster=AuditedCluster(_cluster_factory(ctx), ctx.scope),
         on_event=EventBus(ctx.connection, ctx.settings).sink(session.id),
-        allowed_tools=config.tools,
+        allowed_tools=profile.tools,
         approval_tools=config.approval_required,
         tool_args=fixed_tool_args(config, session),
+        limits=profile.limits,
     )
 
 
@@ -143,7 +197,8 @@ async def run_agent(ctx: JobContext, prepare: Prepare) -> str:
             return session.status
         session.job_id = ctx.job_id
         ctx.store.save(session)
-        session = await build_agent(ctx, session).run(session, lock=lock)
+        profile = await agent_profile(ctx)
+        session = await build_agent(ctx, session, profile).run(session, lock=lock)
         await after_run(ctx, session)
         session.job_id = None
         ctx.store.save(session)

@@ -36,6 +36,9 @@ Verb = Literal[
     "request",
     # not typed by users: the App's pull request was merged (`pull_request.closed`)
     "merged",
+    # not typed by users: a review, a review comment or a free-text comment on the App's
+    # pull request (jobs/review.py)
+    "review",
 ]
 VERBS: tuple[str, ...] = Verb.__args__  # type: ignore[attr-defined]
 
@@ -81,6 +84,9 @@ class Trigger(BaseModel):
     # Sessions started from the operator console or `idp-copilot run` without a repo answer
     # on the LocalForge, whatever the worker's forge is.
     dry_run: bool = False
+    # `pull_request_review` and `pull_request_review_comment`: the review to read (its body
+    # and line comments are fetched by the job, so one review is handled once).
+    review_id: int | None = None
     # Requests from the operator API with an operator token: the permission the API already
     # granted, which the worker uses instead of asking the forge about `sender` (an operator
     # is not a GitHub user). Never set from a webhook.
@@ -112,7 +118,9 @@ USER_VERBS: tuple[str, ...] = tuple(USAGE)
 # Canonical `/idp set` keys: every ServiceRequest field but the name (the identity of the
 # service) and the description (free text, not a rendering value).
 SET_KEYS: tuple[str, ...] = tuple(
-    field for field in ServiceRequest.model_fields if field not in ("name", "description")
+    field
+    for field in ServiceRequest.model_fields
+    if field not in ("name", "description", "namespace_prefix")  # the prefix is the config's
 )
 # Friendlier spellings. Keys are also matched case-insensitively with '-' and '.' read as '_',
 # so `cpu.request`, `memory-limit` and `Max_Replicas` work without an entry here.

@@ -52,9 +52,10 @@ class Settings(BaseSettings):
         description="Largest webhook body accepted (GitHub caps payloads at 25 MB).",
     )
     lock_ttl: int = Field(
-        120,
+        30,
         validation_alias=_env("IDP_LOCK_TTL"),
-        description="Seconds a session lock lives without renewal, so a dead worker frees it.",
+        description="Seconds a session lock lives without renewal, so a dead worker frees it "
+        "(a running job renews it every third of this).",
     )
 
     github_app_id: str | None = Field(None, validation_alias=_env("GITHUB_APP_ID"))

@@ -38,6 +38,9 @@ DEFAULT_PERMISSIONS: dict[str, Level] = {
     **dict.fromkeys(("apply", "deploy"), "maintain"),
     # Not a command: GitHub reports a merge, and merging already took write permission.
     "merged": "write",
+    # Not a command: a review steering the App's pull request; `reviewers.min_permission`
+    # may ask for more.
+    "review": "write",
 }
 DEFAULT_APPROVAL_REQUIRED: tuple[str, ...] = (
     "create_k8s_namespace",
@@ -74,7 +77,7 @@ class StagingConfig(_Strict):
     """Where `/idp deploy staging` and auto-deploy go."""
 
     context: str | None = Field(None, description="kubeconfig context; None: the current one")
-    namespace_prefix: str = Field("", description="Prepended to the NAME-staging namespace")
+    namespace_prefix: str = Field("", description="Prepended to the TEAM-staging namespace")
 
     @field_validator("namespace_prefix")
     @classmethod
@@ -393,7 +396,7 @@ approval_required:
 
 staging:
   # context: staging      # kubeconfig context; leave out for the current one
-  namespace_prefix: ""    # prepended to the NAME-staging namespace
+  namespace_prefix: ""    # prepended to the team's TEAM-staging namespace
 
 auto_deploy_on_merge: false   # deploy to staging when the App's pull request is merged
 labels:                        # added to the App's pull requests

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -14,6 +16,8 @@ from redis.lock import Lock
 from app.agent.todo import Todo
 from app.config import Settings
 from tools.service import ServiceRequest
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 SessionStatus = Literal["new", "planned", "running", "waiting", "done", "failed", "cancelled"]
@@ -134,21 +138,46 @@ class SessionStore:
 
     @contextmanager
     def lock(self, session_id: str, wait: float = 30.0) -> Iterator[Lock]:
-        """Hold the session for one run. The TTL frees it if the worker dies; the loop
-        calls `lock.reacquire()` at every step so a long run keeps it."""
+        """Hold the session for one run. A thread renews the lock every third of its TTL
+        while the process lives, however long one step takes; when the process dies
+        (SIGKILL, OOM) the TTL frees it. The loop's `lock.reacquire()` at every step stays
+        harmless."""
         lock = self.redis.lock(
             self.settings.key("lock", session_id),
             timeout=self.settings.lock_ttl,
             blocking_timeout=wait,
+            thread_local=False,  # the renewing thread uses the token the run acquired
         )
         if not lock.acquire():
             raise SessionLocked(session_id)
+        stop = threading.Event()
+        renewer = threading.Thread(
+            target=_renew,
+            args=(lock, stop, self.settings.lock_ttl / 3),
+            name=f"lock-renewal {session_id}",
+            daemon=True,
+        )
+        renewer.start()
         try:
             yield lock
         finally:
+            stop.set()
+            renewer.join()
             # expired while we ran: someone else may hold it now; not ours to free
             with suppress(redis.exceptions.LockError):
                 lock.release()
+
+
+def _renew(lock: Lock, stop: threading.Event, every: float) -> None:
+    """Reset the lock's TTL every `every` seconds until `stop` is set or the lock is lost."""
+    while not stop.wait(every):
+        try:
+            lock.reacquire()
+        except redis.exceptions.LockError:
+            log.error("session lock %s was lost: another run may hold it now", lock.name)
+            return
+        except redis.exceptions.RedisError as exc:  # the next round tries again
+            log.warning("session lock %s not renewed: %s", lock.name, exc)
 
 
 def connect(settings: Settings) -> redis.Redis:

@@ -8,16 +8,15 @@ does the rest. Every response is JSON with a short reason, never a traceback.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import json
 import logging
 import time
 import traceback
-from collections.abc import AsyncIterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
 import redis
+import redis.asyncio as aioredis
 from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
@@ -33,7 +32,8 @@ from app.config import ConfigError, Settings
 from app.logs import log_context
 from app.tracing import tracer
 from app.webhooks import KNOWN_EVENTS, Ignored, route, verify_signature
-from jobs.queue import enqueue_trigger, job_id_for, preload
+from jobs.pipelined_redis import PipelinedRedis, supports
+from jobs.queue import AsyncRedis, enqueue_trigger_async, job_id_for, preload
 
 log = logging.getLogger(__name__)
 
@@ -71,15 +71,38 @@ async def _read_body(request: Request, limit: int) -> bytes:
 class WebhookReceiver:
     """`POST /api/github/webhooks`: one delivery in, one short JSON answer out."""
 
-    def __init__(self, settings: Settings, connection: redis.Redis) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        connect: Callable[[], AsyncRedis],
+        connection: AsyncRedis | None = None,
+    ) -> None:
         self.settings = settings
-        self.connection = connection
-        # The Redis round trip runs on one thread of its own, not on Starlette's pool: with a
-        # pool thread per concurrent request, the GIL hand-offs between those threads and the
-        # event loop doubled the p99 in bench/ingest (bench/RESULTS.md), and Redis runs
-        # commands one at a time anyway. A thread rather than a blocking call on the loop keeps
-        # the other routes answering while Redis is slow.
-        self.redis_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="idp-enqueue")
+        # The round trip runs on the event loop, through an asyncio client: no thread
+        # hand-off per delivery (the GIL passing between a thread and the loop cost more CPU
+        # than the enqueue, bench/RESULTS.md), and a slow Redis still leaves the other routes
+        # answering. An asyncio client belongs to the loop it first ran on: `connect` makes
+        # one per loop (uvicorn runs one; Starlette's TestClient starts one per request),
+        # unless `connection` is given.
+        self._connect = connect
+        self._fixed = connection
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._client: AsyncRedis | None = None
+
+    def redis(self) -> AsyncRedis:
+        """The asyncio Redis client for the running event loop."""
+        if self._fixed is not None:
+            return self._fixed
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop or self._client is None:
+            self._loop, self._client = loop, self._connect()
+        return self._client
+
+    async def aclose(self) -> None:
+        """Close the client of the running loop (server shutdown)."""
+        client, self._client, self._loop = self._client, None, None
+        if client is not None:
+            await client.aclose()
 
     async def endpoint(self, request: Request) -> Response:
         event = request.headers.get("x-github-event", "")
@@ -145,16 +168,7 @@ class WebhookReceiver:
             return _reply(202, "ignored", routed.reason), "ignored"
         started = time.perf_counter()
         try:
-            # copy_context: the enqueue span and the job's trace carrier need the webhook span,
-            # and run_in_executor (unlike Starlette's pool) does not carry context variables.
-            queued = await asyncio.get_running_loop().run_in_executor(
-                self.redis_thread,
-                contextvars.copy_context().run,
-                enqueue_trigger,
-                self.connection,
-                settings,
-                routed,
-            )
+            queued = await enqueue_trigger_async(self.redis(), settings, routed)
         except redis.RedisError as exc:
             # GitHub does not redeliver a failed delivery by itself: the 503 marks it failed in
             # the App's delivery log, where `idp-copilot redeliver` (or an operator) resends it.
@@ -210,27 +224,43 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     return _reply(500, "error", "internal error; see the server log")
 
 
+# Short timeouts so an outage answers 503 quickly.
+_CLIENT_OPTIONS: dict = {"socket_connect_timeout": 2, "socket_timeout": 5}
+
+
 def redis_connection(settings: Settings) -> redis.Redis:
-    """The web process's Redis client: short timeouts so an outage answers 503 quickly."""
-    return redis.Redis.from_url(
-        settings.redis_url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30
-    )
+    """The web process's Redis client for the probes, metrics and the operator API."""
+    return redis.Redis.from_url(settings.redis_url, health_check_interval=30, **_CLIENT_OPTIONS)
+
+
+def enqueue_connection(settings: Settings) -> AsyncRedis:
+    """The receiver's asyncio Redis client (one round trip per accepted delivery): one
+    pipelined connection, or redis-py's client for URLs it does not take (TLS, options)."""
+    if supports(settings.redis_url):
+        return PipelinedRedis(settings.redis_url, connect_timeout=2, reply_timeout=5)
+    return aioredis.Redis.from_url(settings.redis_url, **_CLIENT_OPTIONS)
 
 
 def create_app(
     settings: Settings,
     connection: redis.Redis | None = None,
     extra_routes: Sequence[BaseRoute] = (),
+    *,
+    webhook_connection: AsyncRedis | None = None,
 ) -> Starlette:
     """The web app. `extra_routes` is where the operator API and console mount, e.g.
-    `Mount("/api", routes=...)`: they come after the webhook route, which keeps its path."""
+    `Mount("/api", routes=...)`: they come after the webhook route, which keeps its path.
+
+    `connection` serves the probes, `/metrics` and the extra routes; deliveries are queued
+    through `webhook_connection`, an asyncio client (by default `enqueue_connection`'s, one
+    per event loop)."""
     if not settings.webhook_secrets:
         raise ConfigError(
             "GITHUB_WEBHOOK_SECRET is not set: the receiver cannot verify deliveries. Set it to "
             "the App's webhook secret (several secrets, comma-separated, during a rotation)."
         )
     connection = connection if connection is not None else redis_connection(settings)
-    receiver = WebhookReceiver(settings, connection)
+    receiver = WebhookReceiver(settings, lambda: enqueue_connection(settings), webhook_connection)
     routes: list[BaseRoute] = [
         Route(WEBHOOK_PATH, receiver.endpoint, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
@@ -245,7 +275,10 @@ def create_app(
             preload(connection)
         except redis.RedisError:
             log.warning("Redis is not reachable at start-up; /readyz answers 503 until it is")
-        yield
+        try:
+            yield
+        finally:
+            await receiver.aclose()
 
     app = Starlette(
         routes=routes,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -115,6 +116,26 @@ class _PullRequestPayload(_Envelope):
     pull_request: _PullRequest
 
 
+class _Review(BaseModel):
+    id: int
+    body: str | None = None
+    state: str = "commented"
+
+
+class _ReviewComment(BaseModel):
+    id: int
+    body: str | None = None
+    pull_request_review_id: int | None = None
+
+
+class _ReviewPayload(_PullRequestPayload):
+    review: _Review
+
+
+class _ReviewCommentPayload(_PullRequestPayload):
+    comment: _ReviewComment
+
+
 class Ignored(BaseModel):
     """A delivery we answer 2xx and do nothing with; `reason` is said in the response."""
 
@@ -148,6 +169,11 @@ def _on_comment_created(event: str, delivery_id: str, p: _IssuePayload) -> Trigg
         return Ignored(reason="issue_comment payload without a comment")
     commands, errors = parse_comment(p.comment.body or "")
     if not commands and not errors:
+        if p.issue.pull_request is not None and p.issue.state == "open" and p.comment.body:
+            # Free text on a pull request: review feedback if the App opened it, which only
+            # the worker can tell (jobs/review.py); it drops the rest without a word.
+            review = Command(verb="review", text=p.comment.body)
+            return _trigger(event, delivery_id, p, commands=[review])
         return Ignored(reason="no /idp command in the comment")
     if p.issue.state != "open":
         merged = p.issue.pull_request is not None and p.issue.pull_request.merged_at
@@ -214,6 +240,89 @@ def _on_pull_request_closed(event: str, delivery_id: str, payload: dict) -> Trig
     )
 
 
+def _pull_request_trigger(
+    event: str, delivery_id: str, p: _PullRequestPayload, **fields: object
+) -> Trigger:
+    pr = p.pull_request
+    return Trigger(
+        delivery_id=delivery_id,
+        event=event,
+        action=p.action,
+        repo=p.repository.full_name,
+        installation_id=p.installation.id if p.installation else None,
+        number=pr.number,
+        is_pull_request=True,
+        sender=p.sender.login,
+        title=pr.title,
+        state=pr.state,
+        locked=pr.locked,
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def _reviewed(event: str, payload: dict, model: type[_PullRequestPayload]) -> Any:
+    """The payload parsed, or why it is ignored: bots, locked and closed pull requests."""
+    sender = payload.get("sender")
+    if isinstance(sender, dict) and sender.get("type") == "Bot":
+        return Ignored(reason="sender is a bot")  # the App's own thread replies, among others
+    try:
+        p = model.model_validate(payload)
+    except ValidationError as exc:
+        where = ".".join(str(part) for part in exc.errors()[0]["loc"])
+        return Ignored(reason=f"{event}.{payload.get('action')} payload has no usable {where}")
+    if p.pull_request.locked:
+        return Ignored(reason="pull request is locked")
+    if p.pull_request.state != "open":
+        return Ignored(reason="pull request is closed")
+    return p
+
+
+def _review_or_commands(
+    event: str, delivery_id: str, p: _PullRequestPayload, body: str, review_id: int | None
+) -> Trigger | Ignored:
+    """On the App's branch: the review, read whole by the worker. Elsewhere: only `/idp`
+    lines count, as in any comment."""
+    if p.pull_request.head.ref.startswith(APP_BRANCH_PREFIX):
+        if review_id is None:
+            return Ignored(reason="review comment without a review")
+        return _pull_request_trigger(
+            event, delivery_id, p, commands=[Command(verb="review")], review_id=review_id
+        )
+    commands, errors = parse_comment(body)
+    if not commands and not errors:
+        return Ignored(reason="not a pull request the App opened, and no /idp command")
+    return _pull_request_trigger(
+        event, delivery_id, p, commands=commands, errors=[e.message for e in errors]
+    )
+
+
+def _on_review_submitted(event: str, delivery_id: str, payload: dict) -> Trigger | Ignored:
+    """A review on a pull request: changes requested or comments (with their line comments);
+    an approval only when it holds `/idp set`."""
+    p = _reviewed(event, payload, _ReviewPayload)
+    if isinstance(p, Ignored):
+        return p
+    body = p.review.body or ""
+    state = p.review.state.lower()
+    if state not in ("changes_requested", "commented", "approved"):
+        return Ignored(reason=f"a {state} review asks for nothing")
+    if state == "approved" and not any(c.verb == "set" for c in parse_comment(body)[0]):
+        return Ignored(reason="an approving review asks for no change")
+    return _review_or_commands(event, delivery_id, p, body, p.review.id)
+
+
+def _on_review_comment_created(event: str, delivery_id: str, payload: dict) -> Trigger | Ignored:
+    """A line comment. GitHub also sends `pull_request_review.submitted` for its review:
+    both name the review, and the worker handles each review once."""
+    p = _reviewed(event, payload, _ReviewCommentPayload)
+    if isinstance(p, Ignored):
+        return p
+    comment = p.comment
+    return _review_or_commands(
+        event, delivery_id, p, comment.body or "", comment.pull_request_review_id
+    )
+
+
 def _kind(p: _IssuePayload) -> str:
     return "pull request" if p.issue.pull_request is not None else "issue"
 
@@ -227,6 +336,8 @@ ROUTES: dict[tuple[str, str], Handler] = {
 # Pull request events carry no `issue`: they have a table (and a payload model) of their own.
 PULL_REQUEST_ROUTES: dict[tuple[str, str], Callable[[str, str, dict], Trigger | Ignored]] = {
     ("pull_request", "closed"): _on_pull_request_closed,
+    ("pull_request_review", "submitted"): _on_review_submitted,
+    ("pull_request_review_comment", "created"): _on_review_comment_created,
 }
 KNOWN_EVENTS = frozenset(
     {"ping", *(event for event, _ in ROUTES), *(event for event, _ in PULL_REQUEST_ROUTES)}

@@ -36,7 +36,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=3001)
     args = parser.parse_args(argv)
     # The same uvicorn arguments as app/cli.py `cmd_serve`, so only the app differs.
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="info", access_log=False)
+    uvicorn.run(
+        create_app(),
+        host=args.host,
+        port=args.port,
+        log_level="info",
+        access_log=False,
+        log_config=None,
+    )
     return 0
 
 

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import redis
 
 from app.audit import AuditAction, AuditLog
-from app.github.forge import CommitInfo, Forge, Permission, PullRequestInfo, RepoRef
+from app.github.forge import CommitInfo, Forge, Permission, PullRequestInfo, RepoRef, Review
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -95,6 +95,19 @@ class AuditedForge:
             lambda: self.inner.post_comment(repo, number, body),
             lambda cid: ("created", {"comment_id": cid, "kind": "reply"}),
         )
+
+    async def reply_to_review_comment(
+        self, repo: RepoRef, number: int, comment_id: int, body: str
+    ) -> int:
+        return await self._logged(
+            "comment",
+            f"{repo.full_name}#{number}",
+            lambda: self.inner.reply_to_review_comment(repo, number, comment_id, body),
+            lambda cid: ("created", {"comment_id": cid, "kind": "review_reply"}),
+        )
+
+    async def get_review(self, repo: RepoRef, number: int, review_id: int) -> Review:
+        return await self.inner.get_review(repo, number, review_id)
 
     async def add_reaction(self, repo: RepoRef, comment_id: int, content: str) -> None:
         # A reaction is an acknowledgement, not a change anyone reviews: not audited.

@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 
 # Verbs GitHub's own events produce (a merge): no person typed them, nothing to check.
 INTERNAL_VERBS = frozenset({"merged"})
+# Reviews: jobs/review.py checks them against `reviewers.min_permission`, with a refusal of
+# its own, and only on the App's pull requests.
+HANDLER_CHECKED_VERBS = frozenset({"review"})
 # Anyone who can comment may run these (help, status, ask, feedback by default).
 OPEN_LEVEL = "read"
 
@@ -40,7 +43,7 @@ def _is_requester(ctx: JobContext) -> bool:
 async def authorize(ctx: JobContext, command: Command) -> bool:
     """True when the sender may run `command`; otherwise one refusal comment (see module)."""
     verb = command.verb
-    if verb in INTERNAL_VERBS:
+    if verb in INTERNAL_VERBS or verb in HANDLER_CHECKED_VERBS:
         return True
     needed = required_permission(ctx.config, verb)
     if needed == OPEN_LEVEL:

@@ -24,7 +24,7 @@ from app.config import Settings
 from app.github.forge import Forge, ForgeError, RepoRef
 from app.repo_config import DEFAULT_PERMISSIONS, RepoConfig, load_repo_config
 from app.state import Session, SessionStore
-from jobs import pr_commands, verbs
+from jobs import pr_commands, review, verbs
 from jobs.audited import AuditScope
 from jobs.authorize import authorize
 from jobs.cancel import cancel
@@ -99,6 +99,8 @@ async def handle_trigger(ctx: JobContext) -> dict[str, str]:
     trigger = ctx.trigger
     if trigger.locked:
         return {"ignored": "locked"}  # a locked conversation gets nothing, not even a reaction
+    if review.not_ours(ctx):
+        return {"review": "ignored"}  # chat on a pull request the App did not open
     outcomes: dict[str, str] = {}
     if trigger.comment_id is not None:
         await react(ctx, "eyes")
@@ -171,4 +173,6 @@ HANDLERS: dict[str, Handler] = {
     "apply": pr_commands.apply,
     "deploy": pr_commands.deploy,
     "merged": pr_commands.merged,
+    "review": review.review,
+    "set": review.set_values,
 }

@@ -1,28 +1,41 @@
-"""Queue names and the enqueue helper the webhook receiver uses.
+"""Queue names and the enqueue helpers the webhook receiver and the operator API use.
 
 Dedupe and enqueue are one Redis round trip: a Lua script sets the delivery key (SET NX EX)
 and, only when that succeeds, writes the RQ job hash and pushes its id, exactly as
 `Queue.enqueue_job` would. The delivery key lives for days (GitHub redelivers hours later),
 much longer than the job; RQ's own `unique=True` guards only while the job exists.
+
+The job hash is built here field by field, as RQ's `Job.to_dict` would for the same job:
+building RQ's `Job` and `Queue` objects cost more than the rest of the enqueue
+(bench/RESULTS.md). tests/test_web.py checks that the hash equals what RQ would store.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import zlib
+from typing import Any, Protocol
 from weakref import WeakKeyDictionary
 
 import redis
 from opentelemetry.trace import SpanKind
 from redis.commands.core import Script
+from redis.exceptions import NoScriptError
 from rq import Queue, Retry
-from rq.job import JobStatus
-from rq.utils import now
+from rq.job import Job, JobStatus
+from rq.serializers import DefaultSerializer
+from rq.utils import now, utcformat
 
 from app.commands import Trigger
 from app.config import Settings
 from app.tracing import inject_context, tracer
 
 JOB_FUNC = "jobs.tasks.run_trigger"
+RESULT_TTL = 24 * 3600
+FAILURE_TTL = 7 * 24 * 3600
+RETRY_MAX = 3
+RETRY_INTERVALS = [5, 30, 120]
 _SCRIPTS: WeakKeyDictionary[redis.Redis, Script] = WeakKeyDictionary()
 
 # KEYS: delivery key, job hash, queue list, rq:queues set
@@ -36,6 +49,27 @@ redis.call('RPUSH', KEYS[3], ARGV[2])
 redis.call('SADD', KEYS[4], ARGV[3])
 return 1
 """
+_DEDUPE_ENQUEUE_SHA = hashlib.sha1(_DEDUPE_ENQUEUE.encode()).hexdigest()  # noqa: S324 (Redis's)
+# The fields RQ writes empty for a job that has not run yet and has no callbacks.
+_EMPTY_FIELDS = (
+    "success_callback_name",
+    "failure_callback_name",
+    "stopped_callback_name",
+    "started_at",
+    "ended_at",
+    "last_heartbeat",
+    "worker_name",
+    "group_id",
+)
+
+
+class AsyncRedis(Protocol):
+    """What the asyncio enqueue needs of a client: redis-py's `redis.asyncio.Redis` and
+    `jobs.pipelined_redis.PipelinedRedis` both have it."""
+
+    async def execute_command(self, *args: Any) -> Any: ...
+
+    async def aclose(self) -> None: ...
 
 
 def _script(connection: redis.Redis) -> Script:
@@ -62,7 +96,62 @@ def queue_for(connection: redis.Redis, settings: Settings) -> Queue:
 
 def retry_policy() -> Retry:
     """A crashed or failed run is tried again (the session resumes after its last step)."""
-    return Retry(max=3, interval=[5, 30, 120])
+    return Retry(max=RETRY_MAX, interval=RETRY_INTERVALS)
+
+
+def job_description(trigger: Trigger) -> str:
+    """What `rq info` and the RQ dashboard show for the trigger's job."""
+    return f"{trigger.event} {trigger.repo}#{trigger.number}"
+
+
+def job_hash(settings: Settings, trigger: Trigger, carrier: dict[str, str]) -> dict[str, object]:
+    """The RQ job hash of `trigger`'s job, queued now: what `Queue.enqueue_job` would store
+    for `queue.create_job(JOB_FUNC, kwargs={"trigger": ...}, ...)` with our timeouts, TTLs,
+    retry policy and `meta={"otel": carrier}`."""
+    stamp = utcformat(now())
+    payload = (JOB_FUNC, None, (), {"trigger": trigger.model_dump(mode="json")})
+    fields: dict[str, object] = {
+        "created_at": stamp,
+        "data": zlib.compress(DefaultSerializer.dumps(payload)),
+        **dict.fromkeys(_EMPTY_FIELDS, ""),
+        "retries_left": RETRY_MAX,
+        "retry_intervals": json.dumps(RETRY_INTERVALS),
+        "origin": settings.queue_name,
+        "description": job_description(trigger),
+        "enqueued_at": stamp,
+        "timeout": settings.job_timeout,
+        "result_ttl": RESULT_TTL,
+        "failure_ttl": FAILURE_TTL,
+        "status": JobStatus.QUEUED.value,
+        "meta": DefaultSerializer.dumps({"otel": carrier}),
+    }
+    return fields
+
+
+def _script_call(settings: Settings, trigger: Trigger, job_id: str) -> tuple[list, list]:
+    """KEYS and ARGV of the dedupe-and-enqueue script for `trigger` (inside the enqueue span,
+    whose context the job's meta carries)."""
+    queue_key = Queue.redis_queue_namespace_prefix + settings.queue_name
+    args: list[object] = [settings.dedupe_ttl, job_id, queue_key]
+    for key, value in job_hash(settings, trigger, inject_context()).items():
+        args.append(key)
+        args.append(value)
+    keys = [
+        settings.key("delivery", trigger.delivery_id),
+        Job.redis_job_namespace_prefix + job_id,
+        queue_key,
+        Queue.redis_queues_keys,
+    ]
+    return keys, args
+
+
+def _enqueue_span(settings: Settings, job_id: str):
+    attributes = {
+        "messaging.system": "rq",
+        "messaging.destination.name": settings.queue_name,
+        "messaging.message.id": job_id,
+    }
+    return tracer().start_as_current_span("enqueue", kind=SpanKind.PRODUCER, attributes=attributes)
 
 
 def enqueue_trigger(connection: redis.Redis, settings: Settings, trigger: Trigger) -> bool:
@@ -72,48 +161,25 @@ def enqueue_trigger(connection: redis.Redis, settings: Settings, trigger: Trigge
     failed and an operator can redeliver it. The job's meta carries the current trace
     (`meta["otel"]`), so the worker's spans join the receiver's trace.
     """
-    queue = queue_for(connection, settings)
     job_id = job_id_for(trigger.delivery_id)
-    attributes = {
-        "messaging.system": "rq",
-        "messaging.destination.name": queue.name,
-        "messaging.message.id": job_id,
-    }
-    with tracer().start_as_current_span("enqueue", kind=SpanKind.PRODUCER, attributes=attributes):
-        return _enqueue(connection, settings, trigger, queue, job_id)
+    with _enqueue_span(settings, job_id):
+        keys, args = _script_call(settings, trigger, job_id)
+        return bool(_script(connection)(keys=keys, args=args))
 
 
-def _enqueue(
-    connection: redis.Redis, settings: Settings, trigger: Trigger, queue: Queue, job_id: str
+async def enqueue_trigger_async(
+    connection: AsyncRedis, settings: Settings, trigger: Trigger
 ) -> bool:
-    job = queue.create_job(
-        JOB_FUNC,
-        kwargs={"trigger": trigger.model_dump(mode="json")},
-        job_id=job_id,
-        timeout=settings.job_timeout,
-        result_ttl=24 * 3600,
-        failure_ttl=7 * 24 * 3600,
-        description=f"{trigger.event} {trigger.repo}#{trigger.number}",
-        retry=retry_policy(),
-        meta={"otel": inject_context()},
-    )
-    # What Queue._prepare_for_queue sets, without its INFO round trip for the server version.
-    job.origin = queue.name
-    job.enqueued_at = now()
-    job._status = JobStatus.QUEUED
-    fields: list[bytes | str] = []
-    for key, value in job.to_dict().items():
-        if value is None:
-            continue
-        fields.append(key)
-        fields.append(value if isinstance(value, bytes | str) else str(value))
-    queued = _script(connection)(
-        keys=[
-            settings.key("delivery", trigger.delivery_id),
-            job.key,
-            queue.key,
-            Queue.redis_queues_keys,
-        ],
-        args=[settings.dedupe_ttl, job.id, queue.key, *fields],
-    )
-    return bool(queued)
+    """`enqueue_trigger` on an asyncio client, for the receiver's event loop."""
+    job_id = job_id_for(trigger.delivery_id)
+    with _enqueue_span(settings, job_id):
+        keys, args = _script_call(settings, trigger, job_id)
+        try:
+            queued = await connection.execute_command(
+                "EVALSHA", _DEDUPE_ENQUEUE_SHA, len(keys), *keys, *args
+            )
+        except NoScriptError:  # Redis restarted since start-up: EVAL also caches the script
+            queued = await connection.execute_command(
+                "EVAL", _DEDUPE_ENQUEUE, len(keys), *keys, *args
+            )
+        return bool(queued)

@@ -32,12 +32,18 @@ from rq import Worker
 from app.config import Settings
 from app.state import connect
 from jobs.queue import queue_for
+from jobs.recovery import requeue_abandoned
 
 log = logging.getLogger(__name__)
 
 # RQ notices jobs abandoned by a killed worker only during maintenance (default every
-# 600 s); a shorter interval gets a crashed run retried within about a minute.
+# 600 s); a shorter interval, with jobs/recovery.py, gets a crashed run going again within
+# about a minute (bench/recovery.py measures it).
 MAINTENANCE_INTERVAL = 30
+# How often a worker renews the heartbeat of the job it runs; a job whose heartbeat is
+# three renewals old has lost its worker and goes back on the queue.
+JOB_MONITORING_INTERVAL = 10
+ABANDONED_AFTER = 3 * JOB_MONITORING_INTERVAL
 # How often a worker that did not get IDP_METRICS_PORT tries again to serve it.
 EXPORTER_RETRY_SECONDS = 30.0
 LOCK_FILE = ".workers.lock"
@@ -181,9 +187,15 @@ def _retry_bind(port: int, registry: Any) -> None:
 
 class ObservedWorker(Worker):
     """An RQ `Worker` that folds each finished work horse's metric files into its own
-    archive (see `fold_process_metrics`), when multiprocess metrics are on."""
+    archive (see `fold_process_metrics`), when multiprocess metrics are on, and whose
+    maintenance puts the jobs of dead workers back on the queue (jobs/recovery.py)."""
 
     metrics_dir: Path | None = None
+
+    def run_maintenance_tasks(self) -> None:
+        for queue in self.queues:
+            requeue_abandoned(queue, stale_after=ABANDONED_AFTER)
+        super().run_maintenance_tasks()
 
     def monitor_work_horse(self, job: Any, queue: Any, execution: Any) -> None:
         horse = self.horse_pid
@@ -204,7 +216,10 @@ def build_worker(settings: Settings, name: str | None = None) -> ObservedWorker:
         connection=connection,
         name=name,
         maintenance_interval=MAINTENANCE_INTERVAL,
-        job_monitoring_interval=10,
+        job_monitoring_interval=JOB_MONITORING_INTERVAL,
+        # An idle worker runs maintenance only when its blocking dequeue returns, which is
+        # every worker_ttl - 15 s (RQ's default: 405 s): keep that to the maintenance interval.
+        worker_ttl=MAINTENANCE_INTERVAL + 15,
     )
 
 
@@ -222,7 +237,9 @@ def run_worker(
     worker = build_worker(settings, name)
     worker.metrics_dir = metrics_dir
     try:
-        return worker.work(burst=burst, logging_level="INFO")
+        # The scheduler moves retries (the job's `Retry` intervals) back onto the queue;
+        # without it a retried job waits in RQ's scheduled registry for ever.
+        return worker.work(burst=burst, logging_level="INFO", with_scheduler=True)
     finally:
         if metrics_dir is not None:
             from prometheus_client import multiprocess

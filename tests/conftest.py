@@ -15,6 +15,12 @@ TEST_REDIS_URL = os.environ.get("IDP_TEST_REDIS_URL", "redis://127.0.0.1:6379/13
 WEBHOOK_SECRET = "test-webhook-secret"
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "slow: real worker processes (and their start-up); 10 to 60 s each"
+    )
+
+
 @pytest.fixture
 def redis_conn():
     """A real Redis, DB 13, flushed before and after each test."""

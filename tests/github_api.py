@@ -475,6 +475,97 @@ def check_run(
     }
 
 
+def pull_review(
+    review_id: int,
+    number: int,
+    body: str,
+    state: str,
+    commit_id: str,
+    *,
+    author: dict | None = None,
+    at: Where = HOME,
+) -> dict:
+    """A submitted pull request review; `state` as the REST API spells it (APPROVED,
+    CHANGES_REQUESTED, COMMENTED), where webhooks use lower case."""
+    html = f"{at.html}/pull/{number}#pullrequestreview-{review_id}"
+    return {
+        "id": review_id,
+        "node_id": f"PRR_{review_id}",
+        "user": author or user(at=at),
+        "body": body,
+        "state": state.upper(),
+        "html_url": html,
+        "pull_request_url": f"{at.url}/pulls/{number}",
+        "_links": {"html": {"href": html}, "pull_request": {"href": f"{at.url}/pulls/{number}"}},
+        "submitted_at": WHEN,
+        "commit_id": commit_id,
+        "author_association": "MEMBER",
+    }
+
+
+def review_comment(
+    comment_id: int,
+    number: int,
+    *,
+    review_id: int | None,
+    path: str,
+    line: int | None,
+    diff_hunk: str,
+    body: str,
+    commit_id: str,
+    in_reply_to: int | None = None,
+    author: dict | None = None,
+    at: Where = HOME,
+) -> dict:
+    """A line comment of a review: valid as a list item of …/reviews/{id}/comments (the
+    legacy ReviewComment) and as the answer to POST …/comments/{id}/replies."""
+    url = f"{at.url}/pulls/comments/{comment_id}"
+    html = f"{at.html}/pull/{number}#discussion_r{comment_id}"
+    body_: dict[str, Any] = {
+        "url": url,
+        "pull_request_review_id": review_id,
+        "id": comment_id,
+        "node_id": f"PRRC_{comment_id}",
+        "diff_hunk": diff_hunk,
+        "path": path,
+        "position": line or 1,
+        "original_position": line or 1,
+        "commit_id": commit_id,
+        "original_commit_id": commit_id,
+        "user": author or app_user(at),
+        "body": body,
+        "created_at": WHEN,
+        "updated_at": WHEN,
+        "html_url": html,
+        "pull_request_url": f"{at.url}/pulls/{number}",
+        "author_association": "MEMBER" if author else "NONE",
+        "_links": {
+            "self": {"href": url},
+            "html": {"href": html},
+            "pull_request": {"href": f"{at.url}/pulls/{number}"},
+        },
+        "start_line": None,
+        "original_start_line": None,
+        "start_side": None,
+        "side": "RIGHT",
+        "subject_type": "line" if line else "file",
+    }
+    if line:
+        body_ |= {"line": line, "original_line": line}
+    if in_reply_to is not None:
+        body_["in_reply_to_id"] = in_reply_to
+    return body_
+
+
+def diff_hunk(text: str, line: int, context: int = 4) -> str:
+    """The diff hunk GitHub shows above a line comment on a file the pull request adds: the
+    hunk header and the lines up to the commented one."""
+    lines = text.splitlines()
+    start = max(0, line - context)
+    shown = "\n".join(f"+{row}" for row in lines[start:line])
+    return f"@@ -0,0 +1,{len(lines)} @@\n{shown}"
+
+
 def label(label_id: int, name: str, *, at: Where = HOME) -> dict:
     return {
         "id": label_id,
@@ -531,6 +622,8 @@ class FakeGitHub:
         self.permissions: dict[str, tuple[str, str]] = {}
         self.check_runs: list[dict[str, Any]] = []
         self.labels: dict[int, list[str]] = {}
+        self.reviews: dict[int, dict[str, Any]] = {}
+        self.review_comments: dict[int, dict[str, Any]] = {}
         self._ids = itertools.count(1000)
         self.push(default_branch, {"README.md": f"# {at.name}\n"}, "Initial commit")
         self._install(router)
@@ -562,6 +655,52 @@ class FakeGitHub:
             {"id": reaction_id, "comment_id": comment_id, "content": content, "user": author}
         )
         return reaction_id
+
+    def add_review(
+        self,
+        number: int,
+        login: str,
+        body: str = "",
+        state: str = "commented",
+        comments: list[tuple[str, int, str]] = (),  # type: ignore[assignment]
+    ) -> tuple[int, list[int]]:
+        """A review `login` submitted on pull request `number`, with line comments (path,
+        line, text) on its head; returns the review's id and its comments' ids."""
+        head = self.refs[self.pulls[number]["branch"]]
+        files = self.files(self.pulls[number]["branch"])
+        review_id = next(self._ids)
+        author = user(login, id=77, at=self.at)
+        self.reviews[review_id] = {
+            "number": number,
+            "body": body,
+            "state": state,
+            "author": author,
+            "commit_id": head,
+        }
+        ids = []
+        for path, line, text in comments:
+            comment_id = next(self._ids)
+            self.review_comments[comment_id] = {
+                "number": number,
+                "review_id": review_id,
+                "path": path,
+                "line": line,
+                "diff_hunk": diff_hunk(files.get(path, ""), line),
+                "body": text,
+                "author": author,
+                "commit_id": head,
+                "in_reply_to": None,
+            }
+            ids.append(comment_id)
+        return review_id, ids
+
+    def thread_replies(self, comment_id: int) -> list[str]:
+        """The bodies of the replies in line comment `comment_id`'s thread, oldest first."""
+        return [
+            c["body"]
+            for _, c in sorted(self.review_comments.items())
+            if c["in_reply_to"] == comment_id
+        ]
 
     def writes(self) -> list[tuple[str, str]]:
         """Every write request (method, path), the installation-token request aside."""
@@ -624,6 +763,17 @@ class FakeGitHub:
             ("PATCH", repo + r"/pulls/(?P<number>\d+)", self._update_pull),
             ("GET", repo + r"/collaborators/(?P<login>[^/]+)/permission", self._permission),
             ("POST", repo + r"/check-runs", self._create_check_run),
+            ("GET", repo + r"/pulls/(?P<number>\d+)/reviews/(?P<review_id>\d+)", self._review),
+            (
+                "GET",
+                repo + r"/pulls/(?P<number>\d+)/reviews/(?P<review_id>\d+)/comments",
+                self._review_comments,
+            ),
+            (
+                "POST",
+                repo + r"/pulls/(?P<number>\d+)/comments/(?P<comment_id>\d+)/replies",
+                self._reply_to_review_comment,
+            ),
         ]
         for method, pattern, handler in routes:
             route = router.route(method=method, host=url.host, path__regex=f"^{prefix}{pattern}$")
@@ -850,3 +1000,69 @@ class FakeGitHub:
             at=self.at,
         )
         return self._ok(run, 201)
+
+    def _review_comment_body(self, comment_id: int) -> dict:
+        c = self.review_comments[comment_id]
+        return review_comment(
+            comment_id,
+            c["number"],
+            review_id=c["review_id"],
+            path=c["path"],
+            line=c["line"],
+            diff_hunk=c["diff_hunk"],
+            body=c["body"],
+            commit_id=c["commit_id"],
+            in_reply_to=c["in_reply_to"],
+            author=c["author"],
+            at=self.at,
+        )
+
+    def _review(
+        self, request: httpx.Request, body: Any, number: str, review_id: str
+    ) -> httpx.Response:
+        r = self.reviews.get(int(review_id))
+        if r is None or r["number"] != int(number):
+            return self._fail()
+        return self._ok(
+            pull_review(
+                int(review_id),
+                r["number"],
+                r["body"],
+                r["state"],
+                r["commit_id"],
+                author=r["author"],
+                at=self.at,
+            )
+        )
+
+    def _review_comments(
+        self, request: httpx.Request, body: Any, number: str, review_id: str
+    ) -> httpx.Response:
+        if int(review_id) not in self.reviews:
+            return self._fail()
+        per_page = int(request.url.params.get("per_page", 30))
+        page = int(request.url.params.get("page", 1))
+        ids = sorted(i for i, c in self.review_comments.items() if c["review_id"] == int(review_id))
+        headers = {}
+        if page * per_page < len(ids):
+            nxt = f"{self.at.url}/pulls/{number}/reviews/{review_id}/comments"
+            headers["Link"] = f'<{nxt}?per_page={per_page}&page={page + 1}>; rel="next"'
+        chunk = ids[(page - 1) * per_page : page * per_page]
+        return self._ok([self._review_comment_body(i) for i in chunk], headers=headers)
+
+    def _reply_to_review_comment(
+        self, request: httpx.Request, body: Any, number: str, comment_id: str
+    ) -> httpx.Response:
+        parent = self.review_comments.get(int(comment_id))
+        if parent is None or parent["number"] != int(number):
+            return self._fail()
+        reply_id = next(self._ids)
+        # GitHub files a reply under a review of its own; the thread is what readers see.
+        self.review_comments[reply_id] = {
+            **parent,
+            "review_id": next(self._ids),
+            "body": body["body"],
+            "author": app_user(self.at),
+            "in_reply_to": int(comment_id),
+        }
+        return self._ok(self._review_comment_body(reply_id), 201)

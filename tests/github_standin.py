@@ -4,15 +4,31 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import threading
 import time
+from dataclasses import dataclass, field
 
 import httpx
 import respx
 import uvicorn
 
 from tests.github_api import FakeGitHub, Where
+
+
+@dataclass
+class Hold:
+    """One request kept waiting: `reached` is set when it arrives, and it is answered (as
+    GitHub would have, even if the caller is gone by then) once `release()` is called."""
+
+    method: str
+    path: re.Pattern[str]
+    reached: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
+
+    def release(self) -> None:
+        self.released.set()
 
 
 class GitHubStandIn:
@@ -26,6 +42,7 @@ class GitHubStandIn:
         self.router = respx.MockRouter(assert_all_called=False, assert_all_mocked=True)
         self.github = FakeGitHub(self.router, at=Where(api=self.url, owner=owner, name=name))
         self.unmatched: list[str] = []
+        self.holds: list[Hold] = []
         self._lock = threading.Lock()
         config = uvicorn.Config(self._asgi, log_level="warning", lifespan="off", interface="asgi3")
         self._server = uvicorn.Server(config)
@@ -34,6 +51,22 @@ class GitHubStandIn:
     def _run(self) -> None:
         asyncio.run(self._server.serve(sockets=[self._sock]))
 
+    def hold(self, method: str, path_regex: str) -> Hold:
+        """Keep the next `method` request whose path matches `path_regex` waiting until the
+        returned hold is released: the App's call stays in flight (a run paused at a known
+        point). Other requests are served meanwhile."""
+        hold = Hold(method, re.compile(path_regex))
+        self.holds.append(hold)
+        return hold
+
+    async def _wait_if_held(self, method: str, path: str) -> None:
+        for hold in self.holds:
+            if hold.method == method and not hold.reached.is_set() and hold.path.search(path):
+                hold.reached.set()
+                while not hold.released.is_set():
+                    await asyncio.sleep(0.05)
+                return
+
     async def _asgi(self, scope, receive, send) -> None:
         body = b""
         while True:
@@ -41,6 +74,7 @@ class GitHubStandIn:
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
+        await self._wait_if_held(scope["method"], scope["path"])
         query = scope.get("query_string", b"").decode()
         url = f"{self.url}{scope['path']}" + (f"?{query}" if query else "")
         headers = [(k.decode(), v.decode()) for k, v in scope["headers"]]
@@ -71,5 +105,7 @@ class GitHubStandIn:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        for hold in self.holds:
+            hold.release()
         self._server.should_exit = True
         self._thread.join(timeout=10)

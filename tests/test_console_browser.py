@@ -76,20 +76,29 @@ def test_an_operator_watches_a_chat_session_run_to_the_end_and_opens_its_pull_re
     assert (tmp_path / "console.png").stat().st_size > 10_000
 
 
-def settled(live) -> str | None:
-    """The session's status once the run has stopped (done, or waiting for `/idp apply`,
-    or failed), else None."""
-    status = live.get_attribute("data-status")
-    return status if status in ("done", "waiting", "failed", "cancelled") else None
+# The live part of the page, read in one script run: the page's own script swaps it for a
+# fresh copy whenever events arrive, so element handles held across calls would go stale.
+READ_LIVE = """
+const live = document.getElementById("live");
+return {
+  status: live.dataset.status,
+  text: live.innerText,
+  tasks: Array.from(live.querySelectorAll("#tasks li")).map(
+    (li) => [li.className, li.querySelector("input").checked]),
+  pr: (document.getElementById("pr-link") || {}).href || null,
+};
+"""
+ENDED = ("done", "waiting", "failed", "cancelled")
 
 
 def watch_a_session(browser, base: str, store: SessionStore, tmp_path: Path) -> list[str]:
     """Sign in, start, watch, screenshot, follow the pull request; returns its file names."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as seen
     from selenium.webdriver.support.ui import WebDriverWait
 
-    wait = WebDriverWait(browser, 40)
+    wait = WebDriverWait(browser, 40, ignored_exceptions=(StaleElementReferenceException,))
     browser.get(f"{base}/console/sessions")
     browser.find_element(By.ID, "token").send_keys(TOKEN)
     browser.find_element(By.ID, "sign-in").click()
@@ -110,29 +119,26 @@ def watch_a_session(browser, base: str, store: SessionStore, tmp_path: Path) -> 
 
     # `data-status` comes with the server-rendered part of the page, so once it says the run
     # has ended, the todo next to it is the final one too.
-    status = wait.until(
-        lambda driver: settled(driver.find_element(By.ID, "live")),
+    live = wait.until(
+        lambda driver: (page := driver.execute_script(READ_LIVE))["status"] in ENDED and page,
         "the page never showed the end of the run: does the worker publish the agent's "
         "events (EventBus.sink as the Agent's on_event)?",
     )
-    live = browser.find_element(By.ID, "live")
-    assert status in ("done", "waiting"), f"the run ended {status}:\n{live.text}"
-    tasks = live.find_elements(By.CSS_SELECTOR, "#tasks li")
-    states = {li.get_attribute("data-task"): li.get_attribute("class") for li in tasks}
-    assert set(states.values()) <= {"done", "skipped", "waiting_approval"}, states
-    assert "done" in states.values()
-    for li in tasks:
-        ticked = li.find_element(By.TAG_NAME, "input").is_selected()
-        assert ticked == (li.get_attribute("class") in ("done", "skipped"))
+    assert live["status"] in ("done", "waiting"), f"the run ended {live['status']}:\n{live['text']}"
+    states = [state for state, _ in live["tasks"]]
+    assert set(states) <= {"done", "skipped", "waiting_approval"}, live["text"]
+    assert "done" in states
+    assert all(ticked == (state in ("done", "skipped")) for state, ticked in live["tasks"])
+    assert live["pr"], "no pull request link"
     assert browser.execute_script("return window.stillTheSamePage === true;")
-    link = wait.until(seen.element_to_be_clickable((By.ID, "pr-link")))
 
     shot = tmp_path / "console.png"
     assert browser.save_screenshot(str(shot))
     DOCS_SCREENSHOT.parent.mkdir(exist_ok=True)
     shutil.copyfile(shot, DOCS_SCREENSHOT)
 
-    link.click()
+    # clicked through a fresh lookup each try: the link may be swapped while it is clicked
+    wait.until(lambda driver: driver.find_element(By.ID, "pr-link").click() or True)
     wait.until(seen.presence_of_element_located((By.ID, "files")))
     assert "Pull request #" in browser.find_element(By.ID, "pr-title").text
     return [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#files summary code")]

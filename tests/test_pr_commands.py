@@ -11,7 +11,8 @@ from tests import payloads
 from tests.job_world import World
 
 CREATE = "/idp create-service payments-api --lang go --team checkout"
-NAMESPACE = "payments-api-staging"
+# One namespace per team and environment, as the staging overlay names it.
+NAMESPACE = "checkout-staging"
 
 
 @pytest.fixture
@@ -99,8 +100,8 @@ def test_the_staging_namespace_follows_the_config_prefix(world):
 
     world.comment("/idp deploy staging", sender="root")
 
-    assert world.cluster.calls[0] == ("namespace", "shop-payments-api-staging", False)
-    assert {c[3] for c in world.cluster.calls[1:]} == {"shop-payments-api-staging"}
+    assert world.cluster.calls[0] == ("namespace", "shop-checkout-staging", False)
+    assert {c[3] for c in world.cluster.calls[1:]} == {"shop-checkout-staging"}
 
 
 def test_a_merge_is_recorded_and_the_deploy_keeps_waiting_without_auto_deploy(world):
@@ -150,8 +151,10 @@ def test_a_merged_pull_request_from_another_branch_is_not_ours(world):
     assert isinstance(routed, Ignored) and routed.reason == "not a pull request the App opened"
 
 
-def test_set_on_the_pull_request_answers_that_it_is_not_available_yet(world):
-    assert world.comment("/idp set replicas=3", number=world.pr_number(), on_pr=True) == {
-        "set": "answered"
-    }
-    assert "`/idp set` is not available yet" in world.replies(world.pr_number())[-1]
+def test_set_on_the_pull_request_commits_the_new_value_on_its_branch(world):
+    outcome = world.comment("/idp set port=9090", number=world.pr_number(), on_pr=True)
+
+    assert outcome == {"set": "revised"}
+    files = world.github.files(world.session.branch)
+    assert "port: 9090" in files["services/payments-api/k8s/base/service.yaml"]
+    assert "Done in" in world.replies(world.pr_number())[-1]

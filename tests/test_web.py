@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-import redis
+import redis.asyncio as aioredis
 from prometheus_client import REGISTRY
 from rq import Queue
 from rq.job import Job
@@ -93,24 +93,25 @@ def test_a_second_secret_verifies_during_rotation(settings, redis_conn):
     assert queued(rotated, redis_conn) == 2
 
 
-class CountingRedis(redis.Redis):
-    """A client that records every round trip: one per command, one per pipeline execute."""
+class CountingRedis(aioredis.Redis):
+    """An asyncio client (the receiver's kind) that records every round trip: one per
+    command, one per pipeline execute."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.round_trips: list[str] = []
 
-    def execute_command(self, *args, **options):
+    async def execute_command(self, *args, **options):
         self.round_trips.append(str(args[0]))
-        return super().execute_command(*args, **options)
+        return await super().execute_command(*args, **options)
 
     def pipeline(self, transaction=True, shard_hint=None):
         pipe = super().pipeline(transaction, shard_hint)
         execute = pipe.execute
 
-        def counted(*args, **kwargs):
+        async def counted(*args, **kwargs):
             self.round_trips.append("pipeline")
-            return execute(*args, **kwargs)
+            return await execute(*args, **kwargs)
 
         pipe.execute = counted
         return pipe
@@ -118,15 +119,17 @@ class CountingRedis(redis.Redis):
 
 def test_an_accepted_delivery_costs_one_redis_round_trip(settings, redis_conn):
     redis_conn.script_flush()  # as after a Redis restart: the server knows no script
-    connection = CountingRedis.from_url(TEST_REDIS_URL)
+    counting = CountingRedis.from_url(TEST_REDIS_URL)
     payload = payloads.issue_comment("/idp plan")
+    app = create_app(settings, connection=redis_conn, webhook_connection=counting)
     # Start-up loads the enqueue script, so even the first delivery is a single call.
-    with TestClient(create_app(settings, connection=connection)) as client:
-        connection.round_trips.clear()
-        response = deliver(client, "issue_comment", payload, delivery_id="first")
-    assert response.json()["status"] == "queued"
-    assert len(connection.round_trips) == 1, connection.round_trips
-    assert queued(settings, redis_conn) == 1
+    with TestClient(app) as client:
+        counting.round_trips.clear()
+        first = deliver(client, "issue_comment", payload, delivery_id="first")
+        second = deliver(client, "issue_comment", payload, delivery_id="second")
+    assert [first.json()["status"], second.json()["status"]] == ["queued", "queued"]
+    assert counting.round_trips == ["EVALSHA", "EVALSHA"]
+    assert queued(settings, redis_conn) == 2
 
 
 # -- ignored -------------------------------------------------------------------------------

@@ -132,8 +132,9 @@ def metadata(req: ServiceRequest, name: str | None = None) -> dict[str, Any]:
 
 
 def namespace_for(req: ServiceRequest, environment: str) -> str:
-    """`<team>-<environment>`, shortened to the 63 characters a namespace name allows."""
-    team = req.team[: 62 - len(environment)].rstrip("-")
+    """`<prefix><team>-<environment>`, shortened to the 63 characters a namespace allows.
+    The overlays, the runbook and the cluster tools all use this one name."""
+    team = f"{req.namespace_prefix}{req.team}"[: 62 - len(environment)].rstrip("-")
     return f"{team}-{environment}"
 
 

@@ -49,6 +49,11 @@ class ServiceRequest(BaseModel):
     availability_slo: float = Field(99.9, gt=50, lt=100)
     latency_p99_ms: int = Field(300, ge=1)
     description: str = ""
+    namespace_prefix: str = Field(
+        "",
+        pattern=r"^([a-z0-9][a-z0-9-]{0,19})?$",
+        description="Prepended to the team's namespaces (the repo config's staging prefix)",
+    )
 
     @field_validator("name")
     @classmethod

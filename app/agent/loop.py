@@ -39,6 +39,7 @@ from app.agent.providers.base import ChatModel, ProviderError, ToolCall
 from app.agent.publisher import Publisher
 from app.agent.sanitize import neutralize_mentions
 from app.agent.todo import Task, Todo
+from app.audit import scrub
 from app.config import Settings
 from app.github.forge import Forge, ForgeError, RepoRef
 from app.state import Session, SessionStore, StepRecord
@@ -228,7 +229,9 @@ class Agent:
             return ToolResult(False, error=error, tool=spec.name)
         if self.needs_approval(spec) and not s.approved_by:
             raise NeedsApproval(spec.name, task_id)
-        args = self.fixed_args(spec, args)
+        # A secret in the arguments (pasted into an issue form, echoed by a model) would be
+        # rendered into files, the pull request or a cluster object: it never gets that far.
+        args = scrub(self.fixed_args(spec, args), self.settings.secret_values())
         files = s.files if spec.side_effect == "repo" else None
         key = idempotency_key(s.id, spec.name, args, files)
         if spec.side_effect != "none" and (prior := s.step_for(key)) is not None:

@@ -30,6 +30,7 @@ from app.agent.progress import APPROVAL_WAIT
 from app.agent.providers.base import Message, ModelTurn, ToolCall
 from app.agent.sanitize import redact
 from app.agent.todo import Task, Todo
+from app.audit import scrub
 from tools.registry import ToolResult, normalize_name, validation_message
 from tools.spec import ToolSpec
 
@@ -74,7 +75,9 @@ async def run_with_model(agent: Agent, run: RunState) -> None:
             return  # the model's final answer
         run.guard.step()
         outgoing = [m.model_copy(update={"content": redact(m.content, secrets)}) for m in messages]
-        turn = await model.complete(system, outgoing, tools)
+        # What a model writes is untrusted output: a secret it echoes (pasted in an issue,
+        # or a credential-shaped string) is removed before it is stored, shown or run.
+        turn = _without_secrets(await model.complete(system, outgoing, tools), secrets)
         _record_usage(agent, s, turn)
         run.guard.record(turn.usage.input_tokens, turn.usage.output_tokens)
         messages.append(Message(role="assistant", content=turn.text, tool_calls=turn.tool_calls))
@@ -83,6 +86,21 @@ async def run_with_model(agent: Agent, run: RunState) -> None:
             if turn.text and turn.text.strip():
                 agent.note(s, f"Agent: {public_text(turn.text, 500)}")
             return
+
+
+def _without_secrets(turn: ModelTurn, secrets: list[str]) -> ModelTurn:
+    """`turn` with secret values and token-shaped strings redacted in its text and in every
+    tool call's arguments."""
+    calls = [
+        call.model_copy(
+            update={
+                "arguments": scrub(call.arguments, secrets),
+                "raw_arguments": scrub(call.raw_arguments, secrets),
+            }
+        )
+        for call in turn.tool_calls
+    ]
+    return turn.model_copy(update={"text": scrub(turn.text, secrets), "tool_calls": calls})
 
 
 def _continue_after_approval(s: Session, messages: list[Message]) -> None:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, Field
 
 from app.agent.outcomes import QuestionForRequester
-from app.agent.sanitize import clean_untrusted, neutralize_mentions, quote_untrusted
+from app.agent.sanitize import clean_untrusted, inline_markdown, quote_untrusted
 from app.agent.todo import Task, Todo
 from tools.service import ServiceRequest
 from tools.spec import ToolContext, ToolError, ToolSpec
@@ -192,9 +192,9 @@ ASK_REQUESTER = ToolSpec(
 
 
 def public_text(text: str, limit: int = 200) -> str:
-    """Model-written text fit for the todo comment: visible, one line, no @-mentions."""
-    flat = " ".join(clean_untrusted(text).split())
-    return neutralize_mentions(flat[:limit] + ("…" if len(flat) > limit else ""))
+    """Model-written text fit for the todo comment: visible, one line, markup made literal,
+    no @-mentions (`inline_markdown`)."""
+    return inline_markdown(text, limit)
 
 
 def merge_plan(todo: Todo, plan: WriteTodo, registry: ToolRegistry) -> list[str]:

@@ -86,9 +86,21 @@ def quote_untrusted(text: str | None, source: str) -> str:
     )
 
 
+# Credentials whose shape is known, caught even when they are not in Settings: installation
+# tokens minted at run time, tokens and keys pasted into issue text, PEM keys and JWTs.
+CREDENTIAL_RE = re.compile(
+    r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,}"
+    r"|sk-(?:ant-|proj-)?[A-Za-z0-9_-]{20,}"
+    r"|eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})"
+    r"|-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)",
+    re.DOTALL,
+)
+
+
 def redact(text: str | None, secrets: list[str]) -> str:
     """`text` with every secret value replaced by `[redacted]`, including the JSON-escaped
-    spelling and, for multi-line secrets such as PEM keys, each long line on its own."""
+    spelling and, for multi-line secrets such as PEM keys, each long line on its own; and
+    with every credential-shaped string (`CREDENTIAL_RE`) replaced too."""
     if not text:
         return text or ""
     needles: set[str] = set()
@@ -104,9 +116,29 @@ def redact(text: str | None, secrets: list[str]) -> str:
     for needle in sorted(needles, key=len, reverse=True):
         if len(needle) >= 4:
             text = text.replace(needle, REDACTED)
-    return text
+    return CREDENTIAL_RE.sub(REDACTED, text)
 
 
 def neutralize_mentions(text: str) -> str:
-    """Text that may be published in a comment: `@name` no longer pings anyone."""
-    return text.replace("@", "@\u200b")
+    """Text that may be published in a comment: `@name` no longer pings anyone. Applying it
+    twice changes nothing more."""
+    return re.sub("@(?!\u200b)", "@\u200b", text)
+
+
+# Markdown that starts a block (heading, quote, fence, list, table, rule) when it opens a
+# line, even inside a list item; an ordered-list marker is escaped after its number.
+_BLOCK_MARKER_RE = re.compile(r"^([#>`~|=+*-])")
+_ORDERED_MARKER_RE = re.compile(r"^(\d+)([.)])")
+
+
+def inline_markdown(text: str | None, limit: int = 200) -> str:
+    """Untrusted or model-written text for one line of a comment or pull request body: what
+    a reviewer sees (hidden content removed) on one line, shortened, with raw HTML, inline
+    links and images and a leading block marker made literal, and no live @-mention. It can
+    neither reshape the comment around it nor ping anyone."""
+    flat = " ".join(clean_untrusted(text).split())
+    if len(flat) > limit:
+        flat = flat[:limit].rstrip() + "…"
+    flat = flat.replace("<", "&lt;").replace("](", "]\\(")
+    flat = _ORDERED_MARKER_RE.sub(r"\1\\\2", _BLOCK_MARKER_RE.sub(r"\\\1", flat))
+    return neutralize_mentions(flat)

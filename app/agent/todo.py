@@ -34,13 +34,18 @@ class Task(BaseModel):
 
 
 class Todo(BaseModel):
-    """The prototype's sections: title, meta, tasks, open questions, notes."""
+    """The prototype's sections: title, meta, tasks, open questions, notes; and the
+    revisions that reviews made on the pull request."""
 
     title: str
     meta: dict[str, str] = Field(default_factory=dict)
     tasks: list[Task] = Field(default_factory=list)
     open_questions: list[str] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
+    revisions: list[str] = Field(
+        default_factory=list,
+        description="One line per commit a review made on the pull request, oldest first.",
+    )
 
     def task(self, task_id: str) -> Task:
         for task in self.tasks:
@@ -81,4 +86,7 @@ def render_todo(todo: Todo, session_id: str) -> str:
     if todo.notes:
         lines += ["", "### Notes"]
         lines += [f"- {n}" for n in todo.notes]
+    if todo.revisions:
+        lines += ["", "### Revisions"]
+        lines += [f"- {r}" for r in todo.revisions]
     return "\n".join(lines) + "\n"

@@ -8,6 +8,7 @@ the console's sign-in) can call `app_client` too.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -144,6 +145,8 @@ class RetryPolicy:
         cause = root_cause(exc)
         if retry_count >= self.max_retries or not self._retryable(cause):
             return RetryOption(False)
+        if unsafe_to_repeat(cause):
+            return RetryOption(False)
         backoff = min(self.base_delay * 2**retry_count, self.max_delay)
         asked = self._asked_wait(cause)
         if asked is not None and asked > self.max_delay:
@@ -178,6 +181,37 @@ class RetryPolicy:
         return None
 
 
+# Creating a comment is the one write of the App that GitHub does not make safe to send
+# twice: a second POST is a second comment. (A second pull request or ref is refused with
+# 422, git trees and commits are content-addressed, reactions and labels are idempotent.)
+_CREATES_COMMENT = re.compile(r"/issues/\d+/comments$")
+
+
+def unsafe_to_repeat(cause: BaseException) -> bool:
+    """True when the failed request creates a comment and was sent, but its answer never
+    came (a read timeout, a dropped connection): GitHub may have posted it. It is not
+    retried; the todo comment is found by its marker at the next step instead."""
+    request = _request_of(cause)
+    if request is None or request.method != "POST":
+        return False
+    if isinstance(cause, RequestFailed) or not _CREATES_COMMENT.search(request.url.path):
+        return False
+    unsent = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+    exc = getattr(cause, "exc", None)
+    return isinstance(exc, httpx.TransportError) and not isinstance(exc, unsent)
+
+
+def _request_of(cause: BaseException) -> httpx.Request | None:
+    for holder in (cause, getattr(cause, "exc", None)):
+        try:
+            request = holder.request  # type: ignore[union-attr]
+        except (AttributeError, RuntimeError):  # httpx raises RuntimeError when it has none
+            continue
+        if isinstance(request, httpx.Request):
+            return request
+    return None
+
+
 def _request_line(cause: BaseException) -> str:
     """METHOD /path of the failed request (no query, no headers), when known."""
     try:
@@ -203,6 +237,11 @@ def explain(exc: BaseException, where: str, retry: RetryPolicy) -> str:
     cause = root_cause(exc)
     later = "Run `/idp retry` later."
     tries = f"after {retry.tries} tries"
+    if unsafe_to_repeat(cause):
+        return (
+            f"GitHub did not confirm {where} ({describe(cause)}); it may have gone through, "
+            f"so it was not sent twice. {later}"
+        )
     if isinstance(cause, WriteBudgetExhausted):
         return (
             f"The App's GitHub write budget for this installation (kept under GitHub's rate "

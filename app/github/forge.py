@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 Permission = Literal["admin", "maintain", "write", "triage", "read", "none"]
 PERMISSION_RANK: dict[str, int] = {
@@ -61,6 +61,54 @@ class PullRequestInfo:
     created: bool
 
 
+@dataclass(frozen=True)
+class RepoInfo:
+    """A repository `create_repository` made, or found already there (`created` False)."""
+
+    owner: str
+    name: str
+    url: str
+    default_branch: str
+    private: bool
+    created: bool
+    installation_id: int | None = None
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.owner}/{self.name}"
+
+    @property
+    def ref(self) -> RepoRef:
+        """The repository as a `RepoRef` the other forge methods take."""
+        return RepoRef(self.owner, self.name, self.installation_id)
+
+
+@dataclass(frozen=True)
+class ReviewComment:
+    """One line comment of a review: where it points and what it says. `line` is the line
+    of the file on the pull request's head (None when the comment is on the whole file)."""
+
+    id: int
+    path: str
+    line: int | None
+    diff_hunk: str
+    body: str
+    author: str
+    in_reply_to: int | None = None
+
+
+@dataclass(frozen=True)
+class Review:
+    """A submitted pull request review with its line comments. `state` is lower case:
+    approved, changes_requested, commented, dismissed or pending."""
+
+    id: int
+    author: str
+    state: str
+    body: str
+    comments: tuple[ReviewComment, ...] = ()
+
+
 class ForgeError(Exception):
     """A forge call failed after its retries; the message is safe to show to users."""
 
@@ -93,6 +141,38 @@ def validate_branch(name: str) -> str:
     return name
 
 
+# GitHub's rules: logins are letters, digits and single inner hyphens (39 at most);
+# repository names are letters, digits, '.', '_' and '-' (100 at most), never '.' or '..'.
+_LOGIN_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")
+_REPO_NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
+
+
+def validate_repo_name(owner: str, name: str) -> RepoRef:
+    """`owner/name` as a RepoRef if both follow GitHub's naming rules, else ForgeError saying
+    which rule is broken (also keeps them from reaching a URL path unchecked)."""
+    if not _LOGIN_RE.match(owner):
+        raise ForgeError(
+            f"{owner[:60]!r} is not a GitHub account name: use 1 to 39 letters, digits and "
+            "single hyphens, not starting or ending with a hyphen."
+        )
+    if not _REPO_NAME_RE.match(name) or name in (".", ".."):
+        raise ForgeError(
+            f"{name[:120]!r} is not a GitHub repository name: use 1 to 100 letters, digits, "
+            "'.', '_' and '-'."
+        )
+    return RepoRef(owner, name)
+
+
+def template_ref(template: str | None) -> RepoRef | None:
+    """The template repository named OWNER/REPO, None for none, else ForgeError."""
+    if not template or not template.strip():
+        return None
+    owner, _, name = template.strip().partition("/")
+    if not name or "/" in name:
+        raise ForgeError(f"A template is named OWNER/REPO, not {template[:120]!r}.")
+    return validate_repo_name(owner, name)
+
+
 def validate_path(path: str) -> str:
     """`path` if it is a safe repository-relative file path, else ForgeError: no leading '/',
     no '.', '..' or empty parts, no backslashes or control characters, nothing under .git."""
@@ -109,6 +189,31 @@ def validate_path(path: str) -> str:
     if problem:
         raise ForgeError(f"File path {path[:120]!r} is not valid: it {problem}.")
     return path
+
+
+def branch_protection(
+    required_reviews: int, required_checks: list[str], enforce_admins: bool
+) -> dict[str, Any]:
+    """Branch protection as GitHub's PUT …/branches/{branch}/protection takes it (LocalForge
+    records the same): pull requests with `required_reviews` approvals, stale ones dismissed,
+    the checks passing on an up-to-date branch, no push restrictions. Checks go in `checks`,
+    never next to the closing-down `contexts`: GitHub refuses a body with both (422)."""
+    if not 0 <= required_reviews <= 6:
+        raise ForgeError(
+            f"required_reviews must be 0 to 6 (GitHub's range), not {required_reviews}."
+        )
+    checks = list(dict.fromkeys(c.strip() for c in required_checks if c.strip()))
+    return {
+        "required_status_checks": (
+            {"strict": True, "checks": [{"context": c} for c in checks]} if checks else None
+        ),
+        "enforce_admins": enforce_admins,
+        "required_pull_request_reviews": {
+            "dismiss_stale_reviews": True,
+            "required_approving_review_count": required_reviews,
+        },
+        "restrictions": None,
+    }
 
 
 def git_blob_sha(content: str) -> str:
@@ -179,4 +284,45 @@ class Forge(Protocol):
 
     async def add_labels(self, repo: RepoRef, number: int, labels: list[str]) -> None:
         """Add labels to an issue or pull request (existing labels are kept)."""
+        ...
+
+    async def get_review(self, repo: RepoRef, number: int, review_id: int) -> Review:
+        """Review `review_id` of pull request `number` with all its line comments."""
+        ...
+
+    async def reply_to_review_comment(
+        self, repo: RepoRef, number: int, comment_id: int, body: str
+    ) -> int:
+        """A reply in the thread of line comment `comment_id`. Returns the reply's id."""
+        ...
+
+    async def create_repository(
+        self,
+        owner: str,
+        name: str,
+        *,
+        private: bool = True,
+        description: str = "",
+        template: str | None = None,
+    ) -> RepoInfo:
+        """A new repository `owner/name`, empty but for a README, or generated from the
+        template repository `template` (OWNER/REPO). A repository of that name that exists
+        already is returned as it is (`created` False). On GitHub the owner must be an
+        organization the App is installed on: installation tokens cannot create repositories
+        in personal accounts."""
+        ...
+
+    async def protect_branch(
+        self,
+        repo: RepoRef,
+        branch: str,
+        *,
+        required_reviews: int = 1,
+        required_checks: list[str],
+        enforce_admins: bool = True,
+    ) -> None:
+        """Protect `branch`: changes only through pull requests with `required_reviews`
+        approvals (stale ones dismissed on new pushes), the `required_checks` passing on an
+        up-to-date branch, and administrators bound too when `enforce_admins`. Replaces any
+        protection the branch had."""
         ...

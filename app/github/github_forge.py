@@ -39,13 +39,15 @@ from app.github.forge import (
     validate_branch,
     validate_path,
 )
+from app.github.github_repos import GitHubRepositories
+from app.github.github_reviews import GitHubReviews
 
 PERMISSION_TTL = 60
 CHECK_SUMMARY_LIMIT = 65_535  # GitHub rejects longer check-run summaries
 REF_RACE_ATTEMPTS = 3
 
 
-class GitHubForge:
+class GitHubForge(GitHubRepositories, GitHubReviews):
     """The `Forge` protocol on GitHub. One instance per job is fine: tokens live in Redis.
     Without a `throttler`, each installation's client paces its writes through the budget
     all workers share in Redis (`RedisWriteThrottler`)."""

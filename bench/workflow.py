@@ -1,0 +1,357 @@
+"""Workflow benchmark: N create-service workflows through real Redis and real `idp-copilot
+worker --burst` processes, GitHub answered at zero latency by the stand-in on loopback.
+
+Each workflow is `/idp create-service svc-K --lang python` commented on issue #K by a user
+with write permission, queued with `jobs.queue.enqueue_trigger` as the receiver queues it;
+all N are queued at once (a burst), then the workers start and drain the queue. Figures:
+workflows per second, GitHub calls per workflow by method (the stand-in's record) and writes
+per workflow (the workers' request log, which names the job of every call), LLM calls per
+workflow (0 with the `rules` provider: counted, not assumed), p50/p95 end to end (RQ's
+enqueued_at → ended_at) and run time (started_at → ended_at), worker RSS and CPU. Every
+workflow must finish with one todo comment and one pull request; exit status 1 otherwise.
+
+`--scaling` runs 1 and then 2 workers on the same burst and prints the ratio.
+The Redis DB of --redis-url is flushed before each run and after it: give it a DB of its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shlex
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector
+from rq.job import Job, JobStatus
+
+from app.agent.todo import marker
+from app.webhooks import route
+from bench.ingest import bench_redis, machine
+from bench.worker_watch import (
+    Watched,
+    machine_busy_seconds,
+    own_cpu_seconds,
+    run_workers,
+    worker_command,
+)
+from bench.wrk import BenchError
+from jobs.queue import enqueue_trigger, job_id_for, preload
+from tests import payloads
+from tests.github_standin import GitHubStandIn
+from tests.processes import app_environment, settings_of
+from tools.builtin.publish import branch_for
+
+WRITE_CAP = 25  # issue 6: GitHub writes of one create-service workflow
+REQUEST = "/idp create-service svc-{k} --lang python"
+HTTP_LINE = re.compile(r'^HTTP Request: (\w+) (\S+) "HTTP/[\d.]+ (\d+)')
+
+
+@dataclass
+class Figures:
+    """One run's results; `per_workflow` holds each workflow's own record."""
+
+    workers: int
+    workflows: int
+    problems: list[str] = field(default_factory=list)
+    rate: float = 0.0  # workflows/s, first job start to last job end
+    rate_with_startup: float = 0.0  # workflows/s, workers' start to last job end
+    startup_s: float = 0.0
+    e2e_s: list[float] = field(default_factory=list)
+    run_s: list[float] = field(default_factory=list)
+    github_by_method: dict[str, int] = field(default_factory=dict)
+    token_requests: int = 0
+    writes: list[int] = field(default_factory=list)
+    llm_calls: int = 0
+    llm_tokens: float = 0.0
+    other_hosts: list[str] = field(default_factory=list)
+    worker_cpu_s: float = 0.0
+    standin_cpu_s: float = 0.0
+    others_cores: float = 0.0
+    memory_kib: dict[str, int] = field(default_factory=dict)
+    per_workflow: list[dict[str, Any]] = field(default_factory=list)
+
+
+def enqueue_burst(connection: Any, settings: Any, count: int) -> dict[str, int]:
+    """Queue `count` create-service commands, one per issue; job id → issue number."""
+    preload(connection)
+    jobs = {}
+    for k in range(1, count + 1):
+        payload = payloads.issue_comment(REQUEST.format(k=k), sender="alice", number=k)
+        delivery = f"bench-{uuid.uuid4()}"
+        trigger = route("issue_comment", delivery, payload)
+        if not enqueue_trigger(connection, settings, trigger):  # type: ignore[arg-type]
+            raise BenchError(f"workflow {k} was not queued (delivery {delivery} seen before)")
+        jobs[job_id_for(delivery)] = k
+    return jobs
+
+
+def logged_requests(logs: list[Path]) -> list[tuple[str | None, str, str]]:
+    """(job id, method, url) of every HTTP request the workers logged (httpx logs each)."""
+    found = []
+    for log in logs:
+        for line in log.read_text(errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            hit = HTTP_LINE.match(str(record.get("message", "")))
+            if hit:
+                found.append((record.get("job_id"), hit.group(1), hit.group(2)))
+    return found
+
+
+def app_counters(metrics: Path) -> dict[str, float]:
+    """The workers' own Prometheus counters (multiprocess files), summed by sample name."""
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(metrics))
+    totals: Counter[str] = Counter()
+    for family in registry.collect():
+        for sample in family.samples:
+            totals[sample.name] += sample.value
+    return dict(totals)
+
+
+def check_outcome(standin: GitHubStandIn, jobs: dict[str, int], fetched: list[Job | None]):
+    """What went wrong, workflow by workflow: a job that did not finish, or anything but
+    exactly one todo comment and one pull request (holding svc-K's files) for issue #K."""
+    github, problems, records = standin.github, [], []
+    for job_id, job in zip(jobs, fetched, strict=True):
+        k = jobs[job_id]
+        session = f"{payloads.REPO}#{k}"
+        todos = [c for c in github.comments.values() if marker(session) in c["body"]]
+        pulls = [n for n, p in github.pulls.items() if p["branch"] == branch_for(session)]
+        status = job.get_status(refresh=False) if job else None
+        record = {"issue": k, "status": status.value if status else "gone"}
+        record |= {"todo_comments": len(todos), "pull_requests": pulls}
+        if status != JobStatus.FINISHED:
+            problems.append(f"#{k}: job {record['status']}")
+        if len(todos) != 1 or len(pulls) != 1:
+            problems.append(f"#{k}: {len(todos)} todo comments, {len(pulls)} pull requests")
+        elif not any(f"svc-{k}" in path for path in github.files(branch_for(session))):
+            problems.append(f"#{k}: the pull request holds no file of svc-{k}")
+        records.append(record)
+    return problems + [f"unmatched GitHub request: {u}" for u in standin.unmatched], records
+
+
+def run_burst(count: int, workers: int, args: argparse.Namespace) -> Figures:
+    """One run: a fresh stand-in and Redis DB, `count` workflows, `workers` processes."""
+    redis_url, timeout, profile = args.redis_url, args.timeout, args.profile
+    connection = bench_redis(redis_url)
+    connection.flushdb()
+    owner, name = payloads.REPO.split("/")
+    with tempfile.TemporaryDirectory() as tmp, GitHubStandIn(owner, name) as standin:
+        standin.github.permissions["alice"] = ("write", "write")
+        folder = Path(tmp)
+        env = app_environment(
+            redis_url,
+            standin.url,
+            folder,
+            # Throughput of the App itself: the per-installation write budget (60 a minute)
+            # would otherwise cap one installation at ~5 workflows a minute.
+            IDP_GITHUB_WRITES_PER_MINUTE="0",
+            IDP_GITHUB_WRITES_PER_HOUR="0",
+            # A trap for model calls: anything sent to an OpenAI-compatible server would
+            # reach the stand-in, which records requests it cannot answer.
+            OPENAI_BASE_URL=f"{standin.url}/llm/openai/v1",
+        )
+        for variable in [v for v in env if v.startswith(("OPENAI_API", "ANTHROPIC_"))]:
+            del env[variable]
+        jobs = enqueue_burst(connection, settings_of(env), count)
+        commands = [
+            worker_command(f"bench-{i + 1}", profile if i == 0 else None) for i in range(workers)
+        ]
+        cpu, busy, spawned = own_cpu_seconds(), machine_busy_seconds(), time.time()
+        watched = run_workers(commands, env, folder, timeout)
+        if args.logs is not None:
+            args.logs.mkdir(parents=True, exist_ok=True)
+            for log in watched.logs:
+                shutil.copy(log, args.logs / f"{workers}-workers-{log.name}")
+        wall = time.time() - spawned
+        standin_cpu = own_cpu_seconds() - cpu
+        others = (machine_busy_seconds() - busy - watched.cpu_seconds - standin_cpu) / wall
+        fetched = Job.fetch_many(list(jobs), connection=connection)
+        figures = Figures(workers, count, worker_cpu_s=watched.cpu_seconds)
+        figures.standin_cpu_s, figures.others_cores = standin_cpu, max(others, 0.0)
+        figures.problems, figures.per_workflow = check_outcome(standin, jobs, fetched)
+        timings(figures, fetched, spawned)
+        github_calls(figures, standin, watched, jobs)
+        model_calls(figures, standin, watched, folder / "metrics")
+        figures.memory_kib = asdict(watched.memory)
+        if watched.timed_out:
+            figures.problems.insert(0, f"the workers were stopped after {timeout:g} s")
+        if any(watched.exit_codes):
+            figures.problems.append(f"worker exit codes {watched.exit_codes}")
+    connection.flushdb()
+    return figures
+
+
+def timings(figures: Figures, fetched: list[Job | None], spawned: float) -> None:
+    done = [j for j in fetched if j and j.ended_at and j.started_at and j.enqueued_at]
+    if not done:
+        return
+    first = min(j.started_at.timestamp() for j in done)  # type: ignore[union-attr]
+    last = max(j.ended_at.timestamp() for j in done)  # type: ignore[union-attr]
+    figures.e2e_s = [(j.ended_at - j.enqueued_at).total_seconds() for j in done]  # type: ignore[operator]
+    figures.run_s = [(j.ended_at - j.started_at).total_seconds() for j in done]  # type: ignore[operator]
+    figures.startup_s = first - spawned
+    figures.rate = len(done) / (last - first) if last > first else 0.0
+    figures.rate_with_startup = len(done) / (last - spawned)
+
+
+def github_calls(
+    figures: Figures, standin: GitHubStandIn, watched: Watched, jobs: dict[str, int]
+) -> None:
+    """Calls by method from the stand-in; writes per workflow from the workers' request log,
+    checked against the stand-in's count."""
+    calls = standin.github.calls
+    tokens = [path for _, path, _ in calls if path.endswith("/access_tokens")]
+    figures.token_requests = len(tokens)
+    figures.github_by_method = dict(
+        Counter(method for method, path, _ in calls if not path.endswith("/access_tokens"))
+    )
+    logged = [r for r in logged_requests(watched.logs) if r[2].startswith(standin.url)]
+    if len(logged) != len(calls) + len(standin.unmatched):
+        figures.problems.append(
+            f"the workers logged {len(logged)} GitHub requests, the stand-in saw "
+            f"{len(calls) + len(standin.unmatched)}: writes per workflow not attributable"
+        )
+        return
+    writes = Counter(
+        job for job, method, url in logged if method != "GET" and "/access_tokens" not in url
+    )
+    figures.writes = [writes[job] for job in jobs]
+    for record, job in zip(figures.per_workflow, jobs, strict=True):
+        record["github_writes"] = writes[job]
+
+
+def model_calls(figures: Figures, standin: GitHubStandIn, watched: Watched, metrics: Path):
+    """LLM calls counted three ways: requests the workers logged to any host but the GitHub
+    stand-in, requests that reached the stand-in's OpenAI trap, and the tokens metered."""
+    figures.other_hosts = sorted(
+        {url for _, _, url in logged_requests(watched.logs) if not url.startswith(standin.url)}
+    )
+    trapped = [u for u in standin.unmatched if " /llm/" in u]
+    figures.llm_calls = len(trapped) + sum(
+        1 for _, _, url in logged_requests(watched.logs) if not url.startswith(standin.url)
+    )
+    counters = app_counters(metrics) if metrics.is_dir() else {}
+    figures.llm_tokens = counters.get("idp_llm_tokens_total", 0.0)
+
+
+def percentile(values: list[float], share: float) -> float:
+    """Nearest-rank percentile: the smallest value with `share` of them at or below it."""
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, round(share * len(ordered) + 0.5) - 1))]
+
+
+def report(f: Figures) -> str:
+    """The figures of one run, as printed."""
+    n = f.workflows
+    per = {m: f"{v / n:.1f}" for m, v in sorted(f.github_by_method.items())}
+    calls = sum(f.github_by_method.values())
+    lines = [
+        f"workers {f.workers}, workflows {n} (queued at once; GitHub stand-in at zero latency, "
+        "write budget off, rules provider)",
+        f"  outcome: {'OK' if not f.problems else 'FAILED'}: "
+        f"{sum(1 for r in f.per_workflow if r['status'] == 'finished')} of {n} jobs finished, "
+        f"{sum(len(r['pull_requests']) for r in f.per_workflow)} pull requests and "
+        f"{sum(r['todo_comments'] for r in f.per_workflow)} todo comments "
+        + ("(one each per workflow)" if not f.problems else ""),
+    ]
+    lines += [f"  problem: {p}" for p in f.problems[:20]]
+    if f.run_s:
+        lines += [
+            f"  workflows/s: {f.rate:.2f} (first job start to last job end); "
+            f"{f.rate_with_startup:.2f} counting worker start-up ({f.startup_s:.1f} s)",
+            f"  end to end (enqueued -> ended): p50 {percentile(f.e2e_s, 0.5):.2f} s, "
+            f"p95 {percentile(f.e2e_s, 0.95):.2f} s",
+            f"  run time (started -> ended): p50 {percentile(f.run_s, 0.5):.2f} s, "
+            f"p95 {percentile(f.run_s, 0.95):.2f} s, max {max(f.run_s):.2f} s",
+        ]
+    lines.append(
+        f"  GitHub calls per workflow: {calls / n:.1f} ("
+        + ", ".join(f"{m} {v}" for m, v in per.items())
+        + f"), plus {f.token_requests} installation token request(s) for the whole run"
+    )
+    if f.writes:
+        worst = max(f.writes)
+        lines.append(
+            f"  GitHub writes per workflow: mean {statistics.mean(f.writes):.1f}, min "
+            f"{min(f.writes)}, max {worst}; cap {WRITE_CAP} (issue 6): the worst workflow is "
+            f"{WRITE_CAP - worst} below it, at {worst / WRITE_CAP:.0%} of the cap"
+        )
+    lines.append(
+        f"  LLM calls per workflow: {f.llm_calls / n:g} (requests to any host but the GitHub "
+        f"stand-in: {len(f.other_hosts)}; to its OpenAI trap: {f.llm_calls}; "
+        f"idp_llm_tokens_total: {f.llm_tokens:g})"
+    )
+    mem = {k: v / 1024 for k, v in f.memory_kib.items()}
+    lines += [
+        f"  worker RSS peak: worker process {mem['worker_hwm']:.0f} MiB, work horse "
+        f"{max(mem['child_hwm'], mem['largest_process']):.0f} MiB; "
+        f"all worker processes at once {mem['together_rss']:.0f} MiB RSS, "
+        f"{mem['together_pss']:.0f} MiB PSS",
+        f"  CPU per workflow: workers {f.worker_cpu_s / n:.2f} s (horses and start-up "
+        f"included), GitHub stand-in {f.standin_cpu_s / n:.2f} s; other work on the machine "
+        f"{f.others_cores:.1f} cores",
+    ]
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.workflow", description=__doc__)
+    parser.add_argument("--workflows", type=int, default=40, help="workflows per run (40)")
+    parser.add_argument("--workers", type=int, choices=(1, 2), default=1)
+    parser.add_argument("--scaling", action="store_true", help="run 1 and then 2 workers")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
+    parser.add_argument("--timeout", type=float, default=600.0, help="stop a run after S")
+    parser.add_argument("--json", type=Path, help="write every figure and workflow here")
+    parser.add_argument("--logs", type=Path, help="keep the workers' logs in this folder")
+    parser.add_argument(
+        "--profile", type=Path, help="py-spy record the first worker and its horses into FILE"
+    )
+    args = parser.parse_args(argv)
+    if args.workflows < 1:
+        parser.error("--workflows must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    print(f"command: python -m bench.workflow {shlex.join(argv)}".rstrip(), flush=True)
+    print(f"machine: {machine()}", flush=True)
+    counts = (1, 2) if args.scaling else (args.workers,)
+    runs: list[Figures] = []
+    try:
+        for workers in counts:
+            runs.append(run_burst(args.workflows, workers, args))
+            print(report(runs[-1]), flush=True)
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if len(runs) == 2 and runs[0].rate:
+        one, two = runs
+        print(
+            f"scaling: 2 workers / 1 worker = {two.rate / one.rate:.2f}x workflows/s "
+            f"({one.rate:.2f} -> {two.rate:.2f}); run time p50 "
+            f"{percentile(one.run_s, 0.5):.2f} -> {percentile(two.run_s, 0.5):.2f} s"
+        )
+    if args.json:
+        args.json.write_text(json.dumps([asdict(r) for r in runs], indent=1))
+    return 1 if any(r.problems for r in runs) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

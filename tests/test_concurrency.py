@@ -1,0 +1,171 @@
+"""One running agent per session: two commands for one issue on two real workers run one
+after the other (the audit log shows it), a double-posted command yields one pull request,
+and the lock of a dead process frees itself while a live holder keeps it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+from rq.job import Job, JobStatus
+
+from app.agent.todo import marker
+from app.audit import AuditLog
+from app.state import SessionStore
+from jobs.queue import job_id_for
+from tests import payloads
+from tests.conftest import TEST_REDIS_URL
+from tests.github_standin import GitHubStandIn
+from tests.job_world import World
+from tests.processes import (
+    REQUEST,
+    ROOT,
+    WorkerProcess,
+    app_environment,
+    deliver_comment,
+    settings_of,
+    wait_for,
+)
+
+SESSION = f"{payloads.REPO}#7"
+
+
+@pytest.fixture
+def standin():
+    owner, name = payloads.REPO.split("/")
+    with GitHubStandIn(owner, name) as s:
+        s.github.permissions.update({"alice": ("write", "write"), "mia": ("write", "maintain")})
+        yield s
+
+
+@pytest.fixture
+def env(standin, tmp_path) -> dict[str, str]:
+    return app_environment(TEST_REDIS_URL, standin.url, tmp_path)
+
+
+@pytest.fixture
+def two_workers(env, redis_conn, tmp_path):
+    """Two `idp-copilot worker` processes on the same queue, both listening."""
+    workers = [
+        WorkerProcess(env, f"w{i}-{uuid.uuid4().hex[:6]}", tmp_path / f"worker{i}.log")
+        for i in (1, 2)
+    ]
+    try:
+        for worker in workers:
+            worker.wait_registered(redis_conn, settings_of(env))
+        yield workers
+    finally:
+        for worker in workers:
+            worker.stop()
+
+
+def _finished(connection, delivery: str, workers) -> Job:
+    job = Job.fetch(job_id_for(delivery), connection=connection)
+    logs = "\n".join(w.tail(2000) for w in workers)
+    ended = (JobStatus.FINISHED, JobStatus.FAILED)
+    wait_for(lambda: job.get_status(refresh=True) in ended, 60, what=f"job {job.id}:\n{logs}")
+    assert job.get_status() == JobStatus.FINISHED, logs
+    return job
+
+
+def _todo_comments(github) -> list[dict]:
+    return [c for c in github.comments.values() if marker(SESSION) in c["body"]]
+
+
+@pytest.mark.slow  # two real worker processes
+def test_two_commands_for_one_issue_on_two_workers_run_one_after_the_other(
+    standin, env, redis_conn, two_workers
+):
+    """The first run is paused while GitHub opens its pull request, holding the session; the
+    second command arrives then and its worker waits for the session instead of running."""
+    settings = settings_of(env)
+    hold = standin.hold("POST", r"/pulls$")
+    first = deliver_comment(redis_conn, settings, REQUEST, sender="alice")
+    assert hold.reached.wait(60), "\n".join(w.tail() for w in two_workers)
+    github = standin.github
+    writes_before = len(github.writes())
+    second = deliver_comment(redis_conn, settings, "/idp plan", sender="mia")
+    second_job = Job.fetch(job_id_for(second), connection=redis_conn)
+    wait_for(lambda: second_job.get_status(refresh=True) == JobStatus.STARTED, 30)
+    time.sleep(5)  # the second run's chance to write, were it not waiting for the session
+    during = github.writes()[writes_before:]
+    hold.release()
+
+    # While the first run held the session, the second at most acknowledged its comment.
+    assert all(path.endswith("/reactions") for _, path in during), during
+
+    assert _finished(redis_conn, first, two_workers).return_value() == {"create-service": "waiting"}
+    assert _finished(redis_conn, second, two_workers).return_value() == {"plan": "waiting"}
+
+    assert len(_todo_comments(github)) == 1 and len(github.pulls) == 1
+    # The audit log (Redis-stamped, in order): every side effect of the first run comes
+    # before any of the second run's, which edited the same todo comment and pull request.
+    runs = [(e["actor"], e["command"]) for e in AuditLog(redis_conn, settings).entries()]
+    assert ("mia", "plan") in runs
+    assert runs == sorted(runs, key=lambda run: run[0] == "mia"), runs
+    assert standin.unmatched == []
+
+
+@pytest.mark.slow  # two real worker processes
+def test_a_double_posted_command_on_two_workers_yields_one_pull_request(
+    standin, env, redis_conn, two_workers
+):
+    settings = settings_of(env)
+    deliveries = [deliver_comment(redis_conn, settings, REQUEST) for _ in range(2)]
+
+    for delivery in deliveries:
+        assert _finished(redis_conn, delivery, two_workers).return_value() == {
+            "create-service": "waiting"
+        }
+
+    github = standin.github
+    assert len(github.pulls) == 1 and len(_todo_comments(github)) == 1
+    writes = github.writes()
+    assert sum(1 for m, p in writes if m == "POST" and p.endswith("/pulls")) == 1
+    assert sum(1 for m, p in writes if m == "POST" and p.endswith("/git/commits")) == 1
+    assert sum(1 for m, p in writes if m == "POST" and p.endswith("/issues/7/comments")) == 1
+    session = SessionStore(redis_conn, settings).get(SESSION)
+    assert session is not None and session.pr_number == next(iter(github.pulls))
+
+
+HOLDER = """
+import sys, time
+from app.config import Settings
+from app.state import SessionStore, connect
+settings = Settings(redis_url=sys.argv[1], redis_prefix=sys.argv[2], lock_ttl=2)
+store = SessionStore(connect(settings), settings)
+with store.lock(sys.argv[3]):
+    print("locked", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_dead_processs_session_lock_expires_and_the_next_run_proceeds(
+    settings, redis_conn, no_unmocked_http, monkeypatch
+):
+    """A process holds the session with a 2 s lock and is SIGKILLed: while it lived the
+    lock outlived its TTL (renewed), after its death the TTL frees it for the next run."""
+    world = World(settings, redis_conn, no_unmocked_http, monkeypatch)
+    key = settings.key("lock", SESSION)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, settings.redis_url, settings.redis_prefix, SESSION],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        token = redis_conn.get(key)
+        time.sleep(6)  # three TTLs: the live holder still has it
+        assert token is not None and redis_conn.get(key) == token
+    finally:
+        holder.kill()
+        holder.wait()
+
+    assert world.comment(REQUEST) == {"create-service": "waiting"}
+
+    assert len(world.github.pulls) == 1 and world.session.pr_number == world.pr_number()
+    assert not redis_conn.exists(key)

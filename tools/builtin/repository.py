@@ -1,0 +1,271 @@
+"""Repository tools: `create_repository` and `create_git_repository_with_branch_protection`.
+
+Both wait for approval (`/idp apply`) and act through the Forge: on GitHub a repository of
+an organization the App is installed on, empty or generated from a template repository;
+locally a git repository under the LocalForge root. Both are safe to repeat: a repository
+that exists is reused as it is, and protection is replaced by the same rules.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel, Field, field_validator
+
+from app.github.forge import Forge, ForgeError, RepoInfo
+from tools.render_workflow import workflow
+from tools.service import NAME_RE, NAME_RULE, ServiceRequest, suggest_name
+from tools.spec import ToolContext, ToolError, ToolSpec
+
+# GitHub account names: letters, digits and single inner hyphens, 39 at most.
+OWNER_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")
+TEMPLATE_RE = re.compile(
+    r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}/[A-Za-z0-9._-]{1,100}$"
+)
+DESCRIPTION_LIMIT = 350  # GitHub cuts longer repository descriptions
+
+
+class CreateRepositoryInput(BaseModel):
+    """The repository to create."""
+
+    name: str = Field(description="Repository name, a DNS-1123 name like the service's")
+    owner: str | None = Field(
+        None,
+        description="Organization that owns it; default: the owner of the repository this "
+        "request came from",
+    )
+    private: bool = Field(True, description="Private (default) or public")
+    description: str = Field("", description="One line shown on the repository's page")
+    template: str | None = Field(
+        None,
+        description="Template repository OWNER/REPO to generate it from; empty: a new "
+        "repository with only a README",
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not NAME_RE.match(value):
+            raise ValueError(
+                f"{NAME_RULE.replace('service', 'repository')}; try '{suggest_name(value)}'"
+            )
+        return value
+
+    @field_validator("owner")
+    @classmethod
+    def _owner(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip().lstrip("@")
+        if not OWNER_RE.match(value):
+            raise ValueError(
+                "an owner is a GitHub organization name: letters, digits and single hyphens, "
+                "at most 39 characters"
+            )
+        return value
+
+    @field_validator("template")
+    @classmethod
+    def _template(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip().removesuffix(".git")
+        if not TEMPLATE_RE.match(value):
+            raise ValueError("a template is named OWNER/REPO, e.g. acme/service-template")
+        return value
+
+    @field_validator("description")
+    @classmethod
+    def _description(cls, value: str) -> str:
+        return " ".join(value.split())[:DESCRIPTION_LIMIT]
+
+
+class ProtectedRepositoryInput(CreateRepositoryInput):
+    """The repository to create, and the rules for its default branch."""
+
+    required_reviews: int = Field(
+        1, ge=1, le=6, description="Approving reviews a pull request needs before it merges"
+    )
+    required_checks: list[str] | None = Field(
+        None,
+        max_length=50,
+        description="Status checks that must pass before merging; default: the jobs of the "
+        "service's generated CI workflow that run on pull requests",
+    )
+    enforce_admins: bool = Field(True, description="Hold administrators to the rules too")
+
+    @field_validator("required_checks")
+    @classmethod
+    def _checks(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        names = [" ".join(v.split()) for v in value]
+        if any(not n or len(n) > 255 for n in names):
+            raise ValueError("each check name is 1 to 255 characters (a job's name, e.g. Test)")
+        return list(dict.fromkeys(names))
+
+
+class RepositoryOutput(BaseModel):
+    full_name: str
+    url: str
+    default_branch: str
+    private: bool
+    created: bool = Field(description="False when the repository existed and was reused")
+    template: str | None = None
+    summary: str
+
+
+class ProtectedRepositoryOutput(RepositoryOutput):
+    protected_branch: str
+    required_reviews: int
+    required_checks: list[str]
+    enforce_admins: bool
+
+
+def required_checks_for(req: ServiceRequest) -> list[str]:
+    """The check names the service's generated workflow reports on a pull request: the names
+    of its jobs. Jobs with an `if` (the image push, on pushes only) are left out: skipped on
+    pull requests, they would count as passed and guard nothing."""
+    jobs = workflow(req)["jobs"]
+    return [job.get("name", job_id) for job_id, job in jobs.items() if "if" not in job]
+
+
+def _forge(ctx: ToolContext) -> Forge:
+    if ctx.forge is None:
+        raise ToolError("Repository tools run inside a session, with a forge to act on.")
+    return ctx.forge
+
+
+def _owner(args: CreateRepositoryInput, ctx: ToolContext) -> str:
+    if args.owner:
+        return args.owner
+    if ctx.repo is not None:
+        return ctx.repo.owner
+    raise ToolError("Say which organization owns the new repository: pass `owner`.")
+
+
+async def _create(args: CreateRepositoryInput, ctx: ToolContext) -> RepoInfo:
+    owner = _owner(args, ctx)
+    try:
+        return await _forge(ctx).create_repository(
+            owner,
+            args.name,
+            private=args.private,
+            description=args.description,
+            template=args.template,
+        )
+    except ForgeError as exc:
+        raise ToolError(f"Creating the repository {owner}/{args.name} failed: {exc}") from None
+
+
+def _repository_summary(info: RepoInfo, args: CreateRepositoryInput) -> str:
+    visibility = "private" if info.private else "public"
+    if info.created:
+        source = f" from template {args.template}" if args.template else ""
+        return f"Created the {visibility} repository {info.full_name}{source}: {info.url}"
+    text = f"The repository {info.full_name} already existed and was reused as it is"
+    if info.private != args.private:
+        text += f" (it is {visibility}, not {'private' if args.private else 'public'} as asked)"
+    return f"{text}: {info.url}"
+
+
+def _output(info: RepoInfo, args: CreateRepositoryInput) -> dict:
+    return {
+        "full_name": info.full_name,
+        "url": info.url,
+        "default_branch": info.default_branch,
+        "private": info.private,
+        "created": info.created,
+        "template": args.template,
+        "summary": _repository_summary(info, args),
+    }
+
+
+async def create_repository(args: CreateRepositoryInput, ctx: ToolContext) -> RepositoryOutput:
+    """Create the repository, or reuse the one of that name."""
+    info = await _create(args, ctx)
+    return RepositoryOutput(**_output(info, args))
+
+
+async def create_git_repository_with_branch_protection(
+    args: ProtectedRepositoryInput, ctx: ToolContext
+) -> ProtectedRepositoryOutput:
+    """Create (or reuse) the repository, then protect its default branch: pull requests
+    with reviews, the CI workflow's checks passing on an up-to-date branch."""
+    info = await _create(args, ctx)
+    if args.required_checks is not None:
+        checks = args.required_checks
+    else:
+        request = ctx.session.request if ctx.session and ctx.session.request else None
+        checks = required_checks_for(request or ServiceRequest(name=args.name))
+    branch = info.default_branch
+    try:
+        await _forge(ctx).protect_branch(
+            info.ref,
+            branch,
+            required_reviews=args.required_reviews,
+            required_checks=checks,
+            enforce_admins=args.enforce_admins,
+        )
+    except ForgeError as exc:
+        made = "was created" if info.created else "exists"
+        raise ToolError(
+            f"The repository {info.full_name} {made} ({info.url}), but protecting its branch "
+            f"{branch} failed: {exc} `/idp retry` reuses the repository and tries again."
+        ) from None
+    reviews = args.required_reviews
+    rules = f"{reviews} approving review{'s' if reviews > 1 else ''}"
+    if checks:
+        rules += f" and the checks {', '.join(checks)} passing on an up-to-date branch"
+    who = ", administrators included" if args.enforce_admins else ""
+    summary = (
+        f"{_repository_summary(info, args)}. Branch {branch} is protected: changes need a "
+        f"pull request with {rules}{who}."
+    )
+    if args.required_checks is None and checks:
+        # Required checks that never report block every merge: GitHub waits for them.
+        summary += (
+            " The checks report once the service's CI workflow is in the repository, and only "
+            "for pull requests that touch the paths the workflow watches."
+        )
+    return ProtectedRepositoryOutput(
+        **(_output(info, args) | {"summary": summary}),
+        protected_branch=branch,
+        required_reviews=args.required_reviews,
+        required_checks=checks,
+        enforce_admins=args.enforce_admins,
+    )
+
+
+TOOLS = [
+    ToolSpec(
+        name="create_repository",
+        description=(
+            "Create a repository in the organization (default: this repository's owner), empty "
+            "with a README or generated from a template repository OWNER/REPO. An existing "
+            "repository of that name is reused. Waits for approval with /idp apply."
+        ),
+        input_model=CreateRepositoryInput,
+        output_model=RepositoryOutput,
+        func=create_repository,
+        aliases=["create_repo", "new_repository"],
+        side_effect="repo",
+        requires_approval=True,
+    ),
+    ToolSpec(
+        name="create_git_repository_with_branch_protection",
+        description=(
+            "Create (or reuse) a repository like create_repository, then protect its default "
+            "branch: pull requests with required reviews (stale ones dismissed) and the "
+            "service's CI checks passing, administrators included. Waits for approval with "
+            "/idp apply."
+        ),
+        input_model=ProtectedRepositoryInput,
+        output_model=ProtectedRepositoryOutput,
+        func=create_git_repository_with_branch_protection,
+        timeout=120.0,
+        aliases=["create_protected_repository", "create_repository_with_branch_protection"],
+        side_effect="repo",
+        requires_approval=True,
+    ),
+]

@@ -21,6 +21,7 @@ from app.agent.publisher import fit_comment
 from app.agent.sanitize import redact
 from app.commands import Command, Trigger
 from app.config import Settings
+from app.feedback import FeedbackStore, outcome_of
 from app.github.forge import Forge, ForgeError, RepoRef
 from app.repo_config import DEFAULT_PERMISSIONS, RepoConfig, load_repo_config
 from app.state import Session, SessionStore
@@ -122,7 +123,27 @@ async def handle_trigger(ctx: JobContext) -> dict[str, str]:
         failed = failed or outcome in FAILED_OUTCOMES
     if trigger.comment_id is not None and (trigger.commands or trigger.errors):
         await react(ctx, "confused" if failed else "rocket")
+    if trigger.commands:
+        await collect_reactions(ctx)
     return outcomes
+
+
+async def collect_reactions(ctx: JobContext) -> None:
+    """Store 👍/👎 on the session's todo comment as feedback. GitHub sends no webhook for
+    reactions, so every job that touches the session reads them; repeats are stored once."""
+    session = ctx.store.get(ctx.session_id)
+    if session is None or session.comment_id is None:
+        return
+    try:
+        reactions = await ctx.forge.list_reactions(ctx.repo, session.comment_id)
+    except ForgeError as exc:  # feedback is a courtesy: the next job reads them again
+        log.warning("reactions on %s not read: %s", ctx.session_id, exc)
+        return
+    store = FeedbackStore(ctx.connection, ctx.settings)
+    outcome = outcome_of(session)
+    for login, content in reactions:
+        if not login.lower().endswith("[bot]"):
+            store.add_reaction(session.id, login, content, outcome=outcome)
 
 
 async def react(ctx: JobContext, content: str) -> None:

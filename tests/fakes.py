@@ -127,6 +127,10 @@ class FakeForge:
         self._record("add_reaction", comment_id=comment_id, content=content)
         self.reactions.append((comment_id, content))
 
+    async def list_reactions(self, repo: RepoRef, comment_id: int) -> list[tuple[str, str]]:
+        self._record("list_reactions", comment_id=comment_id)
+        return [("idp-copilot[bot]", c) for cid, c in self.reactions if cid == comment_id]
+
     async def default_branch(self, repo: RepoRef) -> str:
         self._record("default_branch")
         return self.default

@@ -11,6 +11,7 @@ from app.agent.ask import answer_from_guidelines
 from app.agent.providers.base import ModelTurn
 from app.agent.providers.scripted import ScriptedChatModel
 from app.feedback import FeedbackStore
+from tests import github_api as gh
 from tests import payloads
 from tests.job_world import SESSION, World
 from tools.knowledge.index import KnowledgeBase
@@ -84,3 +85,19 @@ def test_feedback_is_stored_with_the_sessions_outcome_once_per_comment(world):
     assert entry["user_feedback"] == "Great, but the PR was large"
     assert entry["outcome"]["pr_url"] == world.session.pr_url
     assert world.replies() == []  # the 🚀 reaction is the acknowledgement
+
+
+def test_thumbs_on_the_todo_comment_are_stored_as_feedback_once(world):
+    world.comment("/idp create-service payments-api --lang python")
+    todo_id = world.session.comment_id
+    world.github.react(todo_id, "+1", gh.user("dana"))
+    world.github.react(todo_id, "-1", gh.user("erin"))
+    world.github.react(todo_id, "heart", gh.user("dana"))
+    world.comment("/idp status")
+    world.comment("/idp status")
+    stored = [
+        (e["user"], e["rating"])
+        for e in FeedbackStore(world.connection, world.settings).entries()
+        if e["source"] == "reaction"
+    ]
+    assert sorted(stored) == [("dana", 1), ("erin", -1)]

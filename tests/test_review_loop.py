@@ -15,9 +15,10 @@ import pytest
 from pydantic import SecretStr
 
 from app.agent.providers.openai_chat import OpenAIChat
-from app.github.forge import ForgeError, RepoRef
+from app.github.forge import ForgeError, RepoRef, Review, ReviewComment
 from app.github.local_forge import LocalForge
 from app.webhooks import Ignored, route
+from jobs.review_threads import threads_of_review
 from tests import payloads
 from tests.llm_fixtures import use_recorded_llm
 from tests.review_world import ReviewWorld, review_submitted
@@ -264,6 +265,15 @@ def test_without_a_model_a_free_text_review_gets_one_reply_listing_the_set_keys(
     assert all(world.github.thread_replies(c) == [] for c in world.last_comments)
 
 
+def test_without_a_model_chat_on_the_pull_request_hears_about_the_keys_once(world):
+    first = world.comment("Could this use more memory?", number=world.pr_number(), on_pr=True)
+    world.comment("And a longer grace period?", number=world.pr_number(), on_pr=True)
+
+    assert first == {"review": "answered"}
+    (reply,) = world.replies(world.pr_number())
+    assert "`/idp set replicas=3 memory_limit=512Mi`" in reply
+
+
 # -- what the router and the job leave alone ----------------------------------------------
 
 
@@ -324,3 +334,20 @@ def test_the_local_forge_keeps_reviews_and_answers_in_their_threads(tmp_path):
     assert forge.review_replies(repo, comment_id) == ["Set to 3."]
     with pytest.raises(ForgeError, match="no review"):
         asyncio.run(forge.get_review(repo, 4, review_id))
+
+
+def test_a_reply_in_a_thread_is_answered_in_that_thread_and_bot_comments_are_skipped():
+    review = Review(
+        id=1,
+        author="alice",
+        state="commented",
+        body="",
+        comments=(
+            ReviewComment(11, "a.yaml", 3, "@@", "Still too low.", "alice", in_reply_to=7),
+            ReviewComment(12, "a.yaml", 4, "@@", "Done.", "idp-copilot[bot]", in_reply_to=7),
+        ),
+    )
+
+    (thread,) = threads_of_review(review)
+
+    assert (thread.id, thread.kind, thread.reply_to, thread.free_text) == ("T1", "line", 7, True)

@@ -11,6 +11,8 @@ import pytest
 from app.audit import AuditLog, parse_duration
 from app.cli import main
 from tests.conftest import TEST_REDIS_URL, WEBHOOK_SECRET
+from tests.job_world import SESSION as WORKFLOW
+from tests.job_world import World
 
 SESSION = "acme/payments#12"
 INSTALLATION_TOKEN = "ghs_" + "A1b2C3d4" * 5
@@ -154,3 +156,28 @@ def test_cli_refuses_a_bad_duration(cli_env, capsys):
     assert main(["audit", "export", "--since", "yesterday"]) == 2
 
     assert "--since: 'yesterday' is not a duration" in capsys.readouterr().err
+
+
+def test_a_create_service_workflow_exports_its_comment_commit_and_pull_request(
+    settings, redis_conn, no_unmocked_http, monkeypatch, cli_env, tmp_path
+):
+    world = World(settings, redis_conn, no_unmocked_http, monkeypatch)
+    world.comment("/idp create-service payments-api --lang go --team checkout")
+    out = tmp_path / "audit.jsonl"
+
+    assert main(["audit", "export", "--output", str(out)]) == 0
+
+    entries = [json.loads(line) for line in out.read_text().splitlines()]
+    by_action = {e["action"]: e for e in entries}
+    assert {"comment", "branch", "commit", "pull_request"} <= set(by_action)
+    for entry in entries:
+        assert (entry["actor"], entry["command"], entry["session_id"]) == (
+            "alice",
+            "create-service",
+            WORKFLOW,
+        )
+    assert by_action["comment"]["target"] == "acme/payments#7"
+    assert by_action["commit"]["result"] == "created"
+    pull = by_action["pull_request"]
+    assert pull["result"] == "created" and pull["detail"]["number"] == world.pr_number()
+    assert [e["id"] for e in entries] == sorted(e["id"] for e in entries)

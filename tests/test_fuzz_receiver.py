@@ -19,12 +19,13 @@ from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
+from app.agent.sanitize import inline_markdown
 from app.commands import CommandError, escape_user_text, parse_comment, parse_issue_form
 from app.github.forge import validate_branch, validate_path
 from app.web import WEBHOOK_PATH, create_app
 from tests import payloads
 from tests.conftest import WEBHOOK_SECRET
-from tools.builtin.publish import branch_for
+from tools.builtin.publish import branch_for, inert_closing_keywords
 from tools.render import render_service
 from tools.service import NAME_RE, ServiceRequest
 
@@ -302,6 +303,49 @@ def test_escaped_user_text_is_one_inert_code_span(text, limit):
     assert inner.isprintable() or "\u200b" in inner
     assert "@" not in inner.replace("@\u200b", "") and "\u200b" not in inner.replace("@\u200b", "")
     assert len(inner.replace("\u200b", "")) <= limit
+
+
+markdown_attacks = st.lists(
+    st.sampled_from(
+        [
+            "# Heading",
+            "> quote",
+            "```",
+            "~~~",
+            "- [x] done",
+            "1. item",
+            "<details><summary>x",
+            "<!-- hide the rest",
+            "<img src=x onerror=alert(1)>",
+            "![x](https://evil.example/p.png)",
+            "[x](javascript:alert(1))",
+            "@everyone",
+            "@acme/team",
+            "Closes #1",
+            "fixes: acme/other#2",
+            "\n",
+            "\u200b",
+            "\u202e",
+        ]
+    )
+    | st.text(max_size=20),
+    max_size=12,
+).map("".join)
+
+
+@FUZZ
+@given(text=markdown_attacks, limit=st.integers(5, 300))
+def test_model_or_user_text_for_one_line_of_a_comment_is_inert(text, limit):
+    """What the todo and the pull request body show of a model's or user's text: one line,
+    no raw HTML, no link or image, no block it could open, nobody pinged, no issue closed."""
+    line = inert_closing_keywords(inline_markdown(text, limit))
+    assert "\n" not in line and "\r" not in line
+    assert not re.search(r"<[A-Za-z!/?]", line)
+    assert "](" not in line
+    assert not re.match(r"\s*([#>`~|=+*-]|\d+[.)])", line)
+    assert "@" not in line.replace("@\u200b", "")
+    closing = r"(?i)\b(close[sd]?|fix(e[sd])?|resolve[sd]?):?\s+([\w.-]+/[\w.-]+)?#\d"
+    assert not re.search(closing, line)
 
 
 @pytest.mark.parametrize(

@@ -111,26 +111,46 @@ def run_workers(
             )  # fmt: skip
         running[process.pid] = process
     deadline = time.monotonic() + timeout
-    while running:
-        _sample(list(running), watched.memory)
-        for pid, process in list(running.items()):
-            done, status, usage = os.wait4(pid, os.WNOHANG)
-            if done:
-                process.returncode = os.waitstatus_to_exitcode(status)
-                watched.exit_codes.append(process.returncode)
-                watched.cpu_seconds += usage.ru_utime + usage.ru_stime
-                watched.memory.largest_process = max(
-                    watched.memory.largest_process, usage.ru_maxrss
-                )
-                del running[pid]
-        if running and time.monotonic() > deadline:
-            watched.timed_out = True
-            for pid in running:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(pid, signal.SIGKILL)
-            deadline = float("inf")  # reap them on the next rounds
-        time.sleep(SAMPLE_EVERY)
+    try:
+        while running:
+            _sample(list(running), watched.memory)
+            _reap(running, watched)
+            if running and time.monotonic() > deadline:
+                watched.timed_out = True
+                for pid in running:
+                    kill_session(pid)
+                deadline = float("inf")  # reap them on the next rounds
+            if running:
+                time.sleep(SAMPLE_EVERY)
+    finally:  # interrupted: leave no worker behind
+        for pid in running:
+            kill_session(pid)
     return watched
+
+
+def _reap(running: dict[int, subprocess.Popen], watched: Watched) -> None:
+    for pid, process in list(running.items()):
+        done, status, usage = os.wait4(pid, os.WNOHANG)
+        if done:
+            process.returncode = os.waitstatus_to_exitcode(status)
+            watched.exit_codes.append(process.returncode)
+            watched.cpu_seconds += usage.ru_utime + usage.ru_stime
+            memory = watched.memory
+            memory.largest_process = max(memory.largest_process, usage.ru_maxrss)
+            del running[pid]
+
+
+def kill_session(leader: int) -> None:
+    """SIGKILL to every process of the session `leader` started: the worker, its scheduler
+    and its horse (RQ gives the horse a process group of its own, but not a session)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            session = int(stat.read_text().rsplit(")", 1)[1].split()[3])
+        except (OSError, IndexError, ValueError):
+            continue  # the process ended while we looked
+        if session == leader:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(stat.parent.name), signal.SIGKILL)
 
 
 def own_cpu_seconds() -> float:

@@ -21,21 +21,22 @@ import json
 import re
 import shlex
 import shutil
-import statistics
 import sys
 import tempfile
 import time
 import uuid
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
+import redis
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 from rq.job import Job, JobStatus
 
 from app.agent.todo import marker
+from app.commands import Trigger
+from app.config import Settings
 from app.webhooks import route
 from bench.ingest import bench_redis, machine
 from bench.worker_watch import (
@@ -45,6 +46,7 @@ from bench.worker_watch import (
     run_workers,
     worker_command,
 )
+from bench.workflow_report import Figures, percentile, report
 from bench.wrk import BenchError
 from jobs.queue import enqueue_trigger, job_id_for, preload
 from tests import payloads
@@ -52,37 +54,12 @@ from tests.github_standin import GitHubStandIn
 from tests.processes import app_environment, settings_of
 from tools.builtin.publish import branch_for
 
-WRITE_CAP = 25  # issue 6: GitHub writes of one create-service workflow
 REQUEST = "/idp create-service svc-{k} --lang python"
+TRAP = "/llm-trap"  # the path under the stand-in that OPENAI_BASE_URL points at
 HTTP_LINE = re.compile(r'^HTTP Request: (\w+) (\S+) "HTTP/[\d.]+ (\d+)')
 
 
-@dataclass
-class Figures:
-    """One run's results; `per_workflow` holds each workflow's own record."""
-
-    workers: int
-    workflows: int
-    problems: list[str] = field(default_factory=list)
-    rate: float = 0.0  # workflows/s, first job start to last job end
-    rate_with_startup: float = 0.0  # workflows/s, workers' start to last job end
-    startup_s: float = 0.0
-    e2e_s: list[float] = field(default_factory=list)
-    run_s: list[float] = field(default_factory=list)
-    github_by_method: dict[str, int] = field(default_factory=dict)
-    token_requests: int = 0
-    writes: list[int] = field(default_factory=list)
-    llm_calls: int = 0
-    llm_tokens: float = 0.0
-    other_hosts: list[str] = field(default_factory=list)
-    worker_cpu_s: float = 0.0
-    standin_cpu_s: float = 0.0
-    others_cores: float = 0.0
-    memory_kib: dict[str, int] = field(default_factory=dict)
-    per_workflow: list[dict[str, Any]] = field(default_factory=list)
-
-
-def enqueue_burst(connection: Any, settings: Any, count: int) -> dict[str, int]:
+def enqueue_burst(connection: redis.Redis, settings: Settings, count: int) -> dict[str, int]:
     """Queue `count` create-service commands, one per issue; job id → issue number."""
     preload(connection)
     jobs = {}
@@ -90,7 +67,9 @@ def enqueue_burst(connection: Any, settings: Any, count: int) -> dict[str, int]:
         payload = payloads.issue_comment(REQUEST.format(k=k), sender="alice", number=k)
         delivery = f"bench-{uuid.uuid4()}"
         trigger = route("issue_comment", delivery, payload)
-        if not enqueue_trigger(connection, settings, trigger):  # type: ignore[arg-type]
+        if not isinstance(trigger, Trigger):
+            raise BenchError(f"the receiver would not queue workflow {k}: {trigger}")
+        if not enqueue_trigger(connection, settings, trigger):
             raise BenchError(f"workflow {k} was not queued (delivery {delivery} seen before)")
         jobs[job_id_for(delivery)] = k
     return jobs
@@ -141,6 +120,8 @@ def check_outcome(standin: GitHubStandIn, jobs: dict[str, int], fetched: list[Jo
         elif not any(f"svc-{k}" in path for path in github.files(branch_for(session))):
             problems.append(f"#{k}: the pull request holds no file of svc-{k}")
         records.append(record)
+    if len(github.pulls) != len(jobs):
+        problems.append(f"{len(github.pulls)} pull requests for {len(jobs)} workflows")
     return problems + [f"unmatched GitHub request: {u}" for u in standin.unmatched], records
 
 
@@ -163,7 +144,7 @@ def run_burst(count: int, workers: int, args: argparse.Namespace) -> Figures:
             IDP_GITHUB_WRITES_PER_HOUR="0",
             # A trap for model calls: anything sent to an OpenAI-compatible server would
             # reach the stand-in, which records requests it cannot answer.
-            OPENAI_BASE_URL=f"{standin.url}/llm/openai/v1",
+            OPENAI_BASE_URL=f"{standin.url}{TRAP}/v1",
         )
         for variable in [v for v in env if v.startswith(("OPENAI_API", "ANTHROPIC_"))]:
             del env[variable]
@@ -173,20 +154,19 @@ def run_burst(count: int, workers: int, args: argparse.Namespace) -> Figures:
         ]
         cpu, busy, spawned = own_cpu_seconds(), machine_busy_seconds(), time.time()
         watched = run_workers(commands, env, folder, timeout)
+        wall, standin_cpu = time.time() - spawned, own_cpu_seconds() - cpu
+        others = (machine_busy_seconds() - busy - watched.cpu_seconds - standin_cpu) / wall
         if args.logs is not None:
             args.logs.mkdir(parents=True, exist_ok=True)
             for log in watched.logs:
                 shutil.copy(log, args.logs / f"{workers}-workers-{log.name}")
-        wall = time.time() - spawned
-        standin_cpu = own_cpu_seconds() - cpu
-        others = (machine_busy_seconds() - busy - watched.cpu_seconds - standin_cpu) / wall
         fetched = Job.fetch_many(list(jobs), connection=connection)
         figures = Figures(workers, count, worker_cpu_s=watched.cpu_seconds)
         figures.standin_cpu_s, figures.others_cores = standin_cpu, max(others, 0.0)
         figures.problems, figures.per_workflow = check_outcome(standin, jobs, fetched)
         timings(figures, fetched, spawned)
         github_calls(figures, standin, watched, jobs)
-        model_calls(figures, standin, watched, folder / "metrics")
+        model_calls(figures, standin, watched.logs, folder / "metrics")
         figures.memory_kib = asdict(watched.memory)
         if watched.timed_out:
             figures.problems.insert(0, f"the workers were stopped after {timeout:g} s")
@@ -197,16 +177,20 @@ def run_burst(count: int, workers: int, args: argparse.Namespace) -> Figures:
 
 
 def timings(figures: Figures, fetched: list[Job | None], spawned: float) -> None:
-    done = [j for j in fetched if j and j.ended_at and j.started_at and j.enqueued_at]
-    if not done:
+    """Throughput and latencies from RQ's job records (enqueued_at, started_at, ended_at)."""
+    stamps = [
+        (j.enqueued_at.timestamp(), j.started_at.timestamp(), j.ended_at.timestamp())
+        for j in fetched
+        if j and j.enqueued_at and j.started_at and j.ended_at
+    ]
+    if not stamps:
         return
-    first = min(j.started_at.timestamp() for j in done)  # type: ignore[union-attr]
-    last = max(j.ended_at.timestamp() for j in done)  # type: ignore[union-attr]
-    figures.e2e_s = [(j.ended_at - j.enqueued_at).total_seconds() for j in done]  # type: ignore[operator]
-    figures.run_s = [(j.ended_at - j.started_at).total_seconds() for j in done]  # type: ignore[operator]
+    first, last = min(s for _, s, _ in stamps), max(e for _, _, e in stamps)
+    figures.e2e_s = [e - q for q, _, e in stamps]
+    figures.run_s = [e - s for _, s, e in stamps]
     figures.startup_s = first - spawned
-    figures.rate = len(done) / (last - first) if last > first else 0.0
-    figures.rate_with_startup = len(done) / (last - spawned)
+    figures.rate = len(stamps) / (last - first) if last > first else 0.0
+    figures.rate_with_startup = len(stamps) / (last - spawned)
 
 
 def github_calls(
@@ -227,86 +211,24 @@ def github_calls(
             f"{len(calls) + len(standin.unmatched)}: writes per workflow not attributable"
         )
         return
-    writes = Counter(
-        job for job, method, url in logged if method != "GET" and "/access_tokens" not in url
-    )
-    figures.writes = [writes[job] for job in jobs]
+    calls_of: dict[str | None, Counter[str]] = {job: Counter() for job in jobs}
+    for job, method, url in logged:
+        if job in calls_of and "/access_tokens" not in url:
+            calls_of[job][method] += 1
     for record, job in zip(figures.per_workflow, jobs, strict=True):
-        record["github_writes"] = writes[job]
+        record["github_calls"] = dict(calls_of[job])
+        record["github_writes"] = sum(n for m, n in calls_of[job].items() if m != "GET")
+    figures.writes = [record["github_writes"] for record in figures.per_workflow]
 
 
-def model_calls(figures: Figures, standin: GitHubStandIn, watched: Watched, metrics: Path):
+def model_calls(figures: Figures, standin: GitHubStandIn, logs: list[Path], metrics: Path):
     """LLM calls counted three ways: requests the workers logged to any host but the GitHub
     stand-in, requests that reached the stand-in's OpenAI trap, and the tokens metered."""
-    figures.other_hosts = sorted(
-        {url for _, _, url in logged_requests(watched.logs) if not url.startswith(standin.url)}
-    )
-    trapped = [u for u in standin.unmatched if " /llm/" in u]
-    figures.llm_calls = len(trapped) + sum(
-        1 for _, _, url in logged_requests(watched.logs) if not url.startswith(standin.url)
-    )
+    logged = logged_requests(logs)
+    figures.other_hosts = [url for _, _, url in logged if not url.startswith(standin.url)]
+    figures.llm_trapped = sum(1 for u in standin.unmatched if f" {TRAP}/" in u)
     counters = app_counters(metrics) if metrics.is_dir() else {}
     figures.llm_tokens = counters.get("idp_llm_tokens_total", 0.0)
-
-
-def percentile(values: list[float], share: float) -> float:
-    """Nearest-rank percentile: the smallest value with `share` of them at or below it."""
-    ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, round(share * len(ordered) + 0.5) - 1))]
-
-
-def report(f: Figures) -> str:
-    """The figures of one run, as printed."""
-    n = f.workflows
-    per = {m: f"{v / n:.1f}" for m, v in sorted(f.github_by_method.items())}
-    calls = sum(f.github_by_method.values())
-    lines = [
-        f"workers {f.workers}, workflows {n} (queued at once; GitHub stand-in at zero latency, "
-        "write budget off, rules provider)",
-        f"  outcome: {'OK' if not f.problems else 'FAILED'}: "
-        f"{sum(1 for r in f.per_workflow if r['status'] == 'finished')} of {n} jobs finished, "
-        f"{sum(len(r['pull_requests']) for r in f.per_workflow)} pull requests and "
-        f"{sum(r['todo_comments'] for r in f.per_workflow)} todo comments "
-        + ("(one each per workflow)" if not f.problems else ""),
-    ]
-    lines += [f"  problem: {p}" for p in f.problems[:20]]
-    if f.run_s:
-        lines += [
-            f"  workflows/s: {f.rate:.2f} (first job start to last job end); "
-            f"{f.rate_with_startup:.2f} counting worker start-up ({f.startup_s:.1f} s)",
-            f"  end to end (enqueued -> ended): p50 {percentile(f.e2e_s, 0.5):.2f} s, "
-            f"p95 {percentile(f.e2e_s, 0.95):.2f} s",
-            f"  run time (started -> ended): p50 {percentile(f.run_s, 0.5):.2f} s, "
-            f"p95 {percentile(f.run_s, 0.95):.2f} s, max {max(f.run_s):.2f} s",
-        ]
-    lines.append(
-        f"  GitHub calls per workflow: {calls / n:.1f} ("
-        + ", ".join(f"{m} {v}" for m, v in per.items())
-        + f"), plus {f.token_requests} installation token request(s) for the whole run"
-    )
-    if f.writes:
-        worst = max(f.writes)
-        lines.append(
-            f"  GitHub writes per workflow: mean {statistics.mean(f.writes):.1f}, min "
-            f"{min(f.writes)}, max {worst}; cap {WRITE_CAP} (issue 6): the worst workflow is "
-            f"{WRITE_CAP - worst} below it, at {worst / WRITE_CAP:.0%} of the cap"
-        )
-    lines.append(
-        f"  LLM calls per workflow: {f.llm_calls / n:g} (requests to any host but the GitHub "
-        f"stand-in: {len(f.other_hosts)}; to its OpenAI trap: {f.llm_calls}; "
-        f"idp_llm_tokens_total: {f.llm_tokens:g})"
-    )
-    mem = {k: v / 1024 for k, v in f.memory_kib.items()}
-    lines += [
-        f"  worker RSS peak: worker process {mem['worker_hwm']:.0f} MiB, work horse "
-        f"{max(mem['child_hwm'], mem['largest_process']):.0f} MiB; "
-        f"all worker processes at once {mem['together_rss']:.0f} MiB RSS, "
-        f"{mem['together_pss']:.0f} MiB PSS",
-        f"  CPU per workflow: workers {f.worker_cpu_s / n:.2f} s (horses and start-up "
-        f"included), GitHub stand-in {f.standin_cpu_s / n:.2f} s; other work on the machine "
-        f"{f.others_cores:.1f} cores",
-    ]
-    return "\n".join(lines)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

@@ -223,6 +223,20 @@ def build_worker(settings: Settings, name: str | None = None) -> ObservedWorker:
     )
 
 
+def preload(settings: Settings) -> None:
+    """Import what a job runs before the first fork. RQ forks a work horse per job, and a
+    horse of a worker that never imported the job code re-imports ~900 modules: almost half
+    of a create-service workflow's CPU."""
+    import jobs.tasks  # noqa: F401  (the job function and, through it, the agent)
+    from app.agent.providers import factory  # noqa: F401
+    from app.github.factory import make_forge  # noqa: F401
+    from tools.registry import default_registry
+
+    default_registry(settings)  # the built-in tools, their templates and validators
+    if settings.uses_github:
+        from app.github import github_forge  # noqa: F401
+
+
 def run_worker(
     settings: Settings,
     burst: bool = False,
@@ -234,6 +248,7 @@ def run_worker(
     until the queue is empty. `metrics_dir`: the folder `enable_multiprocess_metrics` set."""
     # Without configure_logging (e.g. the demo), plain text; with it, this does nothing.
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    preload(settings)
     worker = build_worker(settings, name)
     worker.metrics_dir = metrics_dir
     try:

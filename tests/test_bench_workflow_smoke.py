@@ -1,0 +1,85 @@
+"""The workflow benchmark (`python -m bench.workflow`) runs end to end on a tiny burst: real
+worker processes drain it, every figure prints, and each workflow opened exactly one pull
+request. No timing is asserted; the figures themselves belong in bench/RESULTS.md."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from bench.workflow import TRAP, model_calls
+from bench.workflow_report import WRITE_CAP, Figures
+from tests import payloads
+from tests.conftest import TEST_REDIS_URL
+from tests.github_standin import GitHubStandIn
+
+ROOT = Path(__file__).resolve().parents[1]
+FIGURES = [
+    r"^  workflows/s: \d+\.\d\d \(first job start to last job end\)",
+    r"^  end to end \(enqueued -> ended\): p50 \d+\.\d\d s, p95 \d+\.\d\d s",
+    r"^  run time \(started -> ended\): p50 \d+\.\d\d s, p95 \d+\.\d\d s",
+    r"^  GitHub calls per workflow: \d+\.\d \(GET \d+\.\d, PATCH \d+\.\d, POST \d+\.\d\)",
+    r"^  GitHub writes per workflow: mean \d+\.\d, min \d+, max \d+; cap 25",
+    r"^  LLM calls per workflow: 0 \(requests to any host but the GitHub stand-in: 0; "
+    r"to its OpenAI trap: 0; idp_llm_tokens_total: 0\)",
+    r"^  worker RSS peak: worker process \d+ MiB, work horse \d+ MiB",
+    r"^  CPU per workflow: workers \d+\.\d\d s",
+]
+
+
+def test_workflow_benchmark_prints_its_figures_and_opens_one_pull_request_per_workflow(
+    redis_conn, tmp_path
+):
+    figures_file = tmp_path / "figures.json"
+    argv = ["--workflows", "2", "--workers", "1", "--redis-url", TEST_REDIS_URL]
+    argv += ["--json", str(figures_file)]
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.workflow", *argv],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    out = done.stdout
+    assert done.returncode == 0, out + done.stderr[-3000:]
+
+    assert f"command: python -m bench.workflow {shlex.join(argv)}" in out
+    assert "outcome: OK: 2 of 2 jobs finished, 2 pull requests and 2 todo comments" in out
+    for figure in FIGURES:
+        assert re.search(figure, out, re.MULTILINE), f"{figure!r} not in:\n{out}"
+
+    [run] = json.loads(figures_file.read_text())
+    workflows = run["per_workflow"]
+    assert [(w["issue"], w["status"], w["todo_comments"]) for w in workflows] == [
+        (1, "finished", 1),
+        (2, "finished", 1),
+    ]
+    assert [len(w["pull_requests"]) for w in workflows] == [1, 1]
+    assert workflows[0]["pull_requests"] != workflows[1]["pull_requests"]
+    assert all(0 < w["github_writes"] <= WRITE_CAP for w in workflows)
+    assert run["problems"] == []
+
+
+def test_a_model_request_from_a_worker_counts_as_an_llm_call(tmp_path):
+    """The LLM figure is a count: a request to the OpenAI trap, or any request a worker
+    logged to a host other than the GitHub stand-in, shows up in it."""
+    owner, name = payloads.REPO.split("/")
+    log = tmp_path / "worker-1.log"
+    anthropic = "https://api.anthropic.com/v1/messages"
+    line = {"logger": "httpx2", "message": f'HTTP Request: POST {anthropic} "HTTP/1.1 200 OK"'}
+    log.write_text(json.dumps(line) + "\n")
+    figures = Figures(workers=1, workflows=1)
+    with GitHubStandIn(owner, name) as standin:
+        trapped = httpx.post(f"{standin.url}{TRAP}/v1/chat/completions", json={"model": "m"})
+        model_calls(figures, standin, [log], tmp_path / "no-metrics")
+
+    assert trapped.status_code == 404
+    assert figures.llm_trapped == 1
+    assert figures.other_hosts == [anthropic]

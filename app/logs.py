@@ -42,8 +42,15 @@ _CREDENTIAL_RES = (
         re.DOTALL,
     ),
 )
+# A text without a pattern's literal cannot match it: checking the literal first (a substring
+# search) spares the regular expressions on nearly every line.
+_GUARDED_CREDENTIAL_RES = tuple(
+    zip(("gh", "github_pat_", "sk-", "eyJ", "-----BEGIN "), _CREDENTIAL_RES, strict=True)
+)
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
 _RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+# One encoder for every line (json.dumps with options builds a new one per call).
+_ENCODER = json.JSONEncoder(default=str, ensure_ascii=False)
 
 
 @contextmanager
@@ -71,6 +78,7 @@ class Redactor:
         # A PEM key set in an environment variable often has literal "\n" for newlines; the
         # key as used (and as it would be printed) has real ones. Catch both spellings.
         values += [v.replace("\\n", "\n") for v in values if "\\n" in v]
+        self._values = tuple(values)
         self._secrets = re.compile("|".join(re.escape(v) for v in values)) if values else None
 
     @classmethod
@@ -78,10 +86,13 @@ class Redactor:
         return cls(settings.secret_values())
 
     def redact(self, text: str) -> str:
-        if self._secrets is not None:
-            text = self._secrets.sub(REDACTED, text)
-        for pattern in _CREDENTIAL_RES:
-            text = pattern.sub(REDACTED, text)
+        for value in self._values:
+            if value in text:
+                text = self._secrets.sub(REDACTED, text)  # type: ignore[union-attr]
+                break
+        for literal, pattern in _GUARDED_CREDENTIAL_RES:
+            if literal in text:
+                text = pattern.sub(REDACTED, text)
         return text
 
 
@@ -109,8 +120,10 @@ class RedactingFilter(logging.Filter):
             record.exc_text = redact(record.exc_text)
         if record.stack_info:
             record.stack_info = redact(record.stack_info)
-        for key, value in list(vars(record).items()):
-            if key in _RECORD_ATTRIBUTES or value is None or isinstance(value, bool | int | float):
+        fields = vars(record)
+        for key in fields.keys() - _RECORD_ATTRIBUTES:
+            value = fields[key]
+            if value is None or isinstance(value, bool | int | float):
                 continue
             # Containers and objects are logged as their text; redact that text.
             setattr(record, key, redact(value if isinstance(value, str) else str(value)))
@@ -130,29 +143,34 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         context = _context.get()
+        fields = vars(record)
         for key in CONTEXT_FIELDS:
-            value = context.get(key) or getattr(record, key, None)
+            value = context.get(key) or fields.get(key)
             if value is None and key == "trace_id":
                 value = _trace_id()
             if value is not None:
                 line[key] = str(value)
         for key, value in context.items():
             line.setdefault(key, value)
-        for key, value in vars(record).items():
-            if key not in _RECORD_ATTRIBUTES:
-                line.setdefault(key, value)
+        extra = fields.keys() - _RECORD_ATTRIBUTES
+        if extra:
+            for key, value in fields.items():  # in the record's order
+                if key in extra:
+                    line.setdefault(key, value)
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:
             line["exception"] = record.exc_text
         if record.stack_info:
             line["stack"] = record.stack_info
-        return json.dumps(line, default=str, ensure_ascii=False)
+        return _ENCODER.encode(line)
 
 
 def _trace_id() -> str | None:
-    from app.tracing import current_trace_id
+    from app.tracing import current_trace_id  # app.tracing loads OpenTelemetry: on first use
 
+    global _trace_id
+    _trace_id = current_trace_id
     return current_trace_id()
 
 

@@ -9,7 +9,7 @@ callers first in, first out. The commands of the deliveries handled in one event
 leave in one write. hiredis (redis-py's C parser) packs the commands and parses the replies.
 
 Plain `redis://` and `unix://` URLs only (host, port, db, username, password);
-`jobs.queue.enqueue_connection` uses redis-py's client for anything else (TLS, options).
+`app.web.enqueue_connection` uses redis-py's asyncio client for anything else (TLS, options).
 """
 
 from __future__ import annotations
@@ -126,8 +126,9 @@ class _Pipe(asyncio.Protocol):
 
 class PipelinedRedis:
     """A Redis client for one event loop with one method: `execute_command`. Connects on
-    first use and again after the connection is lost or a reply times out; errors are
-    redis-py's (`ConnectionError`, `TimeoutError`, `ResponseError`, `NoScriptError`)."""
+    first use and again after the connection is lost or a reply times out; a command whose
+    connection was lost is sent once more. Errors are redis-py's (`ConnectionError`,
+    `TimeoutError`, `ResponseError`, `NoScriptError`)."""
 
     def __init__(self, url: str, *, connect_timeout: float = 2, reply_timeout: float = 5) -> None:
         if not supports(url):
@@ -143,21 +144,43 @@ class PipelinedRedis:
         self.reply_timeout = reply_timeout
         self._pipe: _Pipe | None = None
         self._lock = asyncio.Lock()
+        self._attempts = 0  # connection attempts finished
+        self._failure: redis.ConnectionError | None = None
 
     async def execute_command(self, *args: Any) -> Any:
         """Send one command and return its reply (bytes, int, list or None)."""
         pipe = self._pipe
         if pipe is None or not pipe.open:
-            pipe = await self._connected()
-        reply = await pipe.send(*args)
+            reply = await (await self._connected()).send(*args)
+        else:
+            try:
+                reply = await pipe.send(*args)
+            except redis.ConnectionError:
+                # The connection was lost since its last command (Redis restarted, a proxy
+                # dropped it): once more on a new one, as redis-py retries. The receiver's
+                # commands are idempotent (the enqueue dedupes on the delivery id).
+                reply = await (await self._connected()).send(*args)
         if isinstance(reply, hiredis.ReplyError):
             raise _error(reply)
         return reply
 
     async def _connected(self) -> _Pipe:
-        async with self._lock:  # one connection attempt for all the callers waiting
-            if self._pipe is None or not self._pipe.open:
+        finished = self._attempts
+        async with self._lock:  # one connection attempt at a time
+            if self._pipe is not None and self._pipe.open:
+                return self._pipe
+            if self._attempts != finished and self._failure is not None:
+                # An attempt ended in failure while this caller waited: fail as it did rather
+                # than queue one more (with Redis unreachable, each costs the connect timeout).
+                raise redis.ConnectionError(str(self._failure))
+            try:
                 self._pipe = await self._connect()
+            except redis.ConnectionError as exc:
+                self._failure = exc
+                raise
+            finally:
+                self._attempts += 1
+            self._failure = None
             return self._pipe
 
     async def _connect(self) -> _Pipe:

@@ -6,8 +6,8 @@ and, only when that succeeds, writes the RQ job hash and pushes its id, exactly 
 much longer than the job; RQ's own `unique=True` guards only while the job exists.
 
 The job hash is built here field by field, as RQ's `Job.to_dict` would for the same job:
-building RQ's `Job` and `Queue` objects cost more than the rest of the enqueue
-(bench/RESULTS.md). tests/test_web.py checks that the hash equals what RQ would store.
+building RQ's `Job` and `Queue` objects per delivery cost twice as much (bench/RESULTS.md).
+tests/test_web.py checks that the hash equals what RQ would store.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ RESULT_TTL = 24 * 3600
 FAILURE_TTL = 7 * 24 * 3600
 RETRY_MAX = 3
 RETRY_INTERVALS = [5, 30, 120]
+_RETRY_INTERVALS_JSON = json.dumps(RETRY_INTERVALS)  # as RQ stores it
 _SCRIPTS: WeakKeyDictionary[redis.Redis, Script] = WeakKeyDictionary()
 
 # KEYS: delivery key, job hash, queue list, rq:queues set
@@ -85,6 +86,12 @@ def preload(connection: redis.Redis) -> None:
     connection.script_load(_DEDUPE_ENQUEUE)
 
 
+async def preload_async(connection: AsyncRedis) -> None:
+    """`preload` on the receiver's asyncio client, which also opens its connection: the
+    first delivery then costs one round trip like every other."""
+    await connection.execute_command("SCRIPT", "LOAD", _DEDUPE_ENQUEUE)
+
+
 def job_id_for(delivery_id: str) -> str:
     """A job id that derives from the delivery id (hashed: delivery ids are user input)."""
     return "delivery-" + hashlib.sha256(delivery_id.encode()).hexdigest()[:32]
@@ -115,7 +122,7 @@ def job_hash(settings: Settings, trigger: Trigger, carrier: dict[str, str]) -> d
         "data": zlib.compress(DefaultSerializer.dumps(payload)),
         **dict.fromkeys(_EMPTY_FIELDS, ""),
         "retries_left": RETRY_MAX,
-        "retry_intervals": json.dumps(RETRY_INTERVALS),
+        "retry_intervals": _RETRY_INTERVALS_JSON,
         "origin": settings.queue_name,
         "description": job_description(trigger),
         "enqueued_at": stamp,

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 
 import pytest
 import redis.asyncio as aioredis
 from prometheus_client import REGISTRY
 from rq import Queue
-from rq.job import Job
+from rq.job import Job, JobStatus
+from rq.utils import now
 from starlette.testclient import TestClient
 
 from app.config import ConfigError, Settings
-from app.web import WEBHOOK_PATH, create_app
-from jobs.queue import job_id_for
+from app.logs import configure_logging
+from app.tracing import configure_tracing, shutdown_tracing
+from app.web import WEBHOOK_PATH, create_app, enqueue_connection
+from app.webhooks import route
+from jobs.pipelined_redis import PipelinedRedis
+from jobs.queue import job_id_for, queue_for, retry_policy
 from tests import payloads
 from tests.conftest import TEST_REDIS_URL, WEBHOOK_SECRET
 
@@ -93,43 +100,125 @@ def test_a_second_secret_verifies_during_rotation(settings, redis_conn):
     assert queued(rotated, redis_conn) == 2
 
 
-class CountingRedis(aioredis.Redis):
-    """An asyncio client (the receiver's kind) that records every round trip: one per
-    command, one per pipeline execute."""
+class CountingRedis(PipelinedRedis):
+    """The receiver's client, recording every command it puts on the wire (connection
+    set-up included): one command is one round trip."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.round_trips: list[str] = []
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.commands: list[str] = []
 
-    async def execute_command(self, *args, **options):
-        self.round_trips.append(str(args[0]))
-        return await super().execute_command(*args, **options)
+    def _new_pipe(self):
+        pipe = super()._new_pipe()
+        send = pipe.send
 
-    def pipeline(self, transaction=True, shard_hint=None):
-        pipe = super().pipeline(transaction, shard_hint)
-        execute = pipe.execute
+        def counted(*args):
+            self.commands.append(str(args[0]))
+            return send(*args)
 
-        async def counted(*args, **kwargs):
-            self.round_trips.append("pipeline")
-            return await execute(*args, **kwargs)
-
-        pipe.execute = counted
+        pipe.send = counted
         return pipe
 
 
 def test_an_accepted_delivery_costs_one_redis_round_trip(settings, redis_conn):
     redis_conn.script_flush()  # as after a Redis restart: the server knows no script
-    counting = CountingRedis.from_url(TEST_REDIS_URL)
-    payload = payloads.issue_comment("/idp plan")
+    counting = CountingRedis(TEST_REDIS_URL)
     app = create_app(settings, connection=redis_conn, webhook_connection=counting)
-    # Start-up loads the enqueue script, so even the first delivery is a single call.
+    payload = payloads.issue_comment("/idp plan")
+    # Start-up connects and loads the enqueue script, so even the first delivery is one call.
     with TestClient(app) as client:
-        counting.round_trips.clear()
+        assert counting.commands == ["SELECT", "SCRIPT"]
+        counting.commands.clear()
+        first = deliver(client, "issue_comment", payload, delivery_id="first")
+        second = deliver(client, "issue_comment", payload, delivery_id="second")
+        again = deliver(client, "issue_comment", payload, delivery_id="first")
+    assert [r.json()["status"] for r in (first, second, again)] == ["queued", "queued", "duplicate"]
+    assert counting.commands == ["EVALSHA", "EVALSHA", "EVALSHA"]
+    assert queued(settings, redis_conn) == 2
+
+
+def test_deliveries_after_redis_lost_its_scripts_are_still_queued(settings, redis_conn):
+    counting = CountingRedis(TEST_REDIS_URL)
+    app = create_app(settings, connection=redis_conn, webhook_connection=counting)
+    payload = payloads.issue_comment("/idp plan")
+    with TestClient(app) as client:
+        redis_conn.script_flush()  # Redis restarted while the App kept running
+        counting.commands.clear()
         first = deliver(client, "issue_comment", payload, delivery_id="first")
         second = deliver(client, "issue_comment", payload, delivery_id="second")
     assert [first.json()["status"], second.json()["status"]] == ["queued", "queued"]
-    assert counting.round_trips == ["EVALSHA", "EVALSHA"]
+    # EVAL runs the script and caches it again: only the first delivery pays a second call.
+    assert counting.commands == ["EVALSHA", "EVAL", "EVALSHA"]
     assert queued(settings, redis_conn) == 2
+
+
+def test_the_queued_job_is_the_hash_rq_itself_would_store(client, settings, redis_conn):
+    payload = payloads.issue_comment("/idp plan")
+    assert deliver(client, "issue_comment", payload, delivery_id="d-rq").status_code == 202
+    job_id = job_id_for("d-rq")
+    stored = redis_conn.hgetall(Job.key_for(job_id))
+    fetched = Job.fetch(job_id, connection=redis_conn)
+    received_at = fetched.kwargs["trigger"]["received_at"]
+
+    queue = queue_for(redis_conn, settings)
+    trigger = route("issue_comment", "d-rq", payload)
+    trigger = trigger.model_copy(update={"received_at": received_at})
+    rq_job = queue.create_job(
+        "jobs.tasks.run_trigger",
+        kwargs={"trigger": trigger.model_dump(mode="json")},
+        job_id=job_id,
+        timeout=settings.job_timeout,
+        result_ttl=24 * 3600,
+        failure_ttl=7 * 24 * 3600,
+        description=f"issue_comment {payloads.REPO}#{trigger.number}",
+        retry=retry_policy(),
+        meta={"otel": fetched.meta["otel"]},  # the trace carrier: tests/test_trace_tree.py
+    )
+    rq_job.origin, rq_job._status, rq_job.enqueued_at = queue.name, JobStatus.QUEUED, now()
+    encode = redis_conn.get_encoder().encode
+    expected = {key.encode(): encode(value) for key, value in rq_job.to_dict().items()}
+
+    assert stored.keys() == expected.keys()
+    for key in stored.keys() - {b"created_at", b"enqueued_at"}:
+        assert stored[key] == expected[key], key
+    assert stored[b"created_at"] <= stored[b"enqueued_at"] <= expected[b"enqueued_at"]
+    assert queue.job_ids == [job_id]
+
+
+def test_a_redis_py_client_queues_deliveries_too(settings, redis_conn):
+    # What the receiver uses for URLs the pipelined client does not take (TLS, options).
+    tls = settings_with(settings, redis_url="rediss://redis.example:6380/0")
+    assert isinstance(enqueue_connection(tls), aioredis.Redis)
+    assert isinstance(enqueue_connection(settings), PipelinedRedis)
+    client = aioredis.Redis.from_url(TEST_REDIS_URL)
+    app = create_app(settings, connection=redis_conn, webhook_connection=client)
+    with TestClient(app) as http:
+        response = deliver(http, "issue_comment", payloads.issue_comment("/idp plan"))
+    assert response.json()["status"] == "queued"
+    assert queued(settings, redis_conn) == 1
+
+
+def test_each_queued_delivery_logs_a_line_with_the_trace_its_job_continues(settings, redis_conn):
+    # Tracing as `serve` sets it up with no exporter: spans carry only their context.
+    out, root = io.StringIO(), logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    configure_tracing(settings, "idp-copilot-web")
+    try:
+        configure_logging(settings, "INFO", stream=out)
+        client = TestClient(create_app(settings, connection=redis_conn))
+        deliver(client, "issue_comment", payloads.issue_comment("/idp plan"), delivery_id="d-log")
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        logging.captureWarnings(False)
+        shutdown_tracing()
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    (queued_line,) = [line for line in lines if "queued as" in line["message"]]
+    carrier = Job.fetch(job_id_for("d-log"), connection=redis_conn).meta["otel"]
+    assert queued_line["level"] == "INFO"
+    assert queued_line["delivery_id"] == "d-log"
+    assert job_id_for("d-log") in queued_line["message"]
+    assert carrier["traceparent"].split("-")[1] == queued_line["trace_id"]
 
 
 # -- ignored -------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import anthropic
 from anthropic import AsyncAnthropic
 
 from app.agent.providers.base import Message, ModelTurn, ProviderError, ToolCall, Usage
-from app.agent.providers.openai_chat import MAX_RETRIES, error_message, redact
+from app.agent.providers.openai_chat import MAX_RETRIES, redact, status_error
 from app.config import Settings
 from app.telemetry import observe_llm
 from tools.spec import ToolSpec, to_anthropic_tool
@@ -102,22 +102,16 @@ class AnthropicChat:
         await self.client.close()
 
     def _status_error(self, exc: anthropic.APIStatusError) -> ProviderError:
-        status = exc.status_code
-        hint = {
+        hints = {
             401: "the API key was rejected: check ANTHROPIC_API_KEY",
             403: f"access denied: check that the key may use model {self.model}",
             404: f"model {self.model} was not found: check ANTHROPIC_MODEL",
             429: "rate limited",
             529: "the API is overloaded",
-        }.get(status, "a server error" if status >= 500 else "the request was rejected")
-        retried = status == 429 or status >= 500
-        after = f" after {self.max_retries} retries; try again later" if retried else ""
-        said = ""
-        if status not in (401, 403):
-            detail = error_message(exc.body)
-            if detail:
-                said = f" The API said: {redact(detail, self._key)[:300]}"
-        return ProviderError(f"Anthropic answered HTTP {status} ({hint}){after}.{said}")
+        }
+        return status_error(
+            "Anthropic", exc.status_code, exc.body, hints, self.max_retries, self._key
+        )
 
 
 def to_anthropic_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:

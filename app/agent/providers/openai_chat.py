@@ -126,21 +126,15 @@ class OpenAIChat:
         await self.client.close()
 
     def _status_error(self, exc: openai.APIStatusError) -> ProviderError:
-        status = exc.status_code
-        hint = {
+        hints = {
             401: "the API key was rejected: check OPENAI_API_KEY",
             403: f"access denied: check that the key may use model {self.model}",
             404: f"model {self.model} was not found: check OPENAI_MODEL and OPENAI_BASE_URL",
             429: "rate limited or out of quota",
-        }.get(status, "a server error" if status >= 500 else "the request was rejected")
-        retried = status == 429 or status >= 500
-        after = f" after {self.max_retries} retries; try again later" if retried else ""
-        said = ""
-        if status not in (401, 403):
-            detail = error_message(exc.body)
-            if detail:
-                said = f" The API said: {redact(detail, self._key)[:300]}"
-        return ProviderError(f"{self._label} answered HTTP {status} ({hint}){after}.{said}")
+        }
+        return status_error(
+            self._label, exc.status_code, exc.body, hints, self.max_retries, self._key
+        )
 
 
 def to_openai_messages(system: str, messages: Sequence[Message]) -> list[dict[str, Any]]:
@@ -209,6 +203,27 @@ def parse_completion(completion: Any) -> ModelTurn:
         ),
         stop_reason=choice.finish_reason,
     )
+
+
+def status_error(
+    label: str,
+    status: int,
+    body: object,
+    hints: dict[int, str],
+    max_retries: int,
+    key: str | None,
+) -> ProviderError:
+    """The sentence for an HTTP error the SDK gave up on: the status, what it usually means,
+    and the API's own words (redacted) except on 401/403, where they may echo the key."""
+    hint = hints.get(status, "a server error" if status >= 500 else "the request was rejected")
+    retried = status == 429 or status >= 500
+    after = f" after {max_retries} retries; try again later" if retried else ""
+    said = ""
+    if status not in (401, 403):
+        detail = error_message(body)
+        if detail:
+            said = f" The API said: {redact(detail, key)[:300]}"
+    return ProviderError(f"{label} answered HTTP {status} ({hint}){after}.{said}")
 
 
 def error_message(body: object) -> str | None:

@@ -144,6 +144,14 @@ class Settings(BaseSettings):
     openai_model: str = Field("gpt-4o-mini", validation_alias=_env("OPENAI_MODEL"))
     anthropic_api_key: SecretStr | None = Field(None, validation_alias=_env("ANTHROPIC_API_KEY"))
     anthropic_model: str = Field("claude-sonnet-4-5", validation_alias=_env("ANTHROPIC_MODEL"))
+    # Provider endpoints follow the SDKs' conventions (issue 15): operator settings only.
+    anthropic_base_url: str | None = Field(
+        None,
+        validation_alias=_env("ANTHROPIC_BASE_URL"),
+        description="Root of the Messages API (the SDK adds /v1/messages), e.g. a gateway "
+        "such as LiteLLM (http://litellm:4000); default https://api.anthropic.com. Read from "
+        "the environment only: never from a repository's config or a request.",
+    )
     llm_timeout: float = Field(60.0, validation_alias=_env("IDP_LLM_TIMEOUT"))
 
     metrics_port: int = Field(8070, validation_alias=_env("IDP_METRICS_PORT"))

@@ -83,21 +83,23 @@ class ToolRegistry:
 
     def register(self, spec: ToolSpec, source: str = "builtin") -> None:
         """Add a tool. A name or alias already taken by another tool is a `ValueError`."""
-        self.check_free([spec])
+        self.check_free([spec], replace=True)
         keys = {normalize_name(n) for n in [spec.name, *spec.aliases]}
         self._specs[spec.name] = spec
         self._sources[spec.name] = source
         for key in keys:
             self._index[key] = spec.name
 
-    def check_free(self, specs: list[ToolSpec]) -> None:
-        """A `ValueError` when a name or alias of `specs` is taken (by a registered tool or
-        another of `specs`), so a plug-in is registered whole or not at all."""
+    def check_free(self, specs: list[ToolSpec], replace: bool = False) -> None:
+        """A `ValueError` when a name or alias of `specs` is taken, by a registered tool
+        (unless `replace` and it is the same tool's name) or by another of `specs`; so a
+        plug-in is registered whole or not at all, and never in place of a built-in."""
         taken = dict(self._index)
         for spec in specs:
             for key in {normalize_name(n) for n in [spec.name, *spec.aliases]}:
                 owner = taken.get(key)
-                if owner is not None and owner != spec.name:
+                mine = owner == spec.name and (replace or key not in self._index)
+                if owner is not None and not mine:
                     raise ValueError(
                         f"tool name or alias {key!r} of {spec.name!r} is taken by {owner!r}"
                     )

@@ -57,10 +57,6 @@ def _tool_entry(
     return entry
 
 
-def _steps_by_call(session: Session) -> tuple[list[StepRecord], list[bool]]:
-    return list(session.steps), [False] * len(session.steps)
-
-
 def _model_turns(session: Session, steps: list[StepRecord], used: list[bool]) -> list[dict]:
     entries: list[dict[str, Any]] = []
     by_call: dict[str, dict[str, Any]] = {}
@@ -103,23 +99,30 @@ def _claim(steps: list[StepRecord], used: list[bool], name: str, args: Any) -> S
     return None
 
 
-def conversation(session: Session, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The session's entries, oldest first. `messages` are the stream's `message` events
-    (`{"time", "data": {"from", "text", "action"}}`). Each entry has a `kind`: `request` and
-    `user` (people), `agent` (the model's text, Markdown), `tool` (a call: `tool`, `args`,
+def conversation(session: Session, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The session's entries, oldest first. `events` are the stream's `message` events
+    (`{"kind", "time", "data": {"from", "text", "action"}}`) and `reply` events (the App's
+    answers to commands, `data: {"text"}`). Each entry has a `kind`: `request` and `user`
+    (people), `agent` (the agent's text, Markdown), `tool` (a call: `tool`, `args`,
     `result`, `ok`)."""
     said = [
         {
             "kind": "request",
-            "who": m["data"].get("from", ""),
-            "time": m["time"],
-            "text": m["data"].get("text", ""),
-            "action": m["data"].get("action", ""),
+            "who": e["data"].get("from", ""),
+            "time": e["time"],
+            "text": e["data"].get("text", ""),
+            "action": e["data"].get("action", ""),
         }
-        for m in messages
+        for e in events
+        if e.get("kind", "message") == "message"
+    ]
+    said += [
+        {"kind": "agent", "who": "agent", "time": e["time"], "text": e["data"].get("text", "")}
+        for e in events
+        if e.get("kind") == "reply"
     ]
     entries: list[dict[str, Any]] = []
-    if not any(m["action"] == "start" for m in said):
+    if not any(m.get("action") == "start" for m in said):
         entries.append(
             {
                 "kind": "request",
@@ -128,7 +131,7 @@ def conversation(session: Session, messages: list[dict[str, Any]]) -> list[dict[
                 "text": request_text(session),
             }
         )
-    steps, used = _steps_by_call(session)
+    steps, used = list(session.steps), [False] * len(session.steps)
     entries += _model_turns(session, steps, used)
     entries += [
         _tool_entry(step.tool, step.args, step.started_at, step)

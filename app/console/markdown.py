@@ -34,14 +34,20 @@ _parser = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable(
 )
 
 
-def to_html(text: str | None) -> Markup:
+def to_inline_html(text: str | None) -> Markup:
+    """Safe HTML for one line of Markdown (a todo note, a task's detail): no paragraph."""
+    return to_html(text, inline=True)
+
+
+def to_html(text: str | None, inline: bool = False) -> Markup:
     """Safe HTML for `text` written in (GitHub-flavoured) Markdown."""
     if not text:
         return Markup("")
     if len(text) > MAX_MARKDOWN:
         text = text[:MAX_MARKDOWN] + "\n\n… (cut)"
+    html = _parser.renderInline(text) if inline else _parser.render(text)
     clean = nh3.clean(
-        _parser.render(text),
+        html,
         tags=TAGS,
         attributes=ATTRIBUTES,
         url_schemes=URL_SCHEMES,

@@ -162,7 +162,11 @@ class Console:
 
     @staticmethod
     def _conversation(session: Session, history: list[Any]) -> list[dict[str, Any]]:
-        said = [{"time": e.time, "data": e.data} for e in history if e.kind == "message"]
+        said = [
+            {"kind": e.kind, "time": e.time, "data": e.data}
+            for e in history
+            if e.kind in ("message", "reply")
+        ]
         return conversation(session, said)
 
     async def live(self, request: Request) -> Response:

@@ -193,11 +193,11 @@ def test_hostile_text_never_becomes_markup_on_the_session_page(operator, store):
     page = operator.get("/console/sessions/acme/shop/4")
 
     html = page.text
-    assert "&lt;script&gt;alert(&#34;request&#34;)&lt;/script&gt;" in html
-    assert "<strong>payments</strong>" in html  # the request's Markdown is rendered
+    assert '&lt;script&gt;alert("request")&lt;/script&gt; build <strong>payments</strong>' in html
     scripts = [attrs for tag, attrs in tags_of(html) if tag == "script"]
     assert len(scripts) == 1 and scripts[0].get("nonce")  # only the page's own script
-    assert not [t for t, _ in tags_of(html) if t in ("style", "img", "iframe")][1:]  # base's style
+    # the one <style> is the page's own, in <head>
+    assert [t for t, _ in tags_of(html) if t in ("style", "img", "iframe")] == ["style"]
     handlers = [(t, k) for t, attrs in tags_of(html) for k in attrs if k.startswith("on")]
     assert handlers == []
     assert "javascript:" not in "".join(str(a.get("href")) for t, a in tags_of(html) if t == "a")
@@ -215,6 +215,19 @@ def test_an_operator_message_joins_the_conversation(operator, store, api_setting
 
     assert 'id="live"' in html and 'id="conversation"' in html
     assert "<strong>staging</strong>" in html.split('id="conversation"')[1]
+
+
+def test_the_apps_answer_to_a_command_is_an_agent_turn(operator, store, api_settings, redis_conn):
+    store.save(model_session())
+    bus = EventBus(redis_conn, api_settings)
+    bus.publish("acme/shop#4", "message", {"from": "bob", "text": "/idp status"})
+    bus.publish("acme/shop#4", "reply", {"text": "Session `acme/shop#4` is **done**."})
+
+    html = operator.get("/console/sessions/acme/shop/4/live").text.split('id="conversation"')[1]
+
+    asked, answered = html.index("/idp status"), html.index("<strong>done</strong>")
+    assert asked < answered
+    assert '<span class="who">Agent</span>' in html[asked:answered]
 
 
 # -- files ----------------------------------------------------------------------------------

@@ -123,6 +123,31 @@ def test_a_model_conversation_interleaves_turns_tool_calls_and_operator_messages
     assert HOSTILE_ARG in call["args"] and call["seconds"] == 0.5
 
 
+def test_a_call_by_alias_with_arguments_the_loop_filled_in_is_one_entry():
+    calls = [{"id": "c1", "name": "Estimate-Cost", "arguments": {"replicas": 2}}]
+    session = Session(
+        id="acme/shop#9",
+        repo="acme/shop",
+        number=9,
+        created_at=10.0,
+        messages=[
+            {"role": "user", "content": "how much?"},
+            {"role": "assistant", "content": None, "tool_calls": calls},
+            {"role": "tool", "tool_call_id": "c1", "content": '{"monthly_usd": 3.5}'},
+        ],
+        steps=[step("cost_estimate", {"replicas": 2, "cpu": 100}, {"monthly_usd": 3.5}, 11.0)],
+    )
+    aliases = {"estimate_cost": "cost_estimate"}
+
+    entries = conversation(
+        session, [], lambda name: aliases.get(name.lower().replace("-", "_"), name)
+    )
+
+    assert [e["kind"] for e in entries] == ["request", "tool"]
+    assert entries[1]["tool"] == "Estimate-Cost" and entries[1]["seconds"] == 0.5
+    assert entries[1]["result"] == '{"monthly_usd": 3.5}'
+
+
 def test_a_rules_session_is_its_steps_in_order_after_the_request():
     session = Session(
         id="acme/shop#5",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
@@ -189,6 +190,28 @@ def test_a_prototype_format_tool_registers_and_its_schema_is_enforced(plugins, s
     assert "Additional properties are not allowed ('x' was unexpected)" in extra.error
     words = run_tool(reg, "count_words", {"text": "one two three"}, settings)
     assert words.ok and words.output == {"words": 3}
+
+
+def which_thread() -> dict[str, Any]:
+    return {"thread": threading.get_ident()}
+
+
+# `is_async` left at the prototype's default (True) on a plain function
+SYNC_BUT_DEFAULT = {
+    "name": "which_thread",
+    "description": "The thread it ran on",
+    "input_schema": {"type": "object"},
+    "output_schema": {"type": "object"},
+    "func": which_thread,
+}
+
+
+def test_a_plain_prototype_function_never_runs_on_the_event_loop(plugins, settings):
+    plugins(threads=f"{HERE}:SYNC_BUT_DEFAULT")
+
+    result = run_tool(default_registry(settings), "which_thread", {}, settings)
+
+    assert result.ok and result.output["thread"] != threading.get_ident()
 
 
 def test_a_prototype_tool_exports_the_schema_its_author_wrote(plugins, settings):

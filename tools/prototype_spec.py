@@ -10,6 +10,7 @@ model sees is the one the plug-in wrote.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
@@ -79,18 +80,14 @@ def adapt(obj: Any) -> ToolSpec:
         raise TypeError(f"{name}: func is not callable")
     input_model = _model(name, "Input", get("input_schema", None))
     output_model = _model(name, "Output", get("output_schema", None) or ANY_OBJECT)
-    is_async = bool(get("is_async", True)) or inspect.iscoroutinefunction(func)
+    # Whatever `is_async` says, a plain function runs in a thread (it must not block the
+    # worker's event loop) and an awaitable it returns is awaited.
+    coroutine = inspect.iscoroutinefunction(func)
 
-    if is_async:
-
-        async def run(args: BaseModel, ctx: ToolContext) -> Any:
-            result = func(**args.model_dump())
-            return await result if inspect.isawaitable(result) else result
-
-    else:
-
-        def run(args: BaseModel, ctx: ToolContext) -> Any:  # type: ignore[misc]
-            return func(**args.model_dump())
+    async def run(args: BaseModel, ctx: ToolContext) -> Any:
+        kwargs = args.model_dump()
+        result = func(**kwargs) if coroutine else await asyncio.to_thread(func, **kwargs)
+        return await result if inspect.isawaitable(result) else result
 
     timeout = get("timeout", None)
     return ToolSpec(
@@ -99,7 +96,7 @@ def adapt(obj: Any) -> ToolSpec:
         input_model=input_model,
         output_model=output_model,
         func=run,
-        is_async=is_async,
+        is_async=True,
         timeout=float(timeout) if timeout is not None else 60.0,
         aliases=list(get("aliases", None) or []),
         capabilities_provider=get("capabilities_provider", None),

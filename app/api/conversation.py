@@ -11,6 +11,7 @@ takes the time of the step that ran it, so operator messages fall in between by 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from app.state import Session, StepRecord
@@ -57,7 +58,9 @@ def _tool_entry(
     return entry
 
 
-def _model_turns(session: Session, steps: list[StepRecord], used: list[bool]) -> list[dict]:
+def _model_turns(
+    session: Session, steps: list[StepRecord], used: list[bool], canonical: Callable[[str], str]
+) -> list[dict]:
     entries: list[dict[str, Any]] = []
     by_call: dict[str, dict[str, Any]] = {}
     at = session.created_at
@@ -72,7 +75,8 @@ def _model_turns(session: Session, steps: list[StepRecord], used: list[bool]) ->
                     {"kind": "agent", "time": at, "text": message["content"], "who": "agent"}
                 )
             for call in message.get("tool_calls") or []:
-                step = _claim(steps, used, call.get("name", ""), call.get("arguments"))
+                name = canonical(call.get("name", ""))
+                step = _claim(steps, used, name, call.get("arguments"))
                 if step is not None:
                     at = max(at, step.started_at)
                 args = call.get("arguments")
@@ -90,21 +94,30 @@ def _model_turns(session: Session, steps: list[StepRecord], used: list[bool]) ->
 
 
 def _claim(steps: list[StepRecord], used: list[bool], name: str, args: Any) -> StepRecord | None:
-    """The first step not yet matched that ran `name` with `args`."""
+    """The step that ran this call: the first unmatched one of tool `name` with the same
+    arguments, else the first unmatched one of that tool (the loop may have filled in
+    arguments the model left out)."""
     wanted = normalize_name(name)
-    for i, step in enumerate(steps):
-        if not used[i] and normalize_name(step.tool) == wanted and step.args == (args or {}):
-            used[i] = True
-            return step
+    same_tool = [i for i, s in enumerate(steps) if not used[i] and normalize_name(s.tool) == wanted]
+    exact = [i for i in same_tool if steps[i].args == (args or {})]
+    for i in exact[:1] or same_tool[:1]:
+        used[i] = True
+        return steps[i]
     return None
 
 
-def conversation(session: Session, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The session's entries, oldest first. `events` are the stream's `message` events
-    (`{"kind", "time", "data": {"from", "text", "action"}}`) and `reply` events (the App's
-    answers to commands, `data: {"text"}`). Each entry has a `kind`: `request` and `user`
-    (people), `agent` (the agent's text, Markdown), `tool` (a call: `tool`, `args`,
-    `result`, `ok`)."""
+def conversation(
+    session: Session,
+    events: list[dict[str, Any]],
+    canonical: Callable[[str], str] = lambda name: name,
+) -> list[dict[str, Any]]:
+    """The session's entries, oldest first.
+
+    `events` are the stream's `message` events (`{"kind", "time", "data": {"from", "text",
+    "action"}}`) and `reply` events (the App's answers to commands, `data: {"text"}`).
+    `canonical` maps a tool name or alias as the model spelled it to the tool's name (the
+    registry knows). Each entry has a `kind`: `request` and `user` (people), `agent` (the
+    agent's text, Markdown), `tool` (a call: `tool`, `args`, `result`, `ok`)."""
     said = [
         {
             "kind": "request",
@@ -132,7 +145,7 @@ def conversation(session: Session, events: list[dict[str, Any]]) -> list[dict[st
             }
         )
     steps, used = list(session.steps), [False] * len(session.steps)
-    entries += _model_turns(session, steps, used)
+    entries += _model_turns(session, steps, used, canonical)
     entries += [
         _tool_entry(step.tool, step.args, step.started_at, step)
         for step, taken in zip(steps, used, strict=True)

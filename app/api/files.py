@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import difflib
+from collections.abc import Callable
 from typing import Any
 
 import redis
 
-from app.config import Settings
+from app.config import ConfigError, Settings
 from app.github.forge import Forge, ForgeError, RepoRef
 from app.state import Session
 
@@ -102,10 +103,10 @@ def forge_for(settings: Settings, connection: redis.Redis, dry_run: bool) -> For
     return make_forge(settings, connection)
 
 
-async def last_revision(forge: Forge, session: Session) -> dict[str, Any] | None:
+async def last_revision(make_forge: Callable[[], Forge], session: Session) -> dict[str, Any] | None:
     """The newest commit's diff against the one before it: `{"from", "to", "files"}`, or
-    None before the first revision. A forge that cannot read the old commit gives
-    `"error"` instead of the files."""
+    None before the first revision (no forge is made then). A forge that cannot read the
+    old commit gives `"error"` instead of the files."""
     commits = commits_of(session)
     if len(commits) < 2:
         return None
@@ -113,14 +114,15 @@ async def last_revision(forge: Forge, session: Session) -> dict[str, Any] | None
     repo = RepoRef.parse(session.repo, session.installation_id)
     limit = asyncio.Semaphore(READ_CONCURRENCY)
 
-    async def read(path: str) -> str | None:
+    async def read(forge: Forge, path: str) -> str | None:
         async with limit:
             return await forge.read_file(repo, path, ref=previous)
 
     paths = sorted(session.files)
     try:
-        texts = await asyncio.gather(*(read(p) for p in paths))
-    except (ForgeError, ValueError, OSError) as exc:
+        forge = make_forge()
+        texts = await asyncio.gather(*(read(forge, p) for p in paths))
+    except (ConfigError, ForgeError, ValueError, OSError) as exc:
         return {"from": previous, "to": head, "files": [], "error": f"{type(exc).__name__}: {exc}"}
     before = dict(zip(paths, texts, strict=True))
     return {"from": previous, "to": head, "files": diff_files(before, session.files)}

@@ -208,10 +208,9 @@ class OperatorApi:
     async def files(self, session: Session) -> dict[str, Any]:
         """The session's files as a tree, and the diff of its newest commit."""
         dry_run = await run_in_threadpool(self.control.is_dry_run, session.id)
-        revision = None
-        if len(session.steps) > 1:
-            forge = forge_for(self.settings, self.redis, dry_run)
-            revision = await last_revision(forge, session)
+        revision = await last_revision(
+            lambda: forge_for(self.settings, self.redis, dry_run), session
+        )
         return {"tree": file_tree(session.files), "revision": revision}
 
     async def session_files(self, request: Request) -> Response:

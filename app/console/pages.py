@@ -160,14 +160,18 @@ class Console:
         context.update(await self.api.files(session))
         return render(request, "session.html", context, status)
 
-    @staticmethod
-    def _conversation(session: Session, history: list[Any]) -> list[dict[str, Any]]:
+    def _conversation(self, session: Session, history: list[Any]) -> list[dict[str, Any]]:
+        registry = self.api.registry
+
+        def canonical(name: str) -> str:
+            return registry.get(name).name if name in registry else name
+
         said = [
             {"kind": e.kind, "time": e.time, "data": e.data}
             for e in history
             if e.kind in ("message", "reply")
         ]
-        return conversation(session, said)
+        return conversation(session, said, canonical)
 
     async def live(self, request: Request) -> Response:
         """The parts of the session page that change (the todo and the conversation), for the

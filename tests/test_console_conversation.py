@@ -6,6 +6,7 @@ arguments or a model's answer stays text; the files as a tree with the last revi
 from __future__ import annotations
 
 import asyncio
+import time
 from html.parser import HTMLParser
 
 import pytest
@@ -191,6 +192,15 @@ def test_markdown_of_a_huge_text_is_cut_before_parsing():
     html = str(to_html("*" * (MAX_MARKDOWN * 5)))
 
     assert len(html) < MAX_MARKDOWN * 2 and "(cut)" in html
+
+
+@pytest.mark.parametrize("pattern", ["[", "*a", "[a](", "<a ", "> ", "- [ ] "])
+def test_markdown_of_hostile_text_takes_a_bounded_time(pattern):
+    text = pattern * (MAX_MARKDOWN * 10 // len(pattern))  # ten times the bound
+    started = time.perf_counter()
+    to_html.__wrapped__(text)  # the uncached work
+
+    assert time.perf_counter() - started < 10  # about 0.5 s for the worst, here
 
 
 # -- the page -------------------------------------------------------------------------------

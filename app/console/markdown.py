@@ -8,11 +8,14 @@ as one of the few tags below, never as a script, a style or an event handler. Th
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import nh3
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
-# Longer text is cut before parsing: the parser is linear, but a page needs no novel.
+# Longer text is cut before parsing: the parser is linear, but its constant is large (20,000
+# `[` take about 0.5 s), and a page needs no novel.
 MAX_MARKDOWN = 20_000
 TAGS = {
     "a", "blockquote", "br", "code", "del", "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr",
@@ -39,6 +42,8 @@ def to_inline_html(text: str | None) -> Markup:
     return to_html(text, inline=True)
 
 
+# The session page re-renders its conversation on every burst of events: the same texts.
+@lru_cache(maxsize=2048)
 def to_html(text: str | None, inline: bool = False) -> Markup:
     """Safe HTML for `text` written in (GitHub-flavoured) Markdown."""
     if not text:

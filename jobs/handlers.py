@@ -21,6 +21,7 @@ from app.agent.publisher import fit_comment
 from app.agent.sanitize import redact
 from app.commands import Command, Trigger
 from app.config import Settings
+from app.events import EventBus
 from app.feedback import FeedbackStore, outcome_of
 from app.github.forge import Forge, ForgeError, RepoRef
 from app.repo_config import DEFAULT_PERMISSIONS, RepoConfig, load_repo_config
@@ -88,6 +89,8 @@ class JobContext:
         except Exception:
             self.forget(*key)  # not posted: a retry of the job may post it
             raise
+        # The console's conversation shows the answer too (it streams in as an event).
+        EventBus(self.connection, self.settings).sink(self.session_id)("reply", {"text": text})
         return True
 
 

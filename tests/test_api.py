@@ -79,7 +79,9 @@ EVERY_ENDPOINT = [
     ("POST", "/api/sessions/acme/payments/7/messages"),
     ("POST", "/api/sessions/acme/payments/7/cancel"),
     ("GET", "/api/sessions/acme/payments/7/events"),
+    ("GET", "/api/sessions/acme/payments/7/files"),
     ("GET", "/api/events"),
+    ("GET", "/api/feedback"),
     ("GET", "/api/openapi.json"),
 ]
 
@@ -125,6 +127,33 @@ def test_unknown_api_paths_are_a_json_404(client):
 
 
 # -- tools and agent systems ----------------------------------------------------------------
+
+
+def test_tools_lists_plugin_tools_and_the_plugins_that_were_not_loaded(
+    api_settings, redis_conn, monkeypatch
+):
+    from importlib.metadata import EntryPoint, entry_points
+
+    from tools import registry as registry_module
+
+    group = registry_module.ENTRY_POINT_GROUP
+    broken = EntryPoint("broken", "tests.no_such_plugin_module:TOOLS", group)
+    real = list(entry_points(group=group))
+    monkeypatch.setattr(registry_module, "entry_points", lambda group: [*real, broken])
+
+    with TestClient(build_app(api_settings, redis_conn)) as client:
+        body = client.get("/api/tools", headers=AUTH).json()
+
+    cost = next(t for t in body["tools"] if t["name"] == "cost_estimate")
+    assert cost["source"] == "plugin:cost" and cost["input_schema"]["required"] == [
+        "replicas",
+        "cpu_millicores",
+        "memory_mib",
+    ]
+    (skipped,) = body["not_loaded"]
+    assert skipped["plugin"] == "broken"
+    assert skipped["entry_point"] == "tests.no_such_plugin_module:TOOLS"
+    assert skipped["reason"].startswith("ModuleNotFoundError: No module named 'tests.no_such")
 
 
 def test_tools_lists_the_registry_with_aliases_and_schemas(client, api_settings):

@@ -28,6 +28,8 @@ from app.api.agent_systems import (
 from app.api.auth import Gate
 from app.api.control import REPO_PATTERN, SendMessage, SessionControl, StartSession, repo_of
 from app.api.errors import ApiError, parse_body, validate
+from app.api.feedback import FeedbackQuery, FeedbackView
+from app.api.files import file_tree, forge_for, last_revision
 from app.api.openapi import openapi_document
 from app.api.session_json import session_detail, session_summary
 from app.api.sse import HEARTBEAT_SECONDS, event_response, resume_from
@@ -66,6 +68,7 @@ class OperatorApi:
         self.bus = EventBus(connection, settings)
         self.control = SessionControl(settings, connection, self.bus)
         self.systems = AgentSystemStore(connection, settings)
+        self.feedback = FeedbackView(connection, settings)
         self.heartbeat = heartbeat
 
     @cached_property
@@ -93,6 +96,8 @@ class OperatorApi:
             Route(SESSION + "/messages", self.send_message, methods=["POST"]),
             Route(SESSION + "/cancel", self.cancel_session, methods=["POST"]),
             Route(SESSION + "/events", self.session_events, methods=["GET"]),
+            Route(SESSION + "/files", self.session_files, methods=["GET"]),
+            Route("/feedback", self.list_feedback, methods=["GET"]),
             Route("/events", self.all_events, methods=["GET"]),
             Route("/openapi.json", self.openapi, methods=["GET"]),
         ]
@@ -104,7 +109,9 @@ class OperatorApi:
 
     async def tools(self, request: Request) -> Response:
         await self.gate.require(request)
-        return self.json({"tools": await run_in_threadpool(self.registry.describe)})
+        tools = await run_in_threadpool(self.registry.describe)
+        skipped = [p.as_json() for p in self.registry.not_loaded]
+        return self.json({"tools": tools, "not_loaded": skipped})
 
     async def list_systems(self, request: Request) -> Response:
         await self.gate.require(request)
@@ -169,9 +176,10 @@ class OperatorApi:
             self.control.query, principal, query.repo, query.status, offset, query.per_page
         )
         more = offset + len(sessions) < total
+        counts = await run_in_threadpool(self.feedback.counts, [s.id for s in sessions])
         return self.json(
             {
-                "sessions": [session_summary(s) for s in sessions],
+                "sessions": [session_summary(s, counts.get(s.id)) for s in sessions],
                 "page": query.page,
                 "per_page": query.per_page,
                 "total": total,
@@ -196,6 +204,26 @@ class OperatorApi:
         _, session = await self._session(request)
         dry_run = await run_in_threadpool(self.control.is_dry_run, session.id)
         return self.json(session_detail(session, dry_run))
+
+    async def files(self, session: Session) -> dict[str, Any]:
+        """The session's files as a tree, and the diff of its newest commit."""
+        dry_run = await run_in_threadpool(self.control.is_dry_run, session.id)
+        revision = await last_revision(
+            lambda: forge_for(self.settings, self.redis, dry_run), session
+        )
+        return {"tree": file_tree(session.files), "revision": revision}
+
+    async def session_files(self, request: Request) -> Response:
+        _, session = await self._session(request)
+        return self.json({"session": session.id, **(await self.files(session))})
+
+    async def list_feedback(self, request: Request) -> Response:
+        principal = await self.gate.require(request)
+        query = validate(FeedbackQuery, dict(request.query_params))
+        if query.repo is not None and not principal.can_read(query.repo):
+            raise ApiError(403, "you cannot read this repository's feedback")
+        entries = await run_in_threadpool(self.feedback.query, principal, query)
+        return self.json({"feedback": entries, "count": len(entries)})
 
     async def send_message(self, request: Request) -> Response:
         principal, session = await self._session(request, write=True)

@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
 from app.api.errors import ApiError
+from app.console.markdown import to_html, to_inline_html
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 MAX_FORM_BYTES = 64 * 1024
@@ -28,6 +29,8 @@ def _when(timestamp: float | None) -> str:
 
 
 TEMPLATES.env.filters["when"] = _when
+TEMPLATES.env.filters["markdown"] = to_html
+TEMPLATES.env.filters["markdown_inline"] = to_inline_html
 
 
 def csrf_token(request: Request) -> str:

@@ -269,8 +269,8 @@ class ApiServer:
             _delete(new, gone)
         for f, value in applied.items():
             _set(new, f, value)
-        for other, _ in conflicts:  # force: the fields move to this manager
-            owners[other] -= set(applied)
+        for other, f in conflicts:  # force: the conflicting fields move to this manager
+            owners[other].discard(f)
         owners[me] = set(applied)
         self._admit(new, current)
         if not dry:
@@ -354,6 +354,7 @@ class FakeCluster(KubernetesCluster):
         self._plurals = dict(KNOWN_KINDS)
         self.calls: list[tuple[Any, ...]] = []
         self.managers: list[str] = []
+        self.applied: list[dict[str, Any]] = []  # the bodies of real (not dry-run) applies
 
     def ensure_namespace(self, name: str, labels: dict[str, str], **kw: Any) -> dict:
         self.calls.append(("namespace", name, kw["dry_run"]))
@@ -365,7 +366,11 @@ class FakeCluster(KubernetesCluster):
             entry = ("apply", obj["kind"], meta["name"], meta.get("namespace"), kw["dry_run"])
             self.calls.append(entry)
         self.managers.append(kw["field_manager"])
-        return super().apply(obj, **kw)
+        assert not kw.get("force"), "the App never forces a server-side apply"
+        out = super().apply(obj, **kw)
+        if not kw["dry_run"] and obj["kind"] != "Namespace":
+            self.applied.append(copy.deepcopy(obj))
+        return out
 
     def _call(self, method: str, path: str, query: list[tuple[str, str]], *,
               body: dict | None = None, content_type: str | None = None) -> dict:  # fmt: skip

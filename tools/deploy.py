@@ -16,7 +16,7 @@ import yaml
 from tools.cluster import Cluster, ClusterError
 from tools.overlay import OverlayError, build
 from tools.rollout import RolloutState, deployment_state, stuck_pod_reason
-from tools.spec import ToolError
+from tools.spec import ToolContext, ToolError
 from tools.staging import StagingPolicy, StagingPolicyError
 
 # Dependencies first: the identity and the network rules exist before pods start, the
@@ -163,3 +163,39 @@ async def stuck_reason(
         if reason:
             return reason
     return None
+
+
+def files_in(files: dict[str, str], folder: str) -> dict[str, str]:
+    """The manifests directly in `folder` (path → text), kustomization files aside."""
+    prefix = folder.rstrip("/") + "/"
+    return {
+        path: text
+        for path, text in sorted(files.items())
+        if path.startswith(prefix)
+        and "/" not in path[len(prefix) :]
+        and path.endswith((".yaml", ".yml"))
+        and not path.rsplit("/", 1)[-1].startswith("kustomization.")
+    }
+
+
+async def files_from_repo(ctx: ToolContext, folder: str) -> dict[str, str]:
+    """After a merge the session may hold no files: read the base from the repo's default
+    branch, following its kustomization.yaml (the Forge has no directory listing)."""
+    if ctx.forge is None or ctx.repo is None:
+        return {}
+    text = await ctx.forge.read_file(ctx.repo, f"{folder}/kustomization.yaml")
+    if not text:
+        return {}
+    try:
+        resources = (yaml.safe_load(text) or {}).get("resources") or []
+    except (yaml.YAMLError, AttributeError):
+        raise ToolError(f"{folder}/kustomization.yaml is not a valid kustomization") from None
+    found: dict[str, str] = {}
+    for entry in resources:
+        entry = str(entry)
+        if not entry.endswith((".yaml", ".yml")) or ".." in entry.split("/"):
+            continue  # remote bases and other folders are beyond what the App applies
+        body = await ctx.forge.read_file(ctx.repo, f"{folder}/{entry}")
+        if body is not None:
+            found[f"{folder}/{entry}"] = body
+    return found

@@ -20,6 +20,8 @@ from pydantic import BaseModel, Field, field_validator
 from tools.cluster import FIELD_MANAGER, Cluster, ClusterError, KubernetesCluster
 from tools.deploy import (
     apply_all,
+    files_from_repo,
+    files_in,
     parse_manifests,
     staging_objects,
     stuck_reason,
@@ -192,10 +194,10 @@ async def deploy_to_staging(args: DeployInput, ctx: ToolContext) -> DeployOutput
     dry_run = not ctx.approved
     policy, repo, namespace = _place(ctx)
     folder = args.manifests_dir or MANIFESTS_DIR.format(name=args.service)
-    sources = _files_in(ctx.files, folder)
+    sources = files_in(ctx.files, folder)
     from_repo = not sources
     if from_repo:
-        sources = await _files_from_repo(ctx, folder)
+        sources = await files_from_repo(ctx, folder)
     if not sources:
         raise ToolError(
             f"no manifests under {folder}/ for {args.service}: generate them first "
@@ -324,41 +326,6 @@ async def _staging_overlay(
         place = StagingPlace(namespace, policy.staging_host(service))
         return overlay(request, "staging", "", place)
     return {"namespace": namespace, "resources": ["../../base"]}
-
-
-def _files_in(files: dict[str, str], folder: str) -> dict[str, str]:
-    prefix = folder.rstrip("/") + "/"
-    return {
-        path: text
-        for path, text in sorted(files.items())
-        if path.startswith(prefix)
-        and "/" not in path[len(prefix) :]
-        and path.endswith((".yaml", ".yml"))
-        and not path.rsplit("/", 1)[-1].startswith("kustomization.")
-    }
-
-
-async def _files_from_repo(ctx: ToolContext, folder: str) -> dict[str, str]:
-    """After a merge the session may hold no files: read the base from the repo's default
-    branch, following its kustomization.yaml (the Forge has no directory listing)."""
-    if ctx.forge is None or ctx.repo is None:
-        return {}
-    text = await ctx.forge.read_file(ctx.repo, f"{folder}/kustomization.yaml")
-    if not text:
-        return {}
-    try:
-        resources = (yaml.safe_load(text) or {}).get("resources") or []
-    except (yaml.YAMLError, AttributeError):
-        raise ToolError(f"{folder}/kustomization.yaml is not a valid kustomization") from None
-    found: dict[str, str] = {}
-    for entry in resources:
-        entry = str(entry)
-        if not entry.endswith((".yaml", ".yml")) or ".." in entry.split("/"):
-            continue  # remote bases and other folders are beyond what the App applies
-        body = await ctx.forge.read_file(ctx.repo, f"{folder}/{entry}")
-        if body is not None:
-            found[f"{folder}/{entry}"] = body
-    return found
 
 
 TOOLS = [

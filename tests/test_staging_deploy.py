@@ -271,3 +271,28 @@ def test_the_workflow_pushes_the_tag_the_deploy_runs_for_the_apps_branch():
     assert "idp/**" in workflow["on"]["push"]["branches"]
     assert 'tags="${image}:sha-${SHA::12}"' in text
     assert image_tag(HEAD) == f"sha-{HEAD[:12]}"
+
+
+def test_apply_on_github_deploys_the_pull_requests_head_image_and_the_todo_says_so(
+    settings, redis_conn, no_unmocked_http, monkeypatch
+):
+    """The whole chain with the real generators: the rendered overlay, the App's pull
+    request, `/idp apply` by a maintainer, the rollout outcome in the todo."""
+    from tests.job_world import World
+
+    world = World(settings, redis_conn, no_unmocked_http, monkeypatch, real_tools=True)
+    world.comment("/idp create-service payments-api --lang go --team checkout")
+    world.comment("/idp apply", sender="mia")
+
+    head = world.session.head_sha
+    namespace = StagingPolicy.from_settings(world.settings).namespace_for("acme/payments")
+    deployment = by_name(world.cluster.applied)[("Deployment", "payments-api")]
+    image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image == f"ghcr.io/acme/payments-api:sha-{head[:12]}"
+    assert {o["metadata"]["namespace"] for o in world.cluster.applied} == {namespace}
+    todo = world.todo()
+    assert "- [x] Deploy to staging — Rolled out payments-api rolled out: 1 of 1" in todo
+    overlay = world.github.files(world.session.branch)[
+        "services/payments-api/k8s/overlays/staging/kustomization.yaml"
+    ]
+    assert f"namespace: {namespace}" in overlay

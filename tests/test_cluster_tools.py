@@ -494,3 +494,30 @@ def test_cluster_tools_wait_for_approval_and_export_their_schemas():
         assert to_openai_tool(spec)["function"]["parameters"] == spec.input_schema
         assert to_anthropic_tool(spec)["input_schema"] == spec.input_schema
     assert by_name["deploy_to_staging"].input_schema["required"] == ["service"]
+
+
+def test_a_hand_edit_blocks_the_next_deploy_with_a_409_naming_the_editor(api, make_ctx):
+    """Server-side apply without force over the real client: a field `kubectl edit` changed
+    (operation Update) is reported, never taken back
+    (https://kubernetes.io/docs/reference/using-api/server-side-apply/#conflicts)."""
+    api.namespaces.add(NS)
+    run(
+        deploy_to_staging(
+            DeployInput(service="payments-api"), make_ctx(approved=True, files=base_files())
+        )
+    )
+    path = f"/apis/policy/v1/namespaces/{NS}/poddisruptionbudgets/payments-api"
+    api.server.update(path, {(".spec", ".minAvailable"): 0}, manager="kubectl-edit")
+
+    with pytest.raises(ToolError) as err:
+        run(
+            deploy_to_staging(
+                DeployInput(service="payments-api"), make_ctx(approved=True, files=base_files())
+            )
+        )
+
+    message = str(err.value)
+    assert message.startswith("PodDisruptionBudget payments-api: 409 Conflict:")
+    assert '"kubectl-edit" using policy/v1 already owns .spec.minAvailable' in message
+    assert "force" not in api.calls[-1].query
+    assert api.server.objects[path].obj["spec"]["minAvailable"] == 0

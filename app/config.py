@@ -197,10 +197,10 @@ class Settings(BaseSettings):
     staging_rollout_timeout: float = Field(
         300.0,
         ge=0,
-        le=900,
+        le=600,
         validation_alias=_env("IDP_STAGING_ROLLOUT_TIMEOUT"),
         description="Seconds a deploy waits for its Deployments to roll out before it reports "
-        "where the rollout stands.",
+        "where the rollout stands; at most 600, inside the agent run's 900 s guard.",
     )
     staging_rollout_poll: float = Field(
         2.0,

@@ -351,7 +351,7 @@ def test_approved_deploy_applies_without_dry_run(api, make_ctx):
     assert [(c.method, c.path) for c in patches] == EXPECTED_ORDER
     assert all(c.query == {"fieldManager": MANAGER} for c in patches)
     assert out.dry_run is False
-    assert out.summary.startswith("Rolled out payments-api rolled out: 1 of 1 replicas")
+    assert out.summary.startswith("Rolled out payments-api: 1 of 1 replicas")
     assert f"8 objects applied to {NS}" in out.summary
     assert [o.kind for o in out.objects][:2] == ["ServiceAccount", "NetworkPolicy"]
 

@@ -95,7 +95,7 @@ def test_the_deploy_applies_the_staging_overlay_with_the_head_commits_image(stag
     )
     assert set(cluster.managers) == {"idp-copilot/acme/shop"}
     assert out.image == f"{IMAGE}:sha-{HEAD[:12]}"
-    assert out.summary.startswith("Rolled out shop-web rolled out: 1 of 1 replicas available")
+    assert out.summary.startswith("Rolled out shop-web: 1 of 1 replicas available")
     assert f"commit {HEAD[:12]}" in out.summary
 
 
@@ -225,7 +225,7 @@ def test_the_deploy_waits_while_the_rollout_progresses(staged):
 
     stored = cluster.server.objects[f"/apis/apps/v1/namespaces/{namespace}/deployments/shop-web"]
     assert stored.reads == 4  # observed, updated, partly available, then rolled out
-    assert out.rollout.startswith("Rolled out shop-web rolled out")
+    assert out.rollout.startswith("Rolled out shop-web:")
 
 
 def test_without_a_published_commit_a_real_deploy_waits_for_ci_and_a_dry_run_goes_on(staged):
@@ -291,7 +291,7 @@ def test_apply_on_github_deploys_the_pull_requests_head_image_and_the_todo_says_
     assert image == f"ghcr.io/acme/payments-api:sha-{head[:12]}"
     assert {o["metadata"]["namespace"] for o in world.cluster.applied} == {namespace}
     todo = world.todo()
-    assert "- [x] Deploy to staging — Rolled out payments-api rolled out: 1 of 1" in todo
+    assert "- [x] Deploy to staging — Rolled out payments-api: 1 of 1" in todo
     overlay = world.github.files(world.session.branch)[
         "services/payments-api/k8s/overlays/staging/kustomization.yaml"
     ]

@@ -61,7 +61,7 @@ def deployment_state(obj: dict[str, Any]) -> RolloutState:
         return state(False, f"{total - updated} old replicas of {name} are pending termination")
     if available < updated:
         return state(False, f"{available} of {updated} updated replicas of {name} are available")
-    return state(True, f"{name} rolled out: {available} of {desired} replicas available")
+    return state(True, f"{name}: {available} of {desired} replicas available")
 
 
 def stuck_pod_reason(pods: list[dict[str, Any]]) -> str | None:

@@ -353,8 +353,8 @@ TOOLS = [
         input_model=DeployInput,
         output_model=DeployOutput,
         func=deploy_to_staging,
-        # Above the longest rollout wait IDP_STAGING_ROLLOUT_TIMEOUT allows (900 s).
-        timeout=960.0,
+        # Above the longest rollout wait IDP_STAGING_ROLLOUT_TIMEOUT allows (600 s).
+        timeout=660.0,
         aliases=["deploy_staging"],
         side_effect="external",
         requires_approval=True,

@@ -297,7 +297,7 @@ async def _rollout(
     text = f"Applied to {namespace}, but the rollout {ended}: {pending.message}"
     if why:
         text += f"; {why}"
-    if why and "image" in why and image:
+    if why and "cannot be pulled" in why and image:
         text += f". CI may not have pushed {image} yet: `/idp retry` once its workflow is green"
     raise ToolError(text + ".")
 

@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 
 from app.config import Settings
 from tools.cluster import ClusterError, KubernetesCluster
+from tools.overlay import OverlayError, build
+from tools.rollout import deployment_state
 from tools.staging import StagingPolicy, StagingPolicyError, field_manager
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -130,3 +132,52 @@ def test_the_client_uses_the_operators_context_never_the_current_or_a_forbidden_
     assert cluster.api.configuration.host == "http://127.0.0.1:1"  # not current-context prod
     with pytest.raises(ClusterError, match="asks for the kube context 'prod'"):
         KubernetesCluster.from_settings(configured, context="prod")
+
+
+def _deployment(generation: int, wanted: int, **status) -> dict:
+    return {
+        "metadata": {"name": "web", "generation": generation},
+        "spec": {"replicas": wanted},
+        "status": status,
+    }
+
+
+@pytest.mark.parametrize(
+    ("obj", "done", "says"),
+    [
+        (_deployment(2, 2, observedGeneration=1), False, "observe Deployment web's new spec"),
+        (_deployment(2, 2, observedGeneration=2, updatedReplicas=1), False, "1 of 2 new"),
+        (
+            _deployment(2, 2, observedGeneration=2, updatedReplicas=2, replicas=3),
+            False,
+            "1 old replicas of web are pending termination",
+        ),
+        (
+            _deployment(2, 2, observedGeneration=2, updatedReplicas=2, replicas=2),
+            False,
+            "0 of 2 updated replicas of web are available",
+        ),
+        (
+            _deployment(
+                2, 2, observedGeneration=2, updatedReplicas=2, replicas=2, availableReplicas=2
+            ),
+            True,
+            "web: 2 of 2 replicas available",
+        ),
+    ],
+)
+def test_a_rollout_is_done_when_kubectl_rollout_status_would_say_so(obj, done, says):
+    """https://kubernetes.io/docs/concepts/workloads/controllers/deployment/#complete-deployment
+    and kubectl's pkg/polymorphichelpers/rollout_status.go, in the same order."""
+    state = deployment_state(obj)
+    assert state.done is done and says in state.message and not state.failed
+
+
+def test_an_overlay_using_more_than_the_app_writes_is_refused_by_name():
+    base = [{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"}}]
+    with pytest.raises(OverlayError, match="uses configMapGenerator, helmCharts"):
+        build(base, {"resources": ["../../base"], "helmCharts": [], "configMapGenerator": []})
+    with pytest.raises(OverlayError, match=r"resources must be exactly \['../../base'\]"):
+        build(base, {"resources": ["https://github.com/evil/base"]})
+    with pytest.raises(OverlayError, match="may not reach selectors"):
+        build(base, {"resources": ["../../base"], "labels": [{"includeSelectors": True}]})

@@ -167,6 +167,56 @@ class Settings(BaseSettings):
         None, validation_alias=_env("OTEL_EXPORTER_OTLP_ENDPOINT")
     )
     kubeconfig: Path | None = Field(None, validation_alias=_env("KUBECONFIG"))
+
+    # Staging isolation: where and what the App may deploy. The operator's, never a repo's.
+    staging_contexts: str = Field(
+        "",
+        validation_alias=_env("IDP_STAGING_CONTEXTS"),
+        description="Comma-separated kubeconfig contexts the App may deploy to; the first is "
+        "the default and a repository may pick another one of them. Empty: the kubeconfig's "
+        "current context (or the in-cluster account), and no repository may pick one.",
+    )
+    staging_namespace_prefix: str = Field(
+        "",
+        pattern=r"^([a-z0-9][-a-z0-9]{0,19})?$",
+        validation_alias=_env("IDP_STAGING_NAMESPACE_PREFIX"),
+        description="Prefix of every staging namespace the rule derives from a repository: "
+        "PREFIX + owner-repo-HASH-staging.",
+    )
+    staging_namespaces: str = Field(
+        "",
+        validation_alias=_env("IDP_STAGING_NAMESPACES"),
+        description="Explicit staging namespaces, `owner/repo=namespace,…`; a repository "
+        "not listed gets the derived one.",
+    )
+    staging_kinds: str = Field(
+        "ServiceAccount,ConfigMap,Service,Deployment.apps,HorizontalPodAutoscaler.autoscaling,"
+        "PodDisruptionBudget.policy,NetworkPolicy.networking.k8s.io,Ingress.networking.k8s.io",
+        validation_alias=_env("IDP_STAGING_KINDS"),
+        description="Comma-separated namespaced kinds the App may apply, as Kind.group "
+        "(Kind alone for the core group). Anything else, cluster-scoped kinds always, is refused.",
+    )
+    staging_ingress_domains: str = Field(
+        "",
+        validation_alias=_env("IDP_STAGING_INGRESS_DOMAINS"),
+        description="Comma-separated DNS suffixes an Ingress host in staging must end with; "
+        "generated staging hosts are NAME.<first suffix>. Empty: no Ingress is applied.",
+    )
+    staging_rollout_timeout: float = Field(
+        300.0,
+        ge=0,
+        le=600,
+        validation_alias=_env("IDP_STAGING_ROLLOUT_TIMEOUT"),
+        description="Seconds a deploy waits for its Deployments to roll out before it reports "
+        "where the rollout stands; at most 600, inside the agent run's 900 s guard.",
+    )
+    staging_rollout_poll: float = Field(
+        2.0,
+        ge=0,
+        validation_alias=_env("IDP_STAGING_ROLLOUT_POLL"),
+        description="Seconds between two reads of a Deployment's status while waiting.",
+    )
+
     api_tokens: SecretStr | None = Field(
         None,
         validation_alias=_env("IDP_API_TOKENS"),

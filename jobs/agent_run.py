@@ -26,7 +26,6 @@ from app.github.forge import ForgeError
 from app.repo_config import RepoConfig
 from app.state import Session, StepRecord, session_id_for
 from jobs.audited import AuditedCluster
-from tools.render_common import namespace_for
 from tools.service import ServiceRequest
 
 if TYPE_CHECKING:
@@ -65,8 +64,6 @@ def with_defaults(req: ServiceRequest, config: RepoConfig) -> ServiceRequest:
         updates["team"] = config.defaults.team
     if req.type == _BUILTIN["type"].default and config.defaults.type != req.type:
         updates["type"] = config.defaults.type
-    if req.namespace_prefix != config.staging.namespace_prefix:
-        updates["namespace_prefix"] = config.staging.namespace_prefix
     return req.model_copy(update=updates) if updates else req
 
 
@@ -85,16 +82,9 @@ def fixed_tool_args(config: RepoConfig, session: Session) -> dict[str, dict[str,
     ):
         fixed[tool] = {"base_path": config.manifests_path}
     if session.request is not None:
-        # The namespace the staging overlay names: one per team, `<prefix><team>-staging`.
-        # The config read now decides the prefix, also for a request planned before it changed.
-        req = session.request.model_copy(
-            update={"namespace_prefix": config.staging.namespace_prefix}
-        )
-        namespace = namespace_for(req, "staging")
-        fixed["create_k8s_namespace"] = {"name": namespace.removesuffix("-staging")}
+        # Where the base manifests are; the namespace is the operator's (tools/staging.py).
         fixed["deploy_to_staging"] = {
-            "namespace": namespace,
-            "manifests_dir": f"{config.manifests_dir(req.name)}/k8s/base",
+            "manifests_dir": f"{config.manifests_dir(session.request.name)}/k8s/base",
         }
     return fixed
 

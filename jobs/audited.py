@@ -188,9 +188,11 @@ class AuditedCluster:
             self._inner = self._make()
         return self._inner
 
-    def ensure_namespace(self, name: str, labels: dict[str, str], *, dry_run: bool) -> Any:
+    def ensure_namespace(
+        self, name: str, labels: dict[str, str], *, dry_run: bool, **options: Any
+    ) -> Any:
         try:
-            out = self.inner.ensure_namespace(name, labels, dry_run=dry_run)
+            out = self.inner.ensure_namespace(name, labels, dry_run=dry_run, **options)
         except Exception as exc:
             self.scope.record("namespace", name, f"failed: {exc}"[:300])
             raise
@@ -209,3 +211,10 @@ class AuditedCluster:
             raise
         self.scope.record("deploy", target, "dry run" if dry_run else "applied")
         return out
+
+    # Reads (rollout status, pods) change nothing: not audited.
+    def read(self, api_version: str, kind: str, namespace: str, name: str) -> Any:
+        return self.inner.read(api_version, kind, namespace, name)
+
+    def pods(self, namespace: str, labels: dict[str, str]) -> Any:
+        return self.inner.pods(namespace, labels)

@@ -25,6 +25,7 @@ from app.webhooks import Ignored, route
 from jobs.tasks import run_parsed
 from tests import github_api as gh
 from tests import payloads
+from tests.kube_standin import FakeCluster
 from tools.registry import ToolRegistry
 from tools.service import ServiceRequest
 from tools.spec import ToolContext, ToolError, ToolSpec
@@ -38,24 +39,6 @@ PEOPLE = {
     "root": ("admin", "admin"),
     "bob": ("read", "read"),
 }
-
-
-class FakeCluster:
-    """The `Cluster` protocol in memory: every call recorded in order."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[Any, ...]] = []
-
-    def ensure_namespace(self, name: str, labels: dict[str, str], *, dry_run: bool) -> dict:
-        self.calls.append(("namespace", name, dry_run))
-        return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
-
-    def apply(
-        self, obj: dict[str, Any], *, dry_run: bool, field_manager: str, force: bool = False
-    ) -> dict:
-        meta = obj["metadata"]
-        self.calls.append(("apply", obj["kind"], meta["name"], meta.get("namespace"), dry_run))
-        return obj
 
 
 class RequestArgs(BaseModel):

@@ -217,6 +217,15 @@ class Settings(BaseSettings):
         description="Seconds between two reads of a Deployment's status while waiting.",
     )
 
+    # Template sets: where the sets a repository may pick live. The operator's, never a repo's.
+    template_sets: str = Field(
+        "",
+        validation_alias=_env("IDP_TEMPLATE_SETS"),
+        description="Comma-separated template sets a repository's `templates.set` may name, "
+        "`name=owner/repo[/folder]@ref,…`; version X of a set is read at the tag vX. The "
+        "built-in set `builtin` is always there.",
+    )
+
     api_tokens: SecretStr | None = Field(
         None,
         validation_alias=_env("IDP_API_TOKENS"),

@@ -19,10 +19,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from app.commands import Verb
 from app.github.forge import PERMISSION_RANK, Forge, ForgeError, RepoRef, validate_path
-from tools.service import NAME_RE, Language, ServiceType, suggest_name
+from tools.service import LANGUAGE_RE, NAME_RE, ServiceType, suggest_name
+from tools.template_sets.manifest import SET_NAME_RE, VERSION_RE
+from tools.templates import BUILTIN_SET
 
 if TYPE_CHECKING:
     from tools.registry import ToolRegistry
+    from tools.template_sets.sources import TemplateSetCatalog
 
 CONFIG_PATH = ".github/idp-copilot.yml"
 MAX_CONFIG_BYTES = 64 * 1024
@@ -63,9 +66,20 @@ class _Strict(BaseModel):
 class Defaults(_Strict):
     """Values a request gets when it does not say."""
 
-    language: Language | None = Field(None, description="None: the todo asks the requester")
+    language: str | None = Field(None, description="None: the todo asks the requester")
     team: str = Field("platform", description="Owning team of new services")
     type: ServiceType = "api"
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, value: str | None) -> str | None:
+        # Which languages exist is the template set's to say; the file only needs a word.
+        if value is not None and not LANGUAGE_RE.match(value):
+            raise ValueError(
+                f"{_show(value)} is not a language name such as python, go, node or java "
+                "(or one of the template set's)"
+            )
+        return value
 
     @field_validator("team")
     @classmethod
@@ -94,6 +108,29 @@ class ReviewersConfig(_Strict):
     )
 
 
+class TemplatesConfig(_Strict):
+    """Which template set renders this repository's services (README "Template sets")."""
+
+    set: str = Field(
+        BUILTIN_SET, description="`builtin` or a set the operator lists in IDP_TEMPLATE_SETS"
+    )
+    version: str | None = Field(None, description="A version of the set; None: its current one")
+
+    @field_validator("set")
+    @classmethod
+    def _set(cls, value: str) -> str:
+        if not SET_NAME_RE.match(value):
+            raise ValueError(f"{_show(value)} is not a template set name such as `builtin`")
+        return value
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, value: str | None) -> str | None:
+        if value is not None and not VERSION_RE.match(value):
+            raise ValueError(f'{_show(value)} is not a version such as "2.1.0" (quote it)')
+        return value
+
+
 class RepoConfig(_Strict):
     """The validated `.github/idp-copilot.yml`; every key optional."""
 
@@ -115,6 +152,7 @@ class RepoConfig(_Strict):
     draft_pull_requests: bool = False
     agent_system: str = Field("default", pattern=r"^[a-z0-9][-a-z0-9_]{0,62}$")
     reviewers: ReviewersConfig = Field(default_factory=ReviewersConfig)
+    templates: TemplatesConfig = Field(default_factory=TemplatesConfig)
 
     @field_validator("manifests_path")
     @classmethod
@@ -165,18 +203,32 @@ class RepoConfigResult:
 
 
 async def load_repo_config(
-    forge: Forge, repo: RepoRef, registry: ToolRegistry | None = None
+    forge: Forge,
+    repo: RepoRef,
+    registry: ToolRegistry | None = None,
+    template_sets: TemplateSetCatalog | None = None,
 ) -> RepoConfigResult:
     """Read and validate `.github/idp-copilot.yml` from the default branch of `repo`.
 
     With a `registry`, tool names in `tools` and `approval_required` must be known tools.
-    A `ForgeError` (GitHub down after retries) propagates: guessing the defaults then could
-    run a command the file forbids.
+    With `template_sets` (the operator's), `templates.set` and `templates.version` must name
+    a set and a version of it. A `ForgeError` (GitHub down after retries) propagates:
+    guessing the defaults then could run a command the file forbids.
     """
     text = await forge.read_file(repo, CONFIG_PATH)
     if text is None:
         return RepoConfigResult(RepoConfig())
     config, error = parse_repo_config(text, registry)
+    if config is not None and template_sets is not None:
+        choice = config.templates
+        problem = await template_sets.check_choice(forge, choice.set, choice.version)
+        if problem is not None:
+            key, sentence = problem
+            loc = ("templates", key)
+            # The sentence may quote a set's files: a code span keeps it inert.
+            message = f"{_code(f'templates.{key}')}: {_code(sentence[:600])}"
+            line = _line_of(yaml.compose(text, Loader=yaml.SafeLoader), loc)
+            config, error = None, _error_text([f"line {line}: {message}" if line else message])
     return RepoConfigResult(config or RepoConfig(), found=True, error=error)
 
 
@@ -402,6 +454,12 @@ agent_system: default
 
 reviewers:
   min_permission: write   # permission a reviewer needs for the App to act on their review
+
+# The template set that renders new services: builtin, or one the operator lists
+# (IDP_TEMPLATE_SETS). Leave out the version for the set's current one.
+templates:
+  set: builtin
+  # version: "1.0.0"
 """
 
 

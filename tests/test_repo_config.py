@@ -221,7 +221,7 @@ def test_unknown_tool_names_are_caught_when_the_tools_are_known():
 def test_values_from_the_file_cannot_mention_people_or_break_the_comment():
     result = load("defaults:\n  language: '@acme/everyone `rm -rf`'\n")
 
-    assert "`defaults.language: '@acme/everyone 'rm -rf'' is not one of" in result.error
+    assert "`defaults.language: '@acme/everyone 'rm -rf'' is not a language name" in result.error
     # every code span is closed: an even number of backticks on each line
     assert all(line.count("`") % 2 == 0 for line in result.error.splitlines())
 

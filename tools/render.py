@@ -2,8 +2,10 @@
 manifests, CI workflow, observability and docs, as `{repository path: file text}`.
 
 Every renderer is pure and may be called alone (the tools that generate one part do so).
-`python -m tools.render --all OUTDIR` writes every language × type into OUTDIR, for the
-policy checkers run by `make check-generated`.
+Each takes the repository's template set (tools/template_sets; None: the built-in one).
+`python -m tools.render --all OUTDIR [--set DIR ...]` writes every language × type of the
+built-in set and of each set folder into OUTDIR, for the policy checkers run by
+`make check-generated`.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tools.render_common import (
     DEFAULT_BASE_PATH,
@@ -22,14 +25,23 @@ from tools.render_common import (
     join,
     language_of,
     markdown_text,
+    profile_of,
     service_dir,
     template_context,
+    template_set_of,
 )
 from tools.render_k8s import StagingPlace, has_service, ingress_host, max_replicas, render_k8s
 from tools.render_observability import render_observability
 from tools.render_workflow import render_workflow
-from tools.service import LANGUAGES, SERVICE_TYPES, ServiceRequest
-from tools.templates import PROFILES, render_template
+from tools.service import ServiceRequest
+
+if TYPE_CHECKING:
+    from tools.template_sets import TemplateSet
+
+# Annotations on the Backstage entity that record what the service was rendered from: the
+# upgrade (`/idp upgrade`, the sweep) re-renders with a newer version of the same set.
+TEMPLATE_SET_ANNOTATION = "idp-copilot.dev/template-set"
+TEMPLATE_VERSION_ANNOTATION = "idp-copilot.dev/template-version"
 
 __all__ = [
     "DEFAULT_BASE_PATH",
@@ -43,29 +55,40 @@ __all__ = [
 ]
 
 
-def render_dockerfile(req: ServiceRequest, base_path: str = DEFAULT_BASE_PATH) -> dict[str, str]:
+def render_dockerfile(
+    req: ServiceRequest,
+    base_path: str = DEFAULT_BASE_PATH,
+    template_set: TemplateSet | None = None,
+) -> dict[str, str]:
     """The multi-stage, non-root `Dockerfile` and its `.dockerignore`."""
-    ctx = template_context(req, base_path)
+    tset = template_set_of(template_set)
+    ctx = template_context(req, base_path, tset)
+    templates = tset.combination(ctx["language"], req.type).templates
     root = ctx["service_dir"]
     return {
-        join(root, "Dockerfile"): render_template(f"{ctx['language']}/Dockerfile.j2", **ctx),
-        join(root, ".dockerignore"): render_template("common/dockerignore.j2", **ctx),
+        join(root, "Dockerfile"): tset.render(templates.dockerfile, ctx),
+        join(root, ".dockerignore"): tset.render(templates.dockerignore, ctx),
     }
 
 
-def render_source(req: ServiceRequest, base_path: str = DEFAULT_BASE_PATH) -> dict[str, str]:
+def render_source(
+    req: ServiceRequest,
+    base_path: str = DEFAULT_BASE_PATH,
+    template_set: TemplateSet | None = None,
+) -> dict[str, str]:
     """A minimal app that serves health, readiness and metrics, with a test: enough for the
     workflow and the image build to pass on the first run."""
-    ctx = template_context(req, base_path)
-    profile = PROFILES[ctx["language"]]
+    tset = template_set_of(template_set)
+    ctx = template_context(req, base_path, tset)
     return {
-        join(ctx["service_dir"], path): render_template(template, **ctx)
-        for path, template in profile.sources.items()
+        join(ctx["service_dir"], path): tset.render(template, ctx)
+        for path, template in ctx["profile"].sources.items()
     }
 
 
-def catalog_info(req: ServiceRequest) -> dict:
-    """The Backstage Component entity."""
+def catalog_info(req: ServiceRequest, template_set: TemplateSet | None = None) -> dict:
+    """The Backstage Component entity, with the template set and version it came from."""
+    tset = template_set_of(template_set)
     meta: dict = {
         "name": req.name,
         "description": " ".join(req.description.split())[:300] or f"{req.name} {req.type}",
@@ -73,6 +96,8 @@ def catalog_info(req: ServiceRequest) -> dict:
         "annotations": {
             "backstage.io/kubernetes-id": req.name,
             "backstage.io/kubernetes-label-selector": f"app.kubernetes.io/name={req.name}",
+            TEMPLATE_SET_ANNOTATION: tset.name,
+            TEMPLATE_VERSION_ANNOTATION: tset.version,
         },
     }
     return {
@@ -83,9 +108,14 @@ def catalog_info(req: ServiceRequest) -> dict:
     }
 
 
-def render_docs(req: ServiceRequest, base_path: str = DEFAULT_BASE_PATH) -> dict[str, str]:
+def render_docs(
+    req: ServiceRequest,
+    base_path: str = DEFAULT_BASE_PATH,
+    template_set: TemplateSet | None = None,
+) -> dict[str, str]:
     """`README.md`, `docs/runbook.md` and the Backstage `catalog-info.yaml`."""
-    ctx = template_context(req, base_path)
+    tset = template_set_of(template_set)
+    ctx = template_context(req, base_path, tset)
     units = {"api": "requests", "web": "requests", "worker": "jobs"}
     ctx.update(
         summary_md=markdown_text(ctx["summary"]),
@@ -93,7 +123,7 @@ def render_docs(req: ServiceRequest, base_path: str = DEFAULT_BASE_PATH) -> dict
         max_replicas_eff=max_replicas(req),
         has_service=has_service(req),
         monitor_kind="ServiceMonitor" if has_service(req) else "PodMonitor",
-        source_paths=list(PROFILES[ctx["language"]].sources),
+        source_paths=list(ctx["profile"].sources),
         ingress_namespace=INGRESS_NAMESPACE,
         monitoring_namespace=MONITORING_NAMESPACE,
         ingress_class=INGRESS_CLASS,
@@ -103,10 +133,11 @@ def render_docs(req: ServiceRequest, base_path: str = DEFAULT_BASE_PATH) -> dict
         budget_percent=round(100 - req.availability_slo, 4),
     )
     root = ctx["service_dir"]
+    templates = tset.combination(ctx["language"], req.type).templates
     return {
-        join(root, "README.md"): render_template("common/README.md.j2", **ctx),
-        join(root, "docs", "runbook.md"): render_template("common/runbook.md.j2", **ctx),
-        join(root, "catalog-info.yaml"): dump_yaml(catalog_info(req)),
+        join(root, "README.md"): tset.render(templates.readme, ctx),
+        join(root, "docs", "runbook.md"): tset.render(templates.runbook, ctx),
+        join(root, "catalog-info.yaml"): dump_yaml(catalog_info(req, tset)),
     }
 
 
@@ -116,28 +147,36 @@ def render_service(
     *,
     image: str | None = None,
     staging: StagingPlace | None = None,
+    template_set: TemplateSet | None = None,
 ) -> dict[str, str]:
     """Every file of a new service, path → text. `image` is the image repository without a
     tag (default `ghcr.io/your-org/<name>`); the workflow pushes to the repository owner's.
-    `staging` is the operator's staging namespace and host for the repository."""
+    `staging` is the operator's staging namespace and host for the repository.
+
+    All files are rendered in memory and returned together: a failing template or parameter
+    raises before anything is returned, so a service is never half-rendered."""
+    tset = template_set_of(template_set)
     check_request(req)
     service_dir(req, base_path)  # reject a bad base path before rendering anything
+    tset.check_parameters(req, language_of(req))
+    profile_of(req, tset)  # a language the set lacks is named before any file
     files: dict[str, str] = {}
-    files.update(render_dockerfile(req, base_path))
-    files.update(render_source(req, base_path))
-    files.update(render_k8s(req, base_path, image=image, staging=staging))
-    files.update(render_workflow(req, base_path))
+    files.update(render_dockerfile(req, base_path, tset))
+    files.update(render_source(req, base_path, tset))
+    files.update(render_k8s(req, base_path, image=image, staging=staging, template_set=tset))
+    files.update(render_workflow(req, base_path, tset))
     files.update(render_observability(req, base_path))
-    files.update(render_docs(req, base_path))
+    files.update(render_docs(req, base_path, tset))
     return files
 
 
-def all_combinations(name_format: str = "{language}-{type}") -> list[ServiceRequest]:
-    """One request per language × type, with the defaults a user would get."""
+def all_combinations(
+    name_format: str = "{language}-{type}", template_set: TemplateSet | None = None
+) -> list[ServiceRequest]:
+    """One request per language × type of the set, with the defaults a user would get."""
     return [
         ServiceRequest(name=name_format.format(language=lang, type=kind), language=lang, type=kind)
-        for lang in LANGUAGES
-        for kind in SERVICE_TYPES
+        for lang, kind in template_set_of(template_set).combinations()
     ]
 
 
@@ -149,14 +188,37 @@ def write_files(files: dict[str, str], outdir: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m tools.render --all OUTDIR`: render every language × type into OUTDIR."""
+    """`python -m tools.render --all OUTDIR [--set DIR ...] [--check]`: render every
+    language × type of the built-in set and of each set folder into OUTDIR; with --check, run
+    the validators on each and refuse a set that fails them."""
+    from tools.template_sets import TemplateSetError, load_dir
+    from tools.template_sets.check import check_set, set_services
+
     parser = argparse.ArgumentParser(prog="python -m tools.render", description=main.__doc__)
     parser.add_argument("--all", dest="outdir", type=Path, required=True, metavar="OUTDIR")
+    parser.add_argument("--set", dest="sets", type=Path, action="append", default=[])
+    parser.add_argument("--check", action="store_true", help="run the validators on each set")
     args = parser.parse_args(argv)
-    for req in all_combinations():
-        write_files(render_service(req), args.outdir)
-    print(f"rendered {len(LANGUAGES) * len(SERVICE_TYPES)} services into {args.outdir}")
-    return 0
+    status = 0
+    try:
+        tsets = [template_set_of(None)] + [load_dir(path) for path in args.sets]
+    except TemplateSetError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    for tset in tsets:
+        try:
+            if args.check:
+                check_set(tset)
+            services = set_services(tset)
+        except TemplateSetError as exc:
+            print(exc, file=sys.stderr)
+            status = 1
+            continue
+        for files in services.values():
+            write_files(files, args.outdir)
+        checked = " and passed the validators" if args.check else ""
+        print(f"{tset.label}: rendered {len(services)} services into {args.outdir}{checked}")
+    return status
 
 
 if __name__ == "__main__":

@@ -10,12 +10,15 @@ import posixpath
 import re
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from tools.service import ServiceRequest
-from tools.templates import PROFILES, RUN_AS_ID
+from tools.templates import RUN_AS_ID, builtin_set
+
+if TYPE_CHECKING:
+    from tools.template_sets import LanguageProfile, TemplateSet
 
 DEFAULT_BASE_PATH = "services/{name}"
 MANAGED_BY = "idp-copilot"
@@ -77,6 +80,16 @@ def check_request(req: ServiceRequest) -> None:
 def language_of(req: ServiceRequest) -> str:
     """The request's language, python when the request left it open."""
     return req.language or DEFAULT_LANGUAGE
+
+
+def template_set_of(template_set: TemplateSet | None) -> TemplateSet:
+    """The set to render with: the built-in one unless the repository's config named one."""
+    return template_set or builtin_set()
+
+
+def profile_of(req: ServiceRequest, template_set: TemplateSet | None = None) -> LanguageProfile:
+    """The request's language profile in `template_set`; a ValueError names what it offers."""
+    return template_set_of(template_set).profile(language_of(req), req.type)
 
 
 def service_dir(req: ServiceRequest, base_path: str = DEFAULT_BASE_PATH) -> str:
@@ -170,14 +183,18 @@ def summary(req: ServiceRequest) -> str:
     return f"{kinds[req.type]} owned by the {req.team} team."
 
 
-def template_context(req: ServiceRequest, base_path: str = DEFAULT_BASE_PATH) -> dict[str, Any]:
+def template_context(
+    req: ServiceRequest,
+    base_path: str = DEFAULT_BASE_PATH,
+    template_set: TemplateSet | None = None,
+) -> dict[str, Any]:
     """Everything the text templates may use."""
     check_request(req)
     language = language_of(req)
     return {
         **req.model_dump(),
         "language": language,
-        "profile": PROFILES[language],
+        "profile": profile_of(req, template_set),
         "uid": RUN_AS_ID,
         "version": INITIAL_VERSION,
         "summary": summary(req),

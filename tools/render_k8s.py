@@ -9,7 +9,7 @@ and the Deployment) come from one place.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tools.render_common import (
     DEFAULT_BASE_PATH,
@@ -22,15 +22,18 @@ from tools.render_common import (
     dump_yaml,
     image_repository,
     join,
-    language_of,
     metadata,
     namespace_for,
     pod_labels,
+    profile_of,
     selector_labels,
     service_dir,
 )
 from tools.service import ServiceRequest
-from tools.templates import PROFILES, RUN_AS_ID
+from tools.templates import RUN_AS_ID
+
+if TYPE_CHECKING:
+    from tools.template_sets import LanguageProfile, TemplateSet
 
 PORT_NAME = "http"
 KUSTOMIZE_API = "kustomize.config.k8s.io/v1beta1"
@@ -72,8 +75,7 @@ def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
     }
 
 
-def _container(req: ServiceRequest, image: str) -> dict[str, Any]:
-    profile = PROFILES[language_of(req)]
+def _container(req: ServiceRequest, image: str, profile: LanguageProfile) -> dict[str, Any]:
     env = [{"name": "PORT", "value": str(req.port)}]
     env += [{"name": key, "value": value} for key, value in profile.env.items()]
     container: dict[str, Any] = {
@@ -117,8 +119,11 @@ def _topology_spread(req: ServiceRequest) -> list[dict[str, Any]]:
     ]
 
 
-def deployment(req: ServiceRequest, image: str) -> dict[str, Any]:
+def deployment(
+    req: ServiceRequest, image: str, template_set: TemplateSet | None = None
+) -> dict[str, Any]:
     """The Deployment. No `spec.replicas`: the HPA owns the replica count."""
+    profile = profile_of(req, template_set)
     pod_spec: dict[str, Any] = {
         "serviceAccountName": req.name,
         "automountServiceAccountToken": False,
@@ -133,9 +138,8 @@ def deployment(req: ServiceRequest, image: str) -> dict[str, Any]:
     }
     if req.replicas > 1:
         pod_spec["topologySpreadConstraints"] = _topology_spread(req)
-    pod_spec["containers"] = [_container(req, image)]
-    tmp_size = PROFILES[language_of(req)].tmp_size
-    pod_spec["volumes"] = [{"name": "tmp", "emptyDir": {"sizeLimit": tmp_size}}]
+    pod_spec["containers"] = [_container(req, image, profile)]
+    pod_spec["volumes"] = [{"name": "tmp", "emptyDir": {"sizeLimit": profile.tmp_size}}]
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -305,12 +309,14 @@ def overlay(
     )
 
 
-def base_objects(req: ServiceRequest, image: str) -> dict[str, tuple[list[dict[str, Any]], str]]:
+def base_objects(
+    req: ServiceRequest, image: str, template_set: TemplateSet | None = None
+) -> dict[str, tuple[list[dict[str, Any]], str]]:
     """File name under k8s/base → (objects, top comment), in kustomization order."""
     files: dict[str, tuple[list[dict[str, Any]], str]] = {
         "serviceaccount.yaml": ([service_account(req)], ""),
         "deployment.yaml": (
-            [deployment(req, image)],
+            [deployment(req, image, template_set)],
             "No spec.replicas: the HorizontalPodAutoscaler in hpa.yaml owns the replica count.",
         ),
     }
@@ -335,6 +341,7 @@ def render_k8s(
     *,
     image: str | None = None,
     staging: StagingPlace | None = None,
+    template_set: TemplateSet | None = None,
 ) -> dict[str, str]:
     """`k8s/base` and the staging and production overlays, path → YAML text. `staging` is
     the operator's namespace (and host) for this repository; without it the staging overlay
@@ -342,7 +349,7 @@ def render_k8s(
     check_request(req)
     root = join(service_dir(req, base_path), "k8s")
     repository = image_repository(req, image)
-    objects = base_objects(req, repository)
+    objects = base_objects(req, repository, template_set)
     out = {
         join(root, "base", name): dump_yaml(*docs, comment=comment)
         for name, (docs, comment) in objects.items()

@@ -8,19 +8,21 @@ that the workflow runs only when the service or the workflow itself changes.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tools.render_common import (
     DEFAULT_BASE_PATH,
     check_request,
     dump_yaml,
     join,
-    language_of,
+    profile_of,
     service_dir,
     workflow_path,
 )
 from tools.service import ServiceRequest
-from tools.templates import PROFILES
+
+if TYPE_CHECKING:
+    from tools.template_sets import LanguageProfile, TemplateSet
 
 # Every action the workflows use, pinned to the commit its release tag points at.
 # Dependabot (package-ecosystem: github-actions) keeps SHA pins and their comments current.
@@ -53,6 +55,8 @@ _USES_RE = re.compile(r"^(\s*(?:- )?uses: )([\w.-]+/[\w.-]+)@([0-9a-f]{40})$", r
 
 def uses(action: str) -> str:
     """`owner/repo@sha` for a pinned action."""
+    if action not in ACTION_PINS:
+        raise ValueError(f"action {action!r} is not one the App pins ({', '.join(ACTION_PINS)})")
     sha, _version = ACTION_PINS[action]
     return f"{action}@{sha}"
 
@@ -66,16 +70,19 @@ def _checkout() -> dict[str, Any]:
     }
 
 
-def _setup(req: ServiceRequest, directory: str) -> dict[str, Any]:
-    profile = PROFILES[language_of(req)]
+def _setup(profile: LanguageProfile, directory: str) -> list[dict[str, Any]]:
+    # A set without a setup action uses the toolchain the runner image has.
+    if profile.setup_action is None:
+        return []
     with_ = {
         key: value.format(service_dir=directory or ".") if isinstance(value, str) else value
         for key, value in profile.setup_with.items()
     }
-    return {"name": f"Set up {profile.language}", "uses": uses(profile.setup_action), "with": with_}
+    step = {"name": f"Set up {profile.language}", "uses": uses(profile.setup_action), "with": with_}
+    return [step]
 
 
-def _check_job(req: ServiceRequest, directory: str, title: str, commands: list[str]) -> dict:
+def _check_job(profile: LanguageProfile, directory: str, title: str, commands: list[str]) -> dict:
     return {
         "name": title,
         "runs-on": RUNNER,
@@ -83,7 +90,7 @@ def _check_job(req: ServiceRequest, directory: str, title: str, commands: list[s
         "permissions": {"contents": "read"},
         "steps": [
             _checkout(),
-            _setup(req, directory),
+            *_setup(profile, directory),
             {"name": title, "run": "\n".join(commands) + "\n"},
         ],
     }
@@ -145,10 +152,14 @@ def _image_job(req: ServiceRequest, directory: str) -> dict[str, Any]:
     }
 
 
-def workflow(req: ServiceRequest, base_path: str = DEFAULT_BASE_PATH) -> dict[str, Any]:
+def workflow(
+    req: ServiceRequest,
+    base_path: str = DEFAULT_BASE_PATH,
+    template_set: TemplateSet | None = None,
+) -> dict[str, Any]:
     """The workflow as a dict (what `render_workflow` writes)."""
     directory = service_dir(req, base_path)
-    profile = PROFILES[language_of(req)]
+    profile = profile_of(req, template_set)
     paths = [join(directory, "**") if directory else "**", workflow_path(req)]
     return {
         "name": req.name,
@@ -172,8 +183,8 @@ def workflow(req: ServiceRequest, base_path: str = DEFAULT_BASE_PATH) -> dict[st
         },
         "defaults": {"run": {"shell": "bash", "working-directory": directory or "."}},
         "jobs": {
-            "lint": _check_job(req, directory, "Lint", profile.lint),
-            "test": _check_job(req, directory, "Test", profile.test),
+            "lint": _check_job(profile, directory, "Lint", profile.lint),
+            "test": _check_job(profile, directory, "Test", profile.test),
             "image": _image_job(req, directory),
         },
     }
@@ -187,8 +198,12 @@ def _annotate(text: str) -> str:
     return _WRITE_RE.sub(r"\g<0> # push the image to GHCR", text)
 
 
-def render_workflow(req: ServiceRequest, base_path: str = DEFAULT_BASE_PATH) -> dict[str, str]:
+def render_workflow(
+    req: ServiceRequest,
+    base_path: str = DEFAULT_BASE_PATH,
+    template_set: TemplateSet | None = None,
+) -> dict[str, str]:
     """`.github/workflows/<name>.yml` at the repository root, path → YAML text."""
     check_request(req)
-    text = dump_yaml(workflow(req, base_path))
+    text = dump_yaml(workflow(req, base_path, template_set))
     return {workflow_path(req): _annotate(text)}

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, StringConstraints, field_validator
 
-Language = Literal["python", "go", "node", "java"]
+# Which languages exist is the template set's to say (tools/template_sets); a request only
+# needs a plausible language word. LANGUAGES are the built-in set's.
+LANGUAGE_RE = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
+Language = Annotated[str, StringConstraints(pattern=LANGUAGE_RE.pattern)]
 ServiceType = Literal["api", "worker", "web"]
 LANGUAGES: tuple[str, ...] = ("python", "go", "node", "java")
 SERVICE_TYPES: tuple[str, ...] = ("api", "worker", "web")
@@ -33,7 +36,10 @@ class ServiceRequest(BaseModel):
     """A new service: name and kind, plus the values a reviewer may change with `/idp set`."""
 
     name: str = Field(description="DNS-1123 service name, e.g. payments-api")
-    language: Language | None = Field(None, description="python, go, node or java")
+    language: Language | None = Field(
+        None,
+        description="python, go, node, java or a language of the repository's template set",
+    )
     type: ServiceType = Field("api", description="api, worker or web")
     team: str = Field("platform", description="Owning team (Backstage owner)")
     port: int = Field(8080, ge=1024, le=65535, description="Container port")

@@ -40,5 +40,9 @@ format: $(STAMP)
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
 
+# Template set folders to render and check besides the built-in set; default: every folder
+# under examples/template-sets/ (make check-generated TEMPLATE_SETS="path/to/set ...").
+TEMPLATE_SETS ?=
+
 check-generated: $(STAMP)
-	sh scripts/check-generated.sh
+	sh scripts/check-generated.sh $(TEMPLATE_SETS)

@@ -1,8 +1,10 @@
 #!/bin/sh
-# Render every language x service type and run checkov (Kubernetes objects, Dockerfiles,
-# GitHub workflows) on the result, offline. checkov lives in its own virtualenv because it
-# pins many packages. Exits non-zero on any failed check; skipped checks and why are listed
-# in tools/CHECKOV_SKIPS.md.
+# Render every language x service type of every template set (the built-in one and each
+# folder under examples/template-sets/, or the folders given as arguments), run the App's own
+# validators on each (--check: Kubernetes schemas, workflow schema, zizmor), then checkov
+# (Kubernetes objects, Dockerfiles, GitHub workflows) on the result, offline. checkov lives
+# in its own virtualenv because it pins many packages. Exits non-zero on any failed check;
+# skipped checks and why are listed in tools/CHECKOV_SKIPS.md.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -20,7 +22,15 @@ fi
 
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
-"$APP_PY" -m tools.render --all "$OUT/repo"
+if [ "$#" -eq 0 ]; then
+  set -- examples/template-sets/*/
+fi
+SETS=""
+for set_dir in "$@"; do
+  SETS="$SETS --set $set_dir"
+done
+# shellcheck disable=SC2086 # one word per set folder
+"$APP_PY" -m tools.render --all "$OUT/repo" --check $SETS
 
 SKIPS=$(sed -n 's/^| *\(CKV[A-Z0-9_]*\) *|.*/\1/p' tools/CHECKOV_SKIPS.md | paste -sd, -)
 echo "checkov: skipping $SKIPS (see tools/CHECKOV_SKIPS.md)"

@@ -338,3 +338,26 @@ def test_check_generated_renders_every_set_and_refuses_a_broken_one(tmp_path, ca
     assert (tmp_path / "ok/services/java-web/pom.xml").is_file()
     assert main(["--all", str(tmp_path / "out"), "--set", str(broken)]) == 1
     assert "rust/schema.json must be a JSON Schema object" in capsys.readouterr().err
+
+
+# -- the generating tools ------------------------------------------------------------------
+
+
+def test_the_generating_tools_render_with_the_set_the_config_names():
+    from app.config import Settings
+    from tools.builtin.generate import TOOLS
+    from tools.registry import ToolRegistry
+    from tools.spec import ToolContext
+
+    settings = Settings(template_sets="acme=acme/idp-templates/sets/acme@main")
+    ctx = ToolContext(settings=settings, forge=acme_forge(), repo=REPO)
+    args = {"name": "ledger", "language": "rust", "template_set": "acme"}
+    registry = ToolRegistry(TOOLS)
+
+    result = asyncio.run(registry.call("apply_template", args, ctx))
+    unknown = asyncio.run(registry.call("apply_template", {**args, "template_set": "zeta"}, ctx))
+
+    assert result.ok, result.error
+    assert "services/ledger/src/main.rs" in result.output["files"]
+    assert not unknown.ok
+    assert "set 'zeta' is not a template set of this App; it has builtin, acme" in unknown.error

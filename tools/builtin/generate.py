@@ -9,6 +9,7 @@ on demand.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Literal
 
@@ -28,7 +29,9 @@ from tools.render_k8s import StagingPlace
 from tools.service import LANGUAGES, NAME_RE, NAME_RULE, SERVICE_TYPES, ServiceRequest, suggest_name
 from tools.spec import ToolContext, ToolError, ToolSpec
 from tools.staging import StagingPolicy, StagingPolicyError
-from tools.templates import PROFILES
+from tools.template_sets import TemplateSet, TemplateSetError
+from tools.template_sets.sources import TemplateSetCatalog
+from tools.templates import BUILTIN_SET, PROFILES
 from tools.validate import Finding, validate_files
 
 _TYPE_ALIASES = {
@@ -49,6 +52,9 @@ class ServiceInput(ServiceRequest):
         DEFAULT_BASE_PATH,
         description="Folder of the service in the repository; may hold {name} and {team}",
     )
+    # The repository's `templates:` config decides these (fixed tool arguments), not the model.
+    template_set: str = Field(BUILTIN_SET, description="Template set named by the repo config")
+    template_version: str | None = Field(None, description="Its version; None: the current one")
 
 
 class GeneratedFiles(BaseModel):
@@ -175,45 +181,69 @@ def _generated(
 
 
 def _request(args: ServiceInput) -> ServiceRequest:
-    return ServiceRequest(**args.model_dump(exclude={"base_path"}))
+    return ServiceRequest(
+        **args.model_dump(exclude={"base_path", "template_set", "template_version"})
+    )
 
 
-def apply_template(args: ServiceInput, ctx: ToolContext) -> GeneratedFiles:
-    req = _request(args)
-    return _generated(
+async def _template_set(args: ServiceInput, ctx: ToolContext) -> TemplateSet:
+    """The repository's template set, read through the forge and checked once per ref."""
+    catalog = TemplateSetCatalog.from_settings(ctx.settings)
+    try:
+        return await catalog.load(ctx.forge, args.template_set, args.template_version)
+    except TemplateSetError as exc:
+        raise ToolError(str(exc)) from None
+
+
+async def apply_template(args: ServiceInput, ctx: ToolContext) -> GeneratedFiles:
+    req, tset = _request(args), await _template_set(args, ctx)
+    return await asyncio.to_thread(
+        _generated,
         args,
         ctx,
         lambda: render_service(
-            req, args.base_path, image=_image(args, ctx), staging=_staging(args, ctx)
+            req,
+            args.base_path,
+            image=_image(args, ctx),
+            staging=_staging(args, ctx),
+            template_set=tset,
         ),
         "Service from template",
     )
 
 
-def generate_k8s_manifests(args: ServiceInput, ctx: ToolContext) -> GeneratedFiles:
-    req = _request(args)
-    return _generated(
+async def generate_k8s_manifests(args: ServiceInput, ctx: ToolContext) -> GeneratedFiles:
+    req, tset = _request(args), await _template_set(args, ctx)
+    return await asyncio.to_thread(
+        _generated,
         args,
         ctx,
         lambda: render_k8s(
-            req, args.base_path, image=_image(args, ctx), staging=_staging(args, ctx)
+            req,
+            args.base_path,
+            image=_image(args, ctx),
+            staging=_staging(args, ctx),
+            template_set=tset,
         ),
         "Kubernetes base and overlays",
     )
 
 
-def setup_cicd_pipeline(args: ServiceInput, ctx: ToolContext) -> GeneratedFiles:
+async def setup_cicd_pipeline(args: ServiceInput, ctx: ToolContext) -> GeneratedFiles:
     """The workflow plus what it builds: the Dockerfile and the starter app with its test."""
-    req = _request(args)
+    req, tset = _request(args), await _template_set(args, ctx)
 
     def render() -> dict[str, str]:
         return {
-            **render_workflow(req, args.base_path),
-            **render_dockerfile(req, args.base_path),
-            **render_source(req, args.base_path),
+            **render_workflow(req, args.base_path, tset),
+            **render_dockerfile(req, args.base_path, tset),
+            **render_source(req, args.base_path, tset),
         }
 
-    return _generated(args, ctx, render, "CI workflow, Dockerfile and starter app")
+    # Rendering is CPU work: off the event loop, as the registry runs synchronous tools.
+    return await asyncio.to_thread(
+        _generated, args, ctx, render, "CI workflow, Dockerfile and starter app"
+    )
 
 
 def setup_observability(args: ServiceInput, ctx: ToolContext) -> GeneratedFiles:
@@ -226,10 +256,14 @@ def setup_observability(args: ServiceInput, ctx: ToolContext) -> GeneratedFiles:
     )
 
 
-def generate_documentation(args: ServiceInput, ctx: ToolContext) -> GeneratedFiles:
-    req = _request(args)
-    return _generated(
-        args, ctx, lambda: render_docs(req, args.base_path), "README, runbook and catalog entry"
+async def generate_documentation(args: ServiceInput, ctx: ToolContext) -> GeneratedFiles:
+    req, tset = _request(args), await _template_set(args, ctx)
+    return await asyncio.to_thread(
+        _generated,
+        args,
+        ctx,
+        lambda: render_docs(req, args.base_path, tset),
+        "README, runbook and catalog entry",
     )
 
 

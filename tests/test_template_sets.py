@@ -361,3 +361,20 @@ def test_the_generating_tools_render_with_the_set_the_config_names():
     assert "services/ledger/src/main.rs" in result.output["files"]
     assert not unknown.ok
     assert "set 'zeta' is not a template set of this App; it has builtin, acme" in unknown.error
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ("9 ** 9 ** 9", "not allowed"),
+        ("'x' * 10 ** 9", "not allowed"),
+        ("1 / 0", "ZeroDivisionError"),
+    ],
+)
+def test_template_arithmetic_is_bounded_and_its_errors_are_sentences(expression, expected):
+    files = set_files(ACME)
+    files["common/dockerignore.j2"] = f"[[ {expression} ]]\n"
+    tset = load_files(files, "test")
+
+    with pytest.raises(TemplateSetError, match=f"dockerignore.j2 failed to render.*{expected}"):
+        render_service(ServiceRequest(name="ledger", language="rust"), template_set=tset)

@@ -17,6 +17,8 @@ from typing import Any
 import jsonschema
 import yaml
 from jinja2 import DictLoader, StrictUndefined, TemplateError, TemplateSyntaxError
+from jinja2.exceptions import SecurityError
+from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import ValidationError
 
@@ -31,8 +33,27 @@ MAX_FILES = 300
 _REGEX_KEYWORDS = ("pattern", "patternProperties")
 
 
+# The most a `*` or `**` in a template may make: the sandbox bounds `range` but not
+# arithmetic, and `[[ 9 ** 9 ** 9 ]]` or `[[ "x" * 10 ** 9 ]]` would stall the worker.
+MAX_OPERAND = 100_000
+
+
 class TemplateSetError(ValueError):
     """A template set that cannot be used; the message is the one sentence users see."""
+
+
+class _Sandbox(SandboxedEnvironment):
+    intercepted_binops = frozenset(["*", "**"])
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        numbers = [v for v in (left, right) if isinstance(v, int) and not isinstance(v, bool)]
+        if any(abs(n) > MAX_OPERAND for n in numbers) and (
+            operator == "**" or any(isinstance(v, str | list | tuple) for v in (left, right))
+        ):
+            raise SecurityError(f"{operator} with an operand above {MAX_OPERAND} is not allowed")
+        if operator == "**" and isinstance(right, int) and abs(right) > 64:
+            raise SecurityError("** with an exponent above 64 is not allowed")
+        return super().call_binop(context, operator, left, right)
 
 
 @dataclass(frozen=True)
@@ -43,7 +64,7 @@ class TemplateSet:
     source: str  # "builtin" or "owner/repo/folder@ref": where it was read, for messages
     templates: Mapping[str, str]
     schemas: Mapping[str, dict[str, Any]]
-    _env: SandboxedEnvironment = field(repr=False, compare=False)
+    _env: _Sandbox = field(repr=False, compare=False)
 
     @property
     def name(self) -> str:
@@ -83,6 +104,11 @@ class TemplateSet:
             return self._env.get_template(template).render(**context)
         except TemplateError as exc:
             raise TemplateSetError(f"{self.label}: {template} failed to render: {exc}") from None
+        except (ArithmeticError, TypeError, ValueError, LookupError, RecursionError) as exc:
+            # A set's template is code: `[[ 1 / 0 ]]` is its author's bug, shown as a sentence.
+            raise TemplateSetError(
+                f"{self.label}: {template} failed to render: {type(exc).__name__}: {exc}"
+            ) from None
 
     def check_parameters(self, req: ServiceRequest, language: str) -> None:
         """`req` against the combination's JSON Schema; the error names each bad field."""
@@ -102,10 +128,10 @@ def _parameter_problem(err: jsonschema.ValidationError) -> str:
     return f"parameter `{path or '(request)'}`: {err.message[:200]}"
 
 
-def environment(templates: Mapping[str, str]) -> SandboxedEnvironment:
+def environment(templates: Mapping[str, str]) -> _Sandbox:
     """The sandbox every set renders in. Square-bracket delimiters: the templates are Go,
     Java, JavaScript and Python sources full of curly braces."""
-    return SandboxedEnvironment(
+    return _Sandbox(
         loader=DictLoader(dict(templates)),
         undefined=StrictUndefined,
         keep_trailing_newline=True,

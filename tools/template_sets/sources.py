@@ -16,7 +16,13 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING
 
-from tools.template_sets.loader import TemplateSet, TemplateSetError, load_files, parse_manifest
+from tools.template_sets.loader import (
+    MAX_FILES,
+    TemplateSet,
+    TemplateSetError,
+    load_files,
+    parse_manifest,
+)
 from tools.template_sets.manifest import MANIFEST_NAME, SET_NAME_RE, VERSION_RE
 from tools.templates import BUILTIN_SET, builtin_set
 
@@ -140,7 +146,10 @@ class TemplateSetCatalog:
                 )
             manifest = parse_manifest(text, where)
             files = {MANIFEST_NAME: text}
-            for rel in sorted(manifest.template_paths()):
+            paths = sorted(manifest.template_paths())
+            if len(paths) > MAX_FILES:  # before reading them, not after
+                raise TemplateSetError(f"{where}: the manifest names more than {MAX_FILES} files")
+            for rel in paths:
                 content = await forge.read_file(repo, source.path(rel), ref)
                 if content is not None:
                     files[rel] = content

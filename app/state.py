@@ -42,6 +42,20 @@ class StepRecord(BaseModel):
     finished_at: float
 
 
+class Approval(BaseModel):
+    """One `/idp apply` (or an auto-deploy merge) for one gated call: the digest shown in the
+    todo (tools/approval.py) and who approved it. A call whose digest differs is not covered."""
+
+    task_id: str | None = None
+    tool: str
+    digest: str
+    args_digest: str | None = Field(
+        None, description="Digest of the tool and arguments alone: tells 'files changed' apart"
+    )
+    by: str
+    at: float = Field(default_factory=time.time)
+
+
 class Session(BaseModel):
     """Everything the agent knows about one issue or PR, checkpointed after every step."""
 
@@ -65,7 +79,13 @@ class Session(BaseModel):
     pr_number: int | None = None
     pr_url: str | None = None
     head_sha: str | None = None
+    # Who approved last (shown in the console and the model's prompt); what they approved
+    # is in `approvals`, one digest per gated call.
     approved_by: str | None = None
+    approvals: list[Approval] = Field(default_factory=list)
+    # Repositories (owner/name, lower case) the repository tools created for this session:
+    # the only ones they may touch again (protection, a retry).
+    created_repos: list[str] = Field(default_factory=list)
     # The RQ job running this session now (None between runs): what `/idp cancel` stops.
     job_id: str | None = None
     # When and by whom the App's pull request was merged (`pull_request.closed`, merged).
@@ -75,6 +95,18 @@ class Session(BaseModel):
     token_usage: dict[str, int] = Field(default_factory=dict)
     created_at: float = Field(default_factory=time.time)
     updated_at: float = Field(default_factory=time.time)
+
+    def approval_for(self, tool: str, digest: str | None) -> Approval | None:
+        """The approval covering a call of `tool` with this digest, if any."""
+        for approval in self.approvals:
+            if digest and approval.tool == tool and approval.digest == digest:
+                return approval
+        return None
+
+    def clear_approvals(self) -> None:
+        """New content: every approval given is void."""
+        self.approved_by = None
+        self.approvals = []
 
     def step_for(self, idempotency_key: str) -> StepRecord | None:
         """The recorded successful result of a side effect, if it already ran."""

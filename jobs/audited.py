@@ -109,6 +109,9 @@ class AuditedForge:
     async def get_review(self, repo: RepoRef, number: int, review_id: int) -> Review:
         return await self.inner.get_review(repo, number, review_id)
 
+    async def list_reviews(self, repo: RepoRef, number: int) -> list[Review]:
+        return await self.inner.list_reviews(repo, number)
+
     async def add_reaction(self, repo: RepoRef, comment_id: int, content: str) -> None:
         # A reaction is an acknowledgement, not a change anyone reviews: not audited.
         await self.inner.add_reaction(repo, comment_id, content)

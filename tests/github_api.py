@@ -763,6 +763,7 @@ class FakeGitHub:
             ("PATCH", repo + r"/pulls/(?P<number>\d+)", self._update_pull),
             ("GET", repo + r"/collaborators/(?P<login>[^/]+)/permission", self._permission),
             ("POST", repo + r"/check-runs", self._create_check_run),
+            ("GET", repo + r"/pulls/(?P<number>\d+)/reviews", self._list_reviews),
             ("GET", repo + r"/pulls/(?P<number>\d+)/reviews/(?P<review_id>\d+)", self._review),
             (
                 "GET",
@@ -1034,6 +1035,32 @@ class FakeGitHub:
                 at=self.at,
             )
         )
+
+    def _list_reviews(self, request: httpx.Request, body: Any, number: str) -> httpx.Response:
+        """GET …/pulls/{n}/reviews: submitted reviews, oldest first, 30 a page by default."""
+        if int(number) not in self.pulls:
+            return self._fail()
+        per_page = int(request.url.params.get("per_page", 30))
+        page = int(request.url.params.get("page", 1))
+        ids = sorted(i for i, r in self.reviews.items() if r["number"] == int(number))
+        headers = {}
+        if page * per_page < len(ids):
+            nxt = f"{self.at.url}/pulls/{number}/reviews"
+            headers["Link"] = f'<{nxt}?per_page={per_page}&page={page + 1}>; rel="next"'
+        chunk = ids[(page - 1) * per_page : page * per_page]
+        items = [
+            pull_review(
+                i,
+                self.reviews[i]["number"],
+                self.reviews[i]["body"],
+                self.reviews[i]["state"],
+                self.reviews[i]["commit_id"],
+                author=self.reviews[i]["author"],
+                at=self.at,
+            )
+            for i in chunk
+        ]
+        return self._ok(items, headers=headers)
 
     def _review_comments(
         self, request: httpx.Request, body: Any, number: str, review_id: str

@@ -53,7 +53,13 @@ SERVICE = {"name": "payments-api", "language": "python", "type": "api", "team": 
 REQUESTER = "alice"
 GITHUB_TEXT_LIMIT = 65_536  # characters of an issue body or comment
 CREATE = "/idp create-service payments-api --lang python --team payments"
-SECTIONS = {"### Tasks", "### Open questions", "### Notes", "### Revisions"}
+SECTIONS = {
+    "### Tasks",
+    "### Waiting for `/idp apply`",
+    "### Open questions",
+    "### Notes",
+    "### Revisions",
+}
 # Raw HTML (a tag, a comment, a declaration) where only text should be.
 HTML = re.compile(r"<[A-Za-z!/?]")
 # An @-mention GitHub would turn into a notification (not in an address or a code span).

@@ -290,6 +290,11 @@ class Forge(Protocol):
         """Review `review_id` of pull request `number` with all its line comments."""
         ...
 
+    async def list_reviews(self, repo: RepoRef, number: int) -> list[Review]:
+        """Every submitted review of pull request `number`, oldest first, without their
+        line comments (who approved, who asked for changes)."""
+        ...
+
     async def reply_to_review_comment(
         self, repo: RepoRef, number: int, comment_id: int, body: str
     ) -> int:

@@ -101,6 +101,17 @@ class LocalReviews:
 
         return await asyncio.to_thread(read)
 
+    async def list_reviews(self, repo: RepoRef, number: int) -> list[Review]:
+        def read() -> list[Review]:
+            data = _load(self._reviews_file(repo))
+            return [
+                Review(int(rid), r["author"], r["state"], r["body"])
+                for rid, r in sorted(data["reviews"].items(), key=lambda item: int(item[0]))
+                if r["number"] == number
+            ]
+
+        return await asyncio.to_thread(read)
+
     async def reply_to_review_comment(
         self, repo: RepoRef, number: int, comment_id: int, body: str
     ) -> int:

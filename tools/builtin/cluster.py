@@ -14,6 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, Field, field_validator
 
+from tools.approval import ApprovalScope
 from tools.cluster import FIELD_MANAGER, Cluster, ClusterError, KubernetesCluster
 from tools.service import NAME_RE, NAME_RULE, suggest_name
 from tools.spec import ToolContext, ToolError, ToolSpec
@@ -192,7 +193,11 @@ async def deploy_to_staging(args: DeployInput, ctx: ToolContext) -> DeployOutput
     dry_run = not ctx.approved
     namespace = args.namespace or staging_namespace(args.service)
     folder = args.manifests_dir or MANIFESTS_DIR.format(name=args.service)
-    sources = _files_in(ctx.files, folder) or await _files_from_repo(ctx, folder)
+    sources = _files_in(ctx.files, folder)
+    if not sources and not ctx.approved:
+        # An approved deploy applies only the files whose digest was approved, which the
+        # loop passes in; reading others here would apply what nobody saw.
+        sources = await _files_from_repo(ctx, folder)
     if not sources:
         raise ToolError(
             f"no manifests under {folder}/ for {args.service}: generate them first "
@@ -242,6 +247,18 @@ def order_objects(objects: list[dict[str, Any]], namespace: str) -> list[dict[st
     rank = {kind: i for i, kind in enumerate(APPLY_ORDER)}
     # sorted() is stable: kinds outside the list keep their file order after the known ones.
     return sorted(placed, key=lambda o: rank.get(o["kind"], len(APPLY_ORDER)))
+
+
+def namespace_scope(args: NamespaceInput, files: dict[str, str], repo: Any) -> ApprovalScope:
+    """What `/idp apply` approves for create_k8s_namespace: the namespace."""
+    return ApprovalScope(f"namespace `{staging_namespace(args.name)}`")
+
+
+def deploy_scope(args: DeployInput, files: dict[str, str], repo: Any) -> ApprovalScope:
+    """What `/idp apply` approves for deploy_to_staging: the namespace and the manifests."""
+    namespace = args.namespace or staging_namespace(args.service)
+    folder = args.manifests_dir or MANIFESTS_DIR.format(name=args.service)
+    return ApprovalScope(f"namespace `{namespace}`", _files_in(files, folder))
 
 
 def _apply_all(
@@ -334,6 +351,7 @@ TOOLS = [
         aliases=["create_namespace"],
         side_effect="external",
         requires_approval=True,
+        approval_scope=namespace_scope,
     ),
     ToolSpec(
         name="deploy_to_staging",
@@ -348,5 +366,6 @@ TOOLS = [
         aliases=["deploy_staging"],
         side_effect="external",
         requires_approval=True,
+        approval_scope=deploy_scope,
     ),
 ]

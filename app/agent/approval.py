@@ -1,0 +1,138 @@
+"""Approval bound to what was shown: each gated call's scope and digest, the check before it
+runs for real, and voiding an approval whose call changed.
+
+`/idp apply` approves the digests the todo lists (tools/approval.py). Before a gated call
+runs, its digest is computed again from the final arguments and the workspace; a call whose
+digest no approval names goes back to waiting, and an approval for that task with another
+digest is voided with a note. A call that applies files also reads them from the branch head
+through the Forge, and applies them only when their digest is the approved one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from app.agent.todo import Task
+from app.github.forge import Forge, RepoRef
+from app.state import Approval, Session
+from tools.approval import ApprovalScope, approval_digest, short
+from tools.spec import ToolSpec
+
+READ_CONCURRENCY = 8
+VOID_PREFIX = "🔓 Approval voided"
+
+
+@dataclass(frozen=True)
+class CallScope:
+    """A gated call as `/idp apply` sees it."""
+
+    tool: str
+    target: str
+    files: dict[str, str]
+    digest: str
+    args_digest: str
+
+
+def scope_of(
+    spec: ToolSpec, args: dict[str, Any], workspace: dict[str, str], repo: RepoRef | None
+) -> CallScope:
+    """The target, files and digest of `spec` called with `args` (the final arguments)."""
+    target, files = "", {}
+    if spec.approval_scope is not None:
+        try:
+            found: ApprovalScope = spec.approval_scope(
+                spec.input_model.model_validate(args), workspace, repo
+            )
+            target, files = found.target, found.files
+        except ValidationError:
+            target = "arguments the tool refuses"
+    return CallScope(
+        spec.name,
+        target,
+        files,
+        approval_digest(spec.name, args, files),
+        approval_digest(spec.name, args, {}),
+    )
+
+
+def show(task: Task, scope: CallScope) -> None:
+    """Put what `/idp apply` would approve on the task (the todo lists it)."""
+    task.target, task.digest, task.applies = scope.target, scope.digest, len(scope.files)
+    task.args_digest = scope.args_digest
+
+
+def void(session: Session, approval: Approval, now: CallScope, why: str | None = None) -> str:
+    """Drop `approval` and say why in the todo's notes; returns the note."""
+    session.approvals = [a for a in session.approvals if a is not approval]
+    if why is None:
+        changed = "files" if approval.args_digest == now.args_digest else "arguments"
+        why = f"{changed} changed since `@{approval.by}` approved digest `{short(approval.digest)}`"
+    note = (
+        f"{VOID_PREFIX} for `{approval.tool}`: {why}. It waits for `/idp apply` again "
+        f"(digest now `{short(now.digest)}`)."
+    )
+    if session.todo is not None and note not in session.todo.notes:
+        session.todo.notes.append(note)
+    return note
+
+
+def stale_approval(session: Session, task_id: str | None, scope: CallScope) -> Approval | None:
+    """An approval given for this task (or this tool) whose digest is not the call's now."""
+    for approval in session.approvals:
+        same_task = task_id is not None and approval.task_id == task_id
+        mine = (same_task or task_id is None) and approval.tool == scope.tool
+        if mine and approval.digest != scope.digest:
+            return approval
+    return None
+
+
+def refresh(session: Session, scope_for: Callable[[Task], CallScope | None]) -> list[Task]:
+    """Recompute what each open gated task would apply; void approvals whose task changed.
+    `scope_for` gives a task's scope, None for a task that is not gated. Returns the tasks
+    that were approved but now wait again."""
+    back: list[Task] = []
+    if session.todo is None:
+        return back
+    for task in session.todo.tasks:
+        if task.status in ("done", "skipped", "failed", "blocked"):
+            continue
+        scope = scope_for(task)
+        if scope is None:
+            continue
+        show(task, scope)
+        stale = stale_approval(session, task.id, scope)
+        if stale is not None and session.approval_for(scope.tool, scope.digest) is None:
+            void(session, stale, scope)
+            back.append(task)
+    return back
+
+
+def head_ref(session: Session) -> str | None | bool:
+    """Where the App's files live now: the pull request's branch, the default branch once it
+    is merged (None), or False when nothing was pushed yet."""
+    if not session.branch:
+        return False
+    return None if session.merged_at is not None else session.branch
+
+
+async def read_head(
+    forge: Forge, repo: RepoRef, session: Session, paths: list[str]
+) -> dict[str, str] | None:
+    """The branch head's version of `paths` (a deleted file is left out), or None when the
+    session has pushed nothing, so its workspace is all there is."""
+    ref = head_ref(session)
+    if ref is False:
+        return None
+    gate = asyncio.Semaphore(READ_CONCURRENCY)
+
+    async def read(path: str) -> tuple[str, str | None]:
+        async with gate:
+            return path, await forge.read_file(repo, path, ref=ref or None)
+
+    found = await asyncio.gather(*(read(p) for p in sorted(paths)))
+    return {path: text for path, text in found if text is not None}

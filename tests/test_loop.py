@@ -467,6 +467,34 @@ def test_after_apply_the_model_may_run_the_gated_tool(settings, world):
     assert "approved with `/idp apply`" in model.requests[2].messages[-1].content
 
 
+def test_a_model_that_changes_the_arguments_after_apply_is_refused_and_the_approval_voided(
+    settings, world
+):
+    tools, _, _ = world
+    args = {"service": "payments-api"}
+    plan = [{"id": "d", "title": "Deploy to staging", "tool": "deploy_to_staging", "args": args}]
+    other = {"service": "payments-api", "namespace": "production"}
+    script = [
+        turn(call("write_todo", {"tasks": plan}, "c1")),
+        turn(text="Waiting for approval."),
+        turn(call("deploy_to_staging", other, "c2")),
+        turn(text="Stopped."),
+    ]
+    model = ScriptedChatModel(script)
+    waiting = run(settings, world, new_session(), model=model)
+    shown = waiting.todo.task("d").digest
+    approve_waiting(waiting, by="mia")
+
+    after = run(settings, world, waiting, model=model)
+
+    assert tools.calls["deploy_to_staging"] == 0 and after.approvals == []
+    assert (
+        f"🔓 Approval voided for `deploy_to_staging`: arguments changed since `@mia` approved "
+        f"digest `{shown[:12]}`"
+    ) in after.rendered_todo
+    assert after.todo.task("d").status == "waiting_approval"
+
+
 def test_malformed_tool_arguments_go_back_to_the_model(settings, world):
     model = ScriptedChatModel(
         [

@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from app.agent.outcomes import NeedsApproval
 from app.agent.todo import Task
 from app.github.forge import Forge, RepoRef
 from app.state import Approval, Session
@@ -136,3 +137,40 @@ async def read_head(
 
     found = await asyncio.gather(*(read(p) for p in sorted(paths)))
     return {path: text for path, text in found if text is not None}
+
+
+async def approved_workspace(
+    forge: Forge,
+    repo: RepoRef,
+    s: Session,
+    spec: ToolSpec,
+    args: dict[str, Any],
+    task_id: str | None,
+    emit: Callable[[str, dict[str, Any]], None],
+) -> dict[str, str]:
+    """The workspace an approved gated call runs with, its files read from the branch head
+    and checked against the approved digest. Raises `NeedsApproval` when no approval names
+    the call's digest (voiding one given for other files or arguments)."""
+    scope = scope_of(spec, args, s.files, repo)
+    approval = s.approval_for(spec.name, scope.digest)
+    if approval is None:
+        if (stale := stale_approval(s, task_id, scope)) is not None:
+            emit("note", {"note": void(s, stale, scope)})
+        raise NeedsApproval(spec.name, task_id)
+    head = await read_head(forge, repo, s, list(scope.files)) if scope.files else None
+    if head is None:
+        return dict(s.files)
+    workspace = {p: t for p, t in s.files.items() if p not in scope.files} | head
+    now = scope_of(spec, args, workspace, repo)
+    if now.digest == approval.digest:
+        return workspace
+    # Someone committed on the branch after the approval: the workspace follows the branch,
+    # so the todo shows the digest of what is there now, for a new approval.
+    s.files = workspace
+    where = f"branch {s.branch}" if s.merged_at is None else "the default branch"
+    why = (
+        f"the files on {where} are not the ones `@{approval.by}` approved (digest "
+        f"`{short(approval.digest)}`), so nothing was applied"
+    )
+    emit("note", {"note": void(s, approval, now, why)})
+    raise NeedsApproval(spec.name, task_id)

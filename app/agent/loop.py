@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.agent.approval import CallScope, read_head, refresh, scope_of, stale_approval, void
+from app.agent.approval import CallScope, approved_workspace, refresh, scope_of
 from app.agent.guard import GuardLimits, LoopGuard, idempotency_key
 from app.agent.outcomes import (
     AgentOutcome,
@@ -248,7 +248,9 @@ class Agent:
         workspace = dict(s.files)
         approved = self.needs_approval(spec)
         if approved:
-            workspace = await self.approved_workspace(run, spec, args, task_id)
+            workspace = await approved_workspace(
+                self.forge, run.repo, s, spec, args, task_id, self.emit
+            )
         files = s.files if spec.side_effect == "repo" else None
         if approved and spec.side_effect == "external":
             files = workspace  # a deploy of other (re-approved) files is a new side effect
@@ -290,38 +292,6 @@ class Agent:
         done = {"ok": result.ok, "error": result.error, "duration": result.duration}
         self.emit("tool_result", {"tool": spec.name, "task": task_id, **done})
         return result
-
-    async def approved_workspace(
-        self, run: RunState, spec: ToolSpec, args: dict[str, Any], task_id: str | None
-    ) -> dict[str, str]:
-        """The workspace an approved gated call runs with, its files read from the branch
-        head and checked against the approved digest. Raises `NeedsApproval` when no
-        approval names the call's digest (voiding one given for other files or arguments)."""
-        s = run.session
-        scope = scope_of(spec, args, s.files, run.repo)
-        approval = s.approval_for(spec.name, scope.digest)
-        if approval is None:
-            if (stale := stale_approval(s, task_id, scope)) is not None:
-                self.emit("note", {"note": void(s, stale, scope)})
-            raise NeedsApproval(spec.name, task_id)
-        head = await read_head(self.forge, run.repo, s, list(scope.files)) if scope.files else None
-        if head is None:
-            return dict(s.files)
-        workspace = {p: t for p, t in s.files.items() if p not in scope.files} | head
-        if scope_of(spec, args, workspace, run.repo).digest == approval.digest:
-            return workspace
-        # Someone committed on the branch after the approval: the workspace follows the
-        # branch, so the todo shows the digest of what is there now, for a new approval.
-        s.files = workspace
-        where = f"branch {s.branch}" if s.merged_at is None else "the default branch"
-        why = (
-            f"the files on {where} are not the ones `@{approval.by}` approved (digest "
-            f"`{approval.digest[:12]}`), so nothing was applied"
-        )
-        self.emit(
-            "note", {"note": void(s, approval, scope_of(spec, args, workspace, run.repo), why)}
-        )
-        raise NeedsApproval(spec.name, task_id)
 
     def apply_result(self, s: Session, result: ToolResult, task: Task | None) -> None:
         """Files into the workspace, PR fields onto the session, the task ticked or failed."""

@@ -16,6 +16,7 @@ import redis
 
 from app.audit import AuditAction, AuditLog
 from app.github.forge import CommitInfo, Forge, Permission, PullRequestInfo, RepoRef, Review
+from app.github.protection import BranchRules
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -108,6 +109,9 @@ class AuditedForge:
 
     async def get_review(self, repo: RepoRef, number: int, review_id: int) -> Review:
         return await self.inner.get_review(repo, number, review_id)
+
+    async def get_branch_protection(self, repo: RepoRef, branch: str) -> BranchRules | None:
+        return await self.inner.get_branch_protection(repo, branch)
 
     async def list_reviews(self, repo: RepoRef, number: int) -> list[Review]:
         return await self.inner.list_reviews(repo, number)

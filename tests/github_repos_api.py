@@ -53,14 +53,19 @@ def protected_branch(body: dict[str, Any], branch: str, *, at: Where = HOME) -> 
         "url": url,
         "required_signatures": {"url": f"{url}/required_signatures", "enabled": False},
         "enforce_admins": {"url": f"{url}/enforce_admins", "enabled": bool(body["enforce_admins"])},
-        "required_linear_history": {"enabled": False},
-        "allow_force_pushes": {"enabled": False},
-        "allow_deletions": {"enabled": False},
-        "block_creations": {"enabled": False},
-        "required_conversation_resolution": {"enabled": False},
-        "lock_branch": {"enabled": False},
-        "allow_fork_syncing": {"enabled": False},
     }
+    for flag in (
+        "required_linear_history",
+        "allow_force_pushes",
+        "allow_deletions",
+        "block_creations",
+        "required_conversation_resolution",
+        "lock_branch",
+        "allow_fork_syncing",
+    ):
+        answer[flag] = {"enabled": bool(body.get(flag, False))}
+    if body.get("restrictions") is not None:
+        answer["restrictions"] = restrictions(body["restrictions"], url)
     checks = body.get("required_status_checks")
     if checks is not None:
         names = [c["context"] for c in checks.get("checks", [])] or checks.get("contexts", [])
@@ -80,7 +85,25 @@ def protected_branch(body: dict[str, Any], branch: str, *, at: Where = HOME) -> 
             "required_approving_review_count": reviews.get("required_approving_review_count", 1),
             "require_last_push_approval": reviews.get("require_last_push_approval", False),
         }
+        if reviews.get("dismissal_restrictions"):
+            answer["required_pull_request_reviews"]["dismissal_restrictions"] = restrictions(
+                reviews["dismissal_restrictions"], f"{url}/dismissal_restrictions"
+            )
     return answer
+
+
+def restrictions(asked: dict[str, list[str]], url: str) -> dict[str, Any]:
+    """Who may push (or dismiss reviews) as GitHub answers it: users, teams and apps as
+    objects, where the PUT body names them by login and slug."""
+    return {
+        "url": url,
+        "users_url": f"{url}/users",
+        "teams_url": f"{url}/teams",
+        "apps_url": f"{url}/apps",
+        "users": [user(login) for login in asked.get("users", [])],
+        "teams": [{"id": 1, "slug": slug, "name": slug} for slug in asked.get("teams", [])],
+        "apps": [{"id": 2, "slug": slug, "name": slug} for slug in asked.get("apps", [])],
+    }
 
 
 def _is_jwt(request: httpx.Request) -> bool:
@@ -163,6 +186,11 @@ class FakeRepoAdmin:
             ("POST", rf"/orgs/{org}/repos", self._create_in_org),
             ("POST", rf"/repos/{owner}/{name}/generate", self._generate),
             ("PUT", rf"/repos/{owner}/{name}/branches/(?P<branch>.+)/protection", self._protect),
+            (
+                "GET",
+                rf"/repos/{owner}/{name}/branches/(?P<branch>.+)/protection",
+                self._get_protection,
+            ),
             ("GET", rf"/repos/{owner}/{name}", self._get_repo),
         ]
         for method, pattern, handler in routes:
@@ -255,6 +283,20 @@ class FakeRepoAdmin:
         )
         entry["template"] = f"{owner}/{name}"
         return self._answer(self.body(full_name), 201)
+
+    def _get_protection(
+        self, request: httpx.Request, body: Any, owner: str, name: str, branch: str
+    ) -> httpx.Response:
+        """GET …/branches/{branch}/protection: the protection, or 404 "Branch not protected"
+        (https://docs.github.com/rest/branches/branch-protection#get-branch-protection)."""
+        full_name = f"{owner}/{name}"
+        if not self._exists(full_name):
+            return self._not_found()
+        found = self.protection.get((full_name, branch))
+        if found is None:
+            return self._answer(error("Branch not protected", 404), 404)
+        at = Where(api=self.github.at.api, owner=owner, name=name)
+        return self._answer(protected_branch(found, branch, at=at))
 
     def _protect(self, request: httpx.Request, body: Any, owner: str, name: str, branch: str):
         full_name = f"{owner}/{name}"

@@ -10,7 +10,10 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
+
+if TYPE_CHECKING:
+    from app.github.protection import BranchRules
 
 Permission = Literal["admin", "maintain", "write", "triage", "read", "none"]
 PERMISSION_RANK: dict[str, int] = {
@@ -191,31 +194,6 @@ def validate_path(path: str) -> str:
     return path
 
 
-def branch_protection(
-    required_reviews: int, required_checks: list[str], enforce_admins: bool
-) -> dict[str, Any]:
-    """Branch protection as GitHub's PUT …/branches/{branch}/protection takes it (LocalForge
-    records the same): pull requests with `required_reviews` approvals, stale ones dismissed,
-    the checks passing on an up-to-date branch, no push restrictions. Checks go in `checks`,
-    never next to the closing-down `contexts`: GitHub refuses a body with both (422)."""
-    if not 0 <= required_reviews <= 6:
-        raise ForgeError(
-            f"required_reviews must be 0 to 6 (GitHub's range), not {required_reviews}."
-        )
-    checks = list(dict.fromkeys(c.strip() for c in required_checks if c.strip()))
-    return {
-        "required_status_checks": (
-            {"strict": True, "checks": [{"context": c} for c in checks]} if checks else None
-        ),
-        "enforce_admins": enforce_admins,
-        "required_pull_request_reviews": {
-            "dismiss_stale_reviews": True,
-            "required_approving_review_count": required_reviews,
-        },
-        "restrictions": None,
-    }
-
-
 def git_blob_sha(content: str) -> str:
     """The git object id of a file with this text: how a forge tells a changed file from an
     unchanged one without reading it."""
@@ -317,17 +295,22 @@ class Forge(Protocol):
         in personal accounts."""
         ...
 
+    async def get_branch_protection(self, repo: RepoRef, branch: str) -> BranchRules | None:
+        """The branch's current protection, or None when it has none."""
+        ...
+
     async def protect_branch(
         self,
         repo: RepoRef,
         branch: str,
         *,
         required_reviews: int = 1,
-        required_checks: list[str],
+        required_checks: list[str] = (),  # type: ignore[assignment]
         enforce_admins: bool = True,
+        rules: BranchRules | None = None,
     ) -> None:
         """Protect `branch`: changes only through pull requests with `required_reviews`
         approvals (stale ones dismissed on new pushes), the `required_checks` passing on an
-        up-to-date branch, and administrators bound too when `enforce_admins`. Replaces any
-        protection the branch had."""
+        up-to-date branch, and administrators bound too when `enforce_admins`; or exactly
+        `rules` when given. Replaces any protection the branch had."""
         ...

@@ -25,11 +25,11 @@ from app.github.forge import (
     ForgeError,
     RepoInfo,
     RepoRef,
-    branch_protection,
     template_ref,
     validate_branch,
     validate_repo_name,
 )
+from app.github.protection import BranchRules, branch_protection
 
 if TYPE_CHECKING:
     from app.config import Settings
@@ -133,13 +133,17 @@ class GitHubRepositories:
         branch: str,
         *,
         required_reviews: int = 1,
-        required_checks: list[str],
+        required_checks: list[str] = (),  # type: ignore[assignment]
         enforce_admins: bool = True,
+        rules: BranchRules | None = None,
     ) -> None:
         """PUT /repos/{owner}/{repo}/branches/{branch}/protection (idempotent: it replaces)."""
         validate_branch(branch)
         validate_repo_name(repo.owner, repo.name)
-        body = branch_protection(required_reviews, required_checks, enforce_admins)
+        if rules is not None:
+            body = rules.body()
+        else:
+            body = branch_protection(required_reviews, list(required_checks), enforce_admins)
         url = f"/repos/{repo.owner}/{repo.name}/branches/{quote(branch)}/protection"
         client = self._client(repo)
         async with self._admin_errors(f"protecting branch {branch}", repo):
@@ -161,6 +165,25 @@ class GitHubRepositories:
                             f"{ADMIN_PERMISSION}."
                         ) from exc
                 await anyio.sleep(self._settings.github_retry_base_delay * 2**attempt)
+
+    async def get_branch_protection(self, repo: RepoRef, branch: str) -> BranchRules | None:
+        """GET …/branches/{branch}/protection; None on GitHub's 404 "Branch not protected"
+        (or a branch that does not exist yet: nothing to keep then either)."""
+        validate_branch(branch)
+        validate_repo_name(repo.owner, repo.name)
+        url = f"/repos/{repo.owner}/{repo.name}/branches/{quote(branch)}/protection"
+        client = self._client(repo)
+        async with self._admin_errors(f"reading the protection of branch {branch}", repo):
+            try:
+                resp = await client.arequest(
+                    "GET", url, headers={"X-GitHub-Api-Version": self._version}
+                )
+            except RequestFailed as exc:
+                if is_status(exc, 404):
+                    return None
+                raise
+            data = resp.json()
+        return BranchRules.from_github(data if isinstance(data, dict) else {})
 
     # -- plumbing ---------------------------------------------------------------------------
 

@@ -35,13 +35,13 @@ from app.github.forge import (
     PullRequestInfo,
     RepoInfo,
     RepoRef,
-    branch_protection,
     template_ref,
     validate_branch,
     validate_path,
     validate_repo_name,
 )
 from app.github.local_reviews import LocalReviews
+from app.github.protection import BranchRules, branch_protection
 
 # Fixed identity and no user or system git config: works on a machine with no git setup,
 # and a global `commit.gpgsign` or hook path cannot get in the way.
@@ -337,6 +337,11 @@ class LocalForge(LocalReviews):
         path = self._area("protection", repo).with_suffix(".json")
         return json.loads(path.read_text()) if path.exists() else {}
 
+    async def get_branch_protection(self, repo: RepoRef, branch: str) -> BranchRules | None:
+        validate_branch(branch)
+        found = await asyncio.to_thread(self.protection, repo)
+        return BranchRules.from_github(found[branch]) if branch in found else None
+
     async def create_repository(
         self,
         owner: str,
@@ -394,18 +399,23 @@ class LocalForge(LocalReviews):
         branch: str,
         *,
         required_reviews: int = 1,
-        required_checks: list[str],
+        required_checks: list[str] = (),  # type: ignore[assignment]
         enforce_admins: bool = True,
+        rules: BranchRules | None = None,
     ) -> None:
         validate_branch(branch)
-        rules = branch_protection(required_reviews, required_checks, enforce_admins)
+        body = (
+            rules.body()
+            if rules is not None
+            else branch_protection(required_reviews, list(required_checks), enforce_admins)
+        )
 
         def record() -> None:
             cwd = self._ensure_repo(repo)
             if not _has_branch(cwd, branch):
                 raise ForgeError(f"Branch {branch} does not exist in {cwd}: push it first.")
             with _json_file(self._area("protection", repo).with_suffix(".json"), {}) as rules_of:
-                rules_of[branch] = rules
+                rules_of[branch] = body
             self.writes["protect_branch"] += 1
 
         await asyncio.to_thread(record)

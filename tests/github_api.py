@@ -1024,57 +1024,46 @@ class FakeGitHub:
         r = self.reviews.get(int(review_id))
         if r is None or r["number"] != int(number):
             return self._fail()
-        return self._ok(
-            pull_review(
-                int(review_id),
-                r["number"],
-                r["body"],
-                r["state"],
-                r["commit_id"],
-                author=r["author"],
-                at=self.at,
-            )
+        return self._ok(self._review_body(int(review_id)))
+
+    def _review_body(self, review_id: int) -> dict:
+        r = self.reviews[review_id]
+        return pull_review(
+            review_id,
+            r["number"],
+            r["body"],
+            r["state"],
+            r["commit_id"],
+            author=r["author"],
+            at=self.at,
         )
 
-    def _list_reviews(self, request: httpx.Request, body: Any, number: str) -> httpx.Response:
-        """GET …/pulls/{n}/reviews: submitted reviews, oldest first, 30 a page by default."""
-        if int(number) not in self.pulls:
-            return self._fail()
+    def _page(self, request: httpx.Request, ids: list[int], url: str) -> tuple[list[int], dict]:
+        """One page of `ids` as GitHub pages lists: `per_page` (30) from `page` (1), with a
+        Link header to the next page while there is one."""
         per_page = int(request.url.params.get("per_page", 30))
         page = int(request.url.params.get("page", 1))
-        ids = sorted(i for i, r in self.reviews.items() if r["number"] == int(number))
         headers = {}
         if page * per_page < len(ids):
-            nxt = f"{self.at.url}/pulls/{number}/reviews"
-            headers["Link"] = f'<{nxt}?per_page={per_page}&page={page + 1}>; rel="next"'
-        chunk = ids[(page - 1) * per_page : page * per_page]
-        items = [
-            pull_review(
-                i,
-                self.reviews[i]["number"],
-                self.reviews[i]["body"],
-                self.reviews[i]["state"],
-                self.reviews[i]["commit_id"],
-                author=self.reviews[i]["author"],
-                at=self.at,
-            )
-            for i in chunk
-        ]
-        return self._ok(items, headers=headers)
+            headers["Link"] = f'<{url}?per_page={per_page}&page={page + 1}>; rel="next"'
+        return ids[(page - 1) * per_page : page * per_page], headers
+
+    def _list_reviews(self, request: httpx.Request, body: Any, number: str) -> httpx.Response:
+        """GET …/pulls/{n}/reviews: submitted reviews, oldest first, paged."""
+        if int(number) not in self.pulls:
+            return self._fail()
+        ids = sorted(i for i, r in self.reviews.items() if r["number"] == int(number))
+        chunk, headers = self._page(request, ids, f"{self.at.url}/pulls/{number}/reviews")
+        return self._ok([self._review_body(i) for i in chunk], headers=headers)
 
     def _review_comments(
         self, request: httpx.Request, body: Any, number: str, review_id: str
     ) -> httpx.Response:
         if int(review_id) not in self.reviews:
             return self._fail()
-        per_page = int(request.url.params.get("per_page", 30))
-        page = int(request.url.params.get("page", 1))
         ids = sorted(i for i, c in self.review_comments.items() if c["review_id"] == int(review_id))
-        headers = {}
-        if page * per_page < len(ids):
-            nxt = f"{self.at.url}/pulls/{number}/reviews/{review_id}/comments"
-            headers["Link"] = f'<{nxt}?per_page={per_page}&page={page + 1}>; rel="next"'
-        chunk = ids[(page - 1) * per_page : page * per_page]
+        url = f"{self.at.url}/pulls/{number}/reviews/{review_id}/comments"
+        chunk, headers = self._page(request, ids, url)
         return self._ok([self._review_comment_body(i) for i in chunk], headers=headers)
 
     def _reply_to_review_comment(

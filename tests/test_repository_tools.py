@@ -203,7 +203,7 @@ async def test_protection_only_gets_stricter_and_keeps_what_a_human_tightened(
 ):
     ok(await registry.call(PROTECTED, {"name": "billing-api"}, app_ctx))
     # An admin tightens the branch by hand after the App protected it.
-    admin.protection[("acme/billing-api", "main")] = {
+    tightened = {
         "required_status_checks": {"strict": True, "checks": [{"context": "Security scan"}]},
         "enforce_admins": True,
         "required_pull_request_reviews": {
@@ -214,6 +214,7 @@ async def test_protection_only_gets_stricter_and_keeps_what_a_human_tightened(
         "restrictions": {"users": ["lead"], "teams": ["platform"], "apps": []},
         "required_linear_history": True,
     }
+    admin.protection[("acme/billing-api", "main")] = dict(tightened)
     weaker = {
         "name": "billing-api",
         "required_reviews": 1,
@@ -223,19 +224,10 @@ async def test_protection_only_gets_stricter_and_keeps_what_a_human_tightened(
 
     out = ok(await registry.call(PROTECTED, weaker, app_ctx))
 
+    both = [{"context": "Security scan"}, {"context": "Test"}]
     assert admin.protection[("acme/billing-api", "main")] == {
-        "required_status_checks": {
-            "strict": True,
-            "checks": [{"context": "Security scan"}, {"context": "Test"}],
-        },
-        "enforce_admins": True,
-        "required_pull_request_reviews": {
-            "dismiss_stale_reviews": True,
-            "require_code_owner_reviews": True,
-            "required_approving_review_count": 3,
-        },
-        "restrictions": {"users": ["lead"], "teams": ["platform"], "apps": []},
-        "required_linear_history": True,
+        **tightened,
+        "required_status_checks": {"strict": True, "checks": both},
     }
     assert (out["required_reviews"], out["enforce_admins"]) == (3, True)
     assert "3 approving reviews and the checks Security scan, Test" in out["summary"]

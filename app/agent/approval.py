@@ -83,11 +83,11 @@ def void(session: Session, approval: Approval, now: CallScope, why: str | None =
 
 
 def stale_approval(session: Session, task_id: str | None, scope: CallScope) -> Approval | None:
-    """An approval given for this task (or this tool) whose digest is not the call's now."""
+    """The approval given for this task whose digest is not the call's now. A call that
+    carries out no planned task voids nothing: it was never shown, so never approved."""
     for approval in session.approvals:
-        same_task = task_id is not None and approval.task_id == task_id
-        mine = (same_task or task_id is None) and approval.tool == scope.tool
-        if mine and approval.digest != scope.digest:
+        mine = task_id is not None and approval.task_id == task_id
+        if mine and approval.tool == scope.tool and approval.digest != scope.digest:
             return approval
     return None
 

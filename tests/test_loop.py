@@ -487,7 +487,8 @@ def test_a_model_that_changes_the_arguments_after_apply_is_refused_and_the_appro
 
     after = run(settings, world, waiting, model=model)
 
-    assert tools.calls["deploy_to_staging"] == 0 and after.approvals == []
+    assert tools.calls["deploy_to_staging"] == 0
+    assert after.approvals == [] and after.approved_by is None
     assert (
         f"🔓 Approval voided for `deploy_to_staging`: arguments changed since `@mia` approved "
         f"digest `{shown[:12]}`"

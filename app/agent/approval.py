@@ -70,6 +70,8 @@ def show(task: Task, scope: CallScope) -> None:
 def void(session: Session, approval: Approval, now: CallScope, why: str | None = None) -> str:
     """Drop `approval` and say why in the todo's notes; returns the note."""
     session.approvals = [a for a in session.approvals if a is not approval]
+    if not session.approvals:
+        session.approved_by = None  # the model's prompt no longer says it may go on
     if why is None:
         changed = "files" if approval.args_digest == now.args_digest else "arguments"
         why = f"{changed} changed since `@{approval.by}` approved digest `{short(approval.digest)}`"

@@ -46,11 +46,6 @@ class Settings(BaseSettings):
         validation_alias=_env("IDP_DEDUPE_TTL"),
         description="Seconds a delivery id is remembered; GitHub redeliveries can come days later.",
     )
-    max_body_bytes: int = Field(
-        25 * 1024 * 1024,
-        validation_alias=_env("IDP_MAX_BODY_BYTES"),
-        description="Largest webhook body accepted (GitHub caps payloads at 25 MB).",
-    )
     lock_ttl: int = Field(
         30,
         validation_alias=_env("IDP_LOCK_TTL"),
@@ -181,6 +176,43 @@ class Settings(BaseSettings):
         description="Signs the console's session cookie. Set it when several web processes "
         "serve the console; without it each process makes its own and sign-ins last only as "
         "long as the process.",
+    )
+
+    # -- Bounds on storage and requests (issue 16): what one caller can make the App hold --
+    max_body_bytes: int = Field(
+        2 * 1024 * 1024,
+        ge=1,
+        validation_alias=_env("IDP_MAX_BODY_BYTES"),
+        description="Largest webhook body accepted. The largest event the App routes (an "
+        "issue comment whose issue and comment bodies both hold GitHub's 65,536 characters, "
+        "all escaped) is about 0.8 MB; GitHub caps payloads at 25 MB.",
+    )
+    session_ttl: int = Field(
+        90 * 24 * 3600,
+        ge=3600,
+        validation_alias=_env("IDP_SESSION_TTL"),
+        description="Seconds a session is kept after its last change (a running session is "
+        "saved at every step, so only ended or abandoned sessions expire), with what hangs "
+        "off it: its pull request link, its dry-run mark, feedback dedupe keys.",
+    )
+    audit_max_entries: int = Field(
+        1_000_000,
+        ge=1000,
+        validation_alias=_env("IDP_AUDIT_MAX_ENTRIES"),
+        description="Entries the audit stream keeps (XADD MAXLEN ~: older ones are trimmed).",
+    )
+    feedback_max_entries: int = Field(
+        100_000,
+        ge=1000,
+        validation_alias=_env("IDP_FEEDBACK_MAX_ENTRIES"),
+        description="Entries the feedback stream keeps (XADD MAXLEN ~); export it before then.",
+    )
+    console_insecure_cookie: bool = Field(
+        False,
+        validation_alias=_env("IDP_CONSOLE_INSECURE_COOKIE"),
+        description="Send the console's cookie without `Secure`, so the console works over "
+        "plain http (local development). Off: the cookie only travels over https (browsers "
+        "also accept it on http://localhost).",
     )
 
     @model_validator(mode="after")

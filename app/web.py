@@ -29,6 +29,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from app import telemetry
+from app.body_limit import BodyTooLarge, read_body
 from app.config import ConfigError, Settings
 from app.logs import log_context
 from app.tracing import tracer
@@ -43,30 +44,8 @@ WEBHOOK_PATH = "/api/github/webhooks"
 _MAX_HEADER_CHARS = 200
 
 
-class _BodyTooLarge(Exception):
-    pass
-
-
 def _reply(status_code: int, status: str, reason: str, **extra: object) -> JSONResponse:
     return JSONResponse({"status": status, "reason": reason, **extra}, status_code=status_code)
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing (before reading it) anything that says or turns out to be
-    larger than `limit`; never holds more than `limit` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and (
-        not (declared.isascii() and declared.isdigit()) or int(declared) > limit
-    ):
-        raise _BodyTooLarge
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _BodyTooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 class WebhookReceiver:
@@ -148,8 +127,8 @@ class WebhookReceiver:
             if len(value) > _MAX_HEADER_CHARS or not value.isprintable():
                 return _reply(400, "rejected", f"malformed {name} header"), "rejected"
         try:
-            body = await _read_body(request, settings.max_body_bytes)
-        except _BodyTooLarge:
+            body = await read_body(request, settings.max_body_bytes)
+        except BodyTooLarge:
             reason = f"body exceeds {settings.max_body_bytes} bytes"
             return _reply(413, "rejected", reason), "rejected"
         signature = request.headers.get("x-hub-signature-256")

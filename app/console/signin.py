@@ -93,7 +93,10 @@ class SignIn:
         expected = request.session.pop("oauth_state", None)
         state = request.query_params.get("state", "")
         code = request.query_params.get("code", "")
-        if not isinstance(expected, str) or not hmac.compare_digest(state, expected):
+        # Bytes: compare_digest raises TypeError on a str with non-ASCII characters.
+        if not isinstance(expected, str) or not hmac.compare_digest(
+            state.encode(), expected.encode()
+        ):
             return self.page(request, "The sign-in expired or came from elsewhere; try again.", 400)
         if not code:
             reason = request.query_params.get("error_description") or "no code"

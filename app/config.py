@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -12,6 +13,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 def _env(*names: str) -> AliasChoices:
     return AliasChoices(*names)
+
+
+# An operator token's name (`IDP_API_TOKENS=name:token,…`): what the audit log shows.
+_TOKEN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 class ConfigError(Exception):
@@ -157,7 +162,8 @@ class Settings(BaseSettings):
     api_tokens: SecretStr | None = Field(
         None,
         validation_alias=_env("IDP_API_TOKENS"),
-        description="Operator API tokens, comma-separated.",
+        description="Operator API tokens, comma-separated, each `name:token` (the name is "
+        "what the audit log shows) or a bare token (named `operator`, then `operator-2`, …).",
     )
 
     github_client_id: str | None = Field(
@@ -219,6 +225,13 @@ class Settings(BaseSettings):
     def _check_key_sources(self) -> Settings:
         if self.github_app_private_key and self.github_app_private_key_path:
             raise ValueError("set GITHUB_APP_PRIVATE_KEY or GITHUB_APP_PRIVATE_KEY_PATH, not both")
+        names = [name for name, _ in self.named_operator_tokens]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(
+                f"IDP_API_TOKENS names {', '.join(twice)} more than once: give each token "
+                "its own name (name:token), so the audit log tells operators apart"
+            )
         return self
 
     @cached_property
@@ -230,10 +243,27 @@ class Settings(BaseSettings):
         return [s.strip().encode() for s in raw.split(",") if s.strip()]
 
     @cached_property
-    def operator_tokens(self) -> list[str]:
+    def named_operator_tokens(self) -> list[tuple[str, str]]:
+        """(name, token) of each IDP_API_TOKENS entry: `name:token`, or a bare token, named
+        `operator` (the first) and `operator-N` (the Nth bare one)."""
         if self.api_tokens is None:
             return []
-        return [t.strip() for t in self.api_tokens.get_secret_value().split(",") if t.strip()]
+        named: list[tuple[str, str]] = []
+        bare = 0
+        for entry in (e.strip() for e in self.api_tokens.get_secret_value().split(",")):
+            if not entry:
+                continue
+            name, sep, token = entry.partition(":")
+            if sep and _TOKEN_NAME.fullmatch(name.strip()) and token.strip():
+                named.append((name.strip(), token.strip()))
+                continue
+            bare += 1
+            named.append(("operator" if bare == 1 else f"operator-{bare}", entry))
+        return named
+
+    @cached_property
+    def operator_tokens(self) -> list[str]:
+        return [token for _, token in self.named_operator_tokens]
 
     def private_key(self) -> str | None:
         """The App's PEM private key, from the variable or the file it names."""

@@ -21,6 +21,7 @@ from rq.registry import StartedJobRegistry
 
 from app.api.auth import Principal
 from app.api.errors import ApiError
+from app.audit import AuditLog
 from app.commands import Command, Trigger, parse_comment
 from app.config import Settings
 from app.events import EventBus
@@ -97,6 +98,7 @@ class SessionControl:
         self.redis = connection
         self.store = SessionStore(connection, settings)
         self.bus = bus
+        self.audit = AuditLog(connection, settings)
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -208,6 +210,7 @@ class SessionControl:
             # status back; the job is stopped now, so this one is the last word.
             self._mark_cancelled(session.id)
         self.bus.publish(session.id, "status", {"status": "cancelled", "by": principal.login})
+        self._record(principal, session.id, "cancel", "cancelled", {"stopped_jobs": stopped})
         return {
             "session": session.id,
             "repo": session.repo,
@@ -265,15 +268,33 @@ class SessionControl:
             session.id, "message", {"from": principal.login, "text": text.strip(), "action": action}
         )
         enqueue_trigger(self.redis, self.settings, trigger)
+        job_id = job_id_for(trigger.delivery_id)
+        detail = {"job_id": job_id, "commands": [c.verb for c in commands], "dry_run": dry_run}
+        self._record(principal, session.id, action, "queued", detail)
         return {
             "session": session.id,
             "repo": session.repo,
             "number": session.number,
             "status": "queued",
-            "job_id": job_id_for(trigger.delivery_id),
+            "job_id": job_id,
             "dry_run": dry_run,
             "commands": [c.verb for c in commands],
         }
+
+    def _record(
+        self, principal: Principal, session_id: str, action: str, result: str, detail: dict
+    ) -> None:
+        """One audit entry for an operator API or console action, naming who took it: the
+        operator token's name or the GitHub login, and which door (`api` or `console`)."""
+        self.audit.record(
+            "session",
+            session_id=session_id,
+            actor=principal.login,
+            command=action,
+            target=session_id,
+            result=result,
+            detail={"via": "console" if principal.via == "cookie" else "api", **detail},
+        )
 
     def _mark_cancelled(self, session_id: str) -> None:
         """Set the status in one optimistic transaction, so no concurrent save is merged

@@ -84,6 +84,24 @@ class Session(BaseModel):
         return None
 
 
+def write_session(pipe: Any, settings: Settings, session: Session) -> None:
+    """Queue on `pipe` the writes of one save: the session, living IDP_SESSION_TTL after this
+    change (a running session is saved at every step, so it never expires while it runs;
+    an ended or abandoned one goes that long after its last change), and its index entry."""
+    key = settings.key("session", session.id)
+    pipe.set(key, session.model_dump_json(), ex=settings.session_ttl)
+    index_session(pipe, settings, session)
+
+
+def index_session(pipe: Any, settings: Settings, session: Session) -> None:
+    """The listing index (id → update time) with the entries of expired sessions trimmed,
+    so the index is bounded like the sessions it lists."""
+    index = settings.key("sessions")
+    pipe.zadd(index, {session.id: session.updated_at})
+    pipe.zremrangebyscore(index, "-inf", f"({session.updated_at - settings.session_ttl}")
+    pipe.expire(index, settings.session_ttl)
+
+
 class SessionLocked(Exception):
     """Another worker is running this session right now."""
 
@@ -108,16 +126,18 @@ class SessionStore:
         """Checkpoint: the whole session as JSON, indexed by update time for listings."""
         session.updated_at = time.time()
         pipe = self.redis.pipeline(transaction=True)
-        pipe.set(self._key(session.id), session.model_dump_json())
-        pipe.zadd(self.settings.key("sessions"), {session.id: session.updated_at})
+        write_session(pipe, self.settings, session)
         pipe.execute()
 
     def create(self, session: Session) -> bool:
         """Save `session` only if no session has its id yet (SET NX); True when it did."""
         session.updated_at = time.time()
-        if not self.redis.set(self._key(session.id), session.model_dump_json(), nx=True):
+        ttl = self.settings.session_ttl
+        if not self.redis.set(self._key(session.id), session.model_dump_json(), nx=True, ex=ttl):
             return False
-        self.redis.zadd(self.settings.key("sessions"), {session.id: session.updated_at})
+        pipe = self.redis.pipeline(transaction=True)
+        index_session(pipe, self.settings, session)
+        pipe.execute()
         return True
 
     def get_many(self, session_ids: list[str]) -> list[Session | None]:

@@ -217,7 +217,9 @@ async def after_run(ctx: JobContext, session: Session) -> None:
     """Link the App's pull request to the session, and give it the config's labels once."""
     if session.pr_number is None:
         return
-    ctx.connection.set(pr_session_key(ctx.settings, session.repo, session.pr_number), session.id)
+    # The link lives as long as the session (refreshed at every run that reaches here).
+    link = pr_session_key(ctx.settings, session.repo, session.pr_number)
+    ctx.connection.set(link, session.id, ex=ctx.settings.session_ttl)
     labels = sorted(set(ctx.config.labels))
     key = f"labels:{session.pr_number}:{','.join(labels)}"
     if not labels or session.step_for(key) is not None:

@@ -25,7 +25,7 @@ from app.agent.outcomes import Cancelled
 from app.agent.publisher import Publisher
 from app.commands import Command
 from app.config import Settings
-from app.state import Session
+from app.state import Session, write_session
 from jobs.agent_run import session_id_of
 from jobs.queue import queue_for
 
@@ -155,8 +155,7 @@ def mark_cancelled(connection: redis.Redis, settings: Settings, session_id: str)
                 session.status = "cancelled"
                 session.updated_at = time.time()
                 pipe.multi()
-                pipe.set(key, session.model_dump_json())
-                pipe.zadd(settings.key("sessions"), {session_id: session.updated_at})
+                write_session(pipe, settings, session)
                 pipe.execute()
                 return True
             except redis.WatchError:

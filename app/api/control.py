@@ -27,7 +27,7 @@ from app.config import Settings
 from app.events import EventBus
 from app.github.forge import PERMISSION_RANK
 from app.repo_config import DEFAULT_PERMISSIONS
-from app.state import Session, SessionStore, session_id_for
+from app.state import Session, SessionStore, session_id_for, write_session
 from jobs.queue import enqueue_trigger, job_id_for, queue_for
 
 REPO_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$"
@@ -139,7 +139,16 @@ class SessionControl:
         return matched[offset : offset + limit], len(matched)
 
     def is_dry_run(self, session_id: str) -> bool:
-        return bool(self.redis.sismember(self.settings.key("api", "dry-runs"), session_id))
+        return bool(self.redis.exists(self._dry_run_key(session_id)))
+
+    def _dry_run_key(self, session_id: str) -> str:
+        return self.settings.key("api", "dry-run", session_id)
+
+    def _mark_dry_run(self, session_id: str) -> None:
+        """A key per dry-run session, set again at every message: it outlives the session
+        (saved at most a job's time after the message) by a day, never the other way."""
+        ttl = self.settings.session_ttl + self.settings.job_timeout + 24 * 3600
+        self.redis.set(self._dry_run_key(session_id), 1, ex=ttl)
 
     # -- acting -----------------------------------------------------------------------------
 
@@ -169,7 +178,7 @@ class SessionControl:
         else:
             self._create_numbered(session)
         if body.dry_run:
-            self.redis.sadd(self.settings.key("api", "dry-runs"), session.id)
+            self._mark_dry_run(session.id)
         return self._enqueue(principal, session, commands, body.dry_run, body.text, "start")
 
     def message(self, principal: Principal, session: Session, body: SendMessage) -> dict[str, Any]:
@@ -185,6 +194,8 @@ class SessionControl:
         if not (own_answer and principal.can_read(session.repo)):
             self._check_may(principal, session.repo, commands)
         dry_run = self.is_dry_run(session.id)
+        if dry_run:
+            self._mark_dry_run(session.id)
         return self._enqueue(principal, session, commands, dry_run, body.text, "message")
 
     def cancel(self, principal: Principal, session: Session) -> dict[str, Any]:
@@ -238,7 +249,11 @@ class SessionControl:
         counter = self.settings.key("api", "next-number", session.repo.lower())
         first = GITHUB_DRY_RUN_NUMBERS_FROM if self.settings.uses_github else 1
         while True:
-            session.number = first - 1 + int(self.redis.incr(counter))
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.incr(counter)
+            # Bounded like the sessions it numbers; after a reset the loop skips used numbers.
+            pipe.expire(counter, self.settings.session_ttl)
+            session.number = first - 1 + int(pipe.execute()[0])
             session.id = session_id_for(session.repo, session.number)
             if self.store.create(session):
                 return
@@ -311,8 +326,7 @@ class SessionControl:
                     session.status = "cancelled"
                     session.updated_at = time.time()
                     pipe.multi()
-                    pipe.set(key, session.model_dump_json())
-                    pipe.zadd(self.settings.key("sessions"), {session_id: session.updated_at})
+                    write_session(pipe, self.settings, session)
                     pipe.execute()
                     return
                 except redis.WatchError:

@@ -15,6 +15,7 @@ from redis.lock import Lock
 
 from app.agent.todo import Todo
 from app.config import Settings
+from app.session_line import SessionLine
 from tools.service import ServiceRequest
 
 log = logging.getLogger(__name__)
@@ -102,16 +103,17 @@ def index_session(pipe: Any, settings: Settings, session: Session) -> None:
     pipe.expire(index, settings.session_ttl)
 
 
-class SessionLocked(Exception):
-    """Another worker is running this session right now."""
-
-
 class SessionStore:
     """Load, save and lock sessions. Keys live under the install's prefix."""
 
-    def __init__(self, connection: redis.Redis, settings: Settings) -> None:
+    def __init__(
+        self, connection: redis.Redis, settings: Settings, line: SessionLine | None = None
+    ) -> None:
         self.redis = connection
         self.settings = settings
+        # A worker's job passes a line with its waiter: a busy session puts the job in line
+        # behind the run (SessionQueued) instead of making it wait here.
+        self.line = line if line is not None else SessionLine(connection, settings)
 
     def _key(self, session_id: str) -> str:
         return self.settings.key("session", session_id)
@@ -158,18 +160,13 @@ class SessionStore:
 
     @contextmanager
     def lock(self, session_id: str, wait: float = 30.0) -> Iterator[Lock]:
-        """Hold the session for one run. A thread renews the lock every third of its TTL
+        """Hold the session for one run (or, with a line, join the line behind the run that
+        holds it: SessionQueued). A thread renews the lock every third of its TTL
         while the process lives, however long one step takes; when the process dies
         (SIGKILL, OOM) the TTL frees it. The loop's `lock.reacquire()` at every step stays
         harmless."""
-        lock = self.redis.lock(
-            self.settings.key("lock", session_id),
-            timeout=self.settings.lock_ttl,
-            blocking_timeout=wait,
-            thread_local=False,  # the renewing thread uses the token the run acquired
-        )
-        if not lock.acquire():
-            raise SessionLocked(session_id)
+        lock = self.line.lock(session_id)
+        self.line.enter(lock, session_id, wait)
         stop = threading.Event()
         renewer = threading.Thread(
             target=_renew,

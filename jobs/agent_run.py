@@ -194,8 +194,9 @@ async def run_agent(ctx: JobContext, prepare: Prepare) -> str:
     """One agent run for the trigger's session; returns the session's final status.
 
     The lock makes runs of one session strictly one at a time; its TTL frees it when a
-    worker dies, and the loop renews it at every step. `SessionLocked` propagates: RQ
-    retries the job once the other run has finished.
+    worker dies, and the loop renews it at every step. A job that finds the session held
+    joins its line (app/session_line.py): `SessionQueued` propagates to jobs/tasks.py, and
+    the rest of the trigger runs when the holder lets go.
     """
     with ctx.store.lock(ctx.session_id) as lock:
         session = ctx.store.get(ctx.session_id) or _new_session(ctx)

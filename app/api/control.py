@@ -27,6 +27,7 @@ from app.config import Settings
 from app.events import EventBus
 from app.github.forge import PERMISSION_RANK
 from app.repo_config import DEFAULT_PERMISSIONS
+from app.session_line import SessionLine
 from app.state import Session, SessionStore, session_id_for, write_session
 from jobs.queue import enqueue_trigger, job_id_for, queue_for
 
@@ -208,6 +209,7 @@ class SessionControl:
         queued, running = self._jobs_of(session)
         for job in queued:
             job.cancel()
+        SessionLine(self.redis, self.settings).release_reserved(session.id, [j.id for j in queued])
         stopped = []
         for job in running:
             try:
@@ -341,7 +343,8 @@ class SessionControl:
             jobs = Job.fetch_many(job_ids, connection=self.redis)
             return [j for j in jobs if j is not None and _trigger_session(j) == session.id]
 
-        return mine(queue.get_job_ids()), mine(registry.get_job_ids())
+        waiting = SessionLine(self.redis, self.settings).waiting(session.id)
+        return mine(queue.get_job_ids() + waiting), mine(registry.get_job_ids())
 
     def _wait_stopped(self, job_ids: list[str]) -> None:
         deadline = time.monotonic() + STOP_WAIT_SECONDS

@@ -8,6 +8,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from app.server import COOKIE, build_app
+from app.web import WEBHOOK_PATH, create_app
+from tests import payloads
 from tests.operator_api import TOKEN, operator_settings
 
 
@@ -64,3 +66,19 @@ def test_the_console_cookie_drops_secure_only_when_the_operator_says_http(settin
     cookie = _console_cookie(client.get("/console/login"))
 
     assert "; secure" not in cookie and "; httponly" in cookie
+
+
+@pytest.mark.parametrize("signature", ["sha256=é" + "0" * 63, "sha256=" + "\u00ff" * 64, "ü"])
+def test_a_non_ascii_webhook_signature_is_a_401(settings, redis_conn, signature):
+    body = payloads.encode(payloads.issue_comment("/idp plan"))
+    headers = payloads.headers("issue_comment", body, None)
+    client = TestClient(create_app(settings, connection=redis_conn))
+
+    response = client.post(
+        WEBHOOK_PATH,
+        content=body,
+        headers={**headers, "X-Hub-Signature-256": signature.encode("latin-1")},
+    )
+
+    assert response.status_code == 401
+    assert response.json()["reason"] == "signature does not match"

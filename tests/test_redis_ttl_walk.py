@@ -6,13 +6,7 @@ one of the few bounded ones named below, each with the reason it cannot grow for
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-import time
-import uuid
-from pathlib import Path
 
 import httpx
 import pytest
@@ -20,9 +14,9 @@ import pytest
 from app.session_line import drain_stranded
 from tests import payloads
 from tests.conftest import TEST_REDIS_URL, WEBHOOK_SECRET
-from tests.github_api import private_key_pem
 from tests.github_standin import GitHubStandIn
-from tests.processes import free_port, settings_of
+from tests.processes import app_environment, settings_of
+from tests.test_e2e_subprocess import _work, server  # noqa: F401 (the `server` fixture)
 
 TOKEN = "ops-ann:ttl-walk-operator-token"
 AUTH = {"Authorization": "Bearer ttl-walk-operator-token"}
@@ -53,72 +47,24 @@ def standin():
 
 
 @pytest.fixture
-def env(standin, tmp_path) -> dict[str, str]:
-    prefix = f"idpttl{uuid.uuid4().hex[:6]}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "IDP_"))}
-    env.update(
-        REDIS_URL=TEST_REDIS_URL,
-        IDP_REDIS_PREFIX=prefix,
-        IDP_QUEUE=prefix,
-        IDP_FORGE="github",
-        GITHUB_APP_ID="12345",
-        GITHUB_APP_PRIVATE_KEY=private_key_pem(),
-        GITHUB_WEBHOOK_SECRET=WEBHOOK_SECRET,
-        GITHUB_API_URL=standin.url,
-        IDP_GITHUB_RETRY_BASE_DELAY="0",
-        IDP_GITHUB_WRITE_INTERVAL="0",
-        IDP_LLM_PROVIDER="rules",
-        IDP_METRICS_PORT=str(free_port()),
+def app_env(standin, tmp_path) -> dict[str, str]:
+    """The serve and worker environment of tests/test_e2e_subprocess.py's `server`, with an
+    operator token for the API."""
+    env = app_environment(
+        TEST_REDIS_URL,
+        standin.url,
+        tmp_path,
         IDP_API_TOKENS=TOKEN,
         IDP_SESSION_SECRET="ttl-walk-cookie-secret",
-        HOME=str(tmp_path),
     )
+    env.pop("PROMETHEUS_MULTIPROC_DIR")  # for workers only: `serve` never takes it
     return env
-
-
-@pytest.fixture
-def server(env, tmp_path):
-    port = free_port()
-    log = (tmp_path / "serve.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        pytest.fail("serve did not start: " + (tmp_path / "serve.log").read_text())
-    yield url
-    proc.terminate()
-    proc.wait(timeout=10)
 
 
 def _comment(url: str, body: str, sender: str = "alice") -> httpx.Response:
     raw = payloads.encode(payloads.issue_comment(body, sender=sender))
     headers = payloads.headers("issue_comment", raw, WEBHOOK_SECRET)
     return httpx.post(f"{url}/api/github/webhooks", content=raw, headers=headers, timeout=10)
-
-
-def _work(env: dict[str, str], tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "app.cli", "worker", "--burst"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    (tmp_path / "worker.log").write_text(done.stdout + done.stderr)
-    assert done.returncode == 0, done.stderr[-3000:]
 
 
 def _unbounded(redis_conn, env: dict[str, str]) -> list[str]:
@@ -136,10 +82,15 @@ def _unbounded(redis_conn, env: dict[str, str]) -> list[str]:
 
 @pytest.mark.slow  # real serve and worker processes
 def test_after_the_whole_chain_every_key_expires_or_is_a_named_bounded_one(
-    server, env, standin, redis_conn, tmp_path
+    server,  # noqa: F811 (the fixture imported above)
+    app_env,
+    standin,
+    redis_conn,
+    tmp_path,
 ):
+    env = app_env
     assert _comment(server, REQUEST).json()["status"] == "queued"
-    _work(env, tmp_path)
+    _work(app_env, tmp_path)
     assert len(standin.github.pulls) == 1
 
     # Feedback, a read-level command, an error, a duplicate, and a dry run from the API.
@@ -148,18 +99,18 @@ def test_after_the_whole_chain_every_key_expires_or_is_a_named_bounded_one(
     dry_run = {"repo": payloads.REPO, "text": "/idp create-service cart-api", "dry_run": True}
     started = httpx.post(f"{server}/api/sessions", headers=AUTH, json=dry_run, timeout=10)
     assert started.status_code == 202, started.text
-    _work(env, tmp_path)
+    _work(app_env, tmp_path)
 
     # A command that finds the session held joins its line, then runs when it is let go.
     lock = f"{env['IDP_REDIS_PREFIX']}:lock:{payloads.REPO}#7"
     redis_conn.set(lock, "a-long-run", px=600_000)
     assert _comment(server, "/idp plan", sender="mia").json()["status"] == "queued"
-    _work(env, tmp_path)
+    _work(app_env, tmp_path)
     line = f"{env['IDP_REDIS_PREFIX']}:lock-line:{payloads.REPO}#7"
     assert redis_conn.llen(line) == 1
     redis_conn.delete(lock)  # the long run died: worker maintenance hands the session on
     assert drain_stranded(redis_conn, settings_of(env)) == 1
-    _work(env, tmp_path)
+    _work(app_env, tmp_path)
     assert redis_conn.llen(line) == 0
 
     keys = [k.decode() for k in redis_conn.scan_iter(count=1000)]

@@ -8,6 +8,7 @@ from functools import cache
 from typing import Any
 
 import redis
+from rq.job import Job
 
 from app.agent.providers.base import ChatModel
 from app.audit import AuditLog
@@ -104,6 +105,10 @@ async def run_parsed(
         cluster=cluster,
         job_id=_current_job_id(),
     )
+    if ctx.job_id is not None and connection.exists(Job.key_for(continuation_id(ctx.job_id))):
+        # This job joined its session's line before and was run again (its worker died after
+        # that): its continuation runs the commands, once.
+        return {"deferred": continuation_id(ctx.job_id)}
     store.line = SessionLine(connection, settings, lambda: waiter_for(ctx))
     # `SessionLocked` (a caller outside RQ waited its time) propagates as before.
     if ctx.job_id is not None:

@@ -153,3 +153,19 @@ def test_a_dead_holders_session_goes_to_the_next_in_line_at_maintenance(settings
 
     assert queue_for(redis_conn, settings).get_job_ids() == ["job-9-w1"]
     assert line.waiting(SESSION) == []
+
+
+def test_a_job_that_joined_the_line_and_runs_again_leaves_the_commands_to_its_continuation(
+    settings, redis_conn, monkeypatch
+):
+    """Its worker died after the job joined the line; RQ runs it again (jobs/recovery.py)
+    after the continuation already ran: the commands are not run a second time."""
+    import jobs.tasks
+
+    monkeypatch.setattr(jobs.tasks, "_current_job_id", lambda: "delivery-abc")
+    redis_conn.hset(Job.key_for("delivery-abc-w1"), mapping={"status": "finished"})
+
+    outcome = asyncio.run(run_parsed(_trigger("d-again", CREATE), settings, redis_conn))
+
+    assert outcome == {"deferred": "delivery-abc-w1"}
+    assert SessionStore(redis_conn, settings).get(SESSION) is None  # nothing ran

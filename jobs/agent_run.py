@@ -184,8 +184,9 @@ async def run_agent(ctx: JobContext, prepare: Prepare) -> str:
     """One agent run for the trigger's session; returns the session's final status.
 
     The lock makes runs of one session strictly one at a time; its TTL frees it when a
-    worker dies, and the loop renews it at every step. `SessionLocked` propagates: RQ
-    retries the job once the other run has finished.
+    worker dies, and the loop renews it at every step. A job that finds the session held
+    joins its line (app/session_line.py): `SessionQueued` propagates to jobs/tasks.py, and
+    the rest of the trigger runs when the holder lets go.
     """
     with ctx.store.lock(ctx.session_id) as lock:
         session = ctx.store.get(ctx.session_id) or _new_session(ctx)
@@ -207,7 +208,9 @@ async def after_run(ctx: JobContext, session: Session) -> None:
     """Link the App's pull request to the session, and give it the config's labels once."""
     if session.pr_number is None:
         return
-    ctx.connection.set(pr_session_key(ctx.settings, session.repo, session.pr_number), session.id)
+    # The link lives as long as the session (refreshed at every run that reaches here).
+    link = pr_session_key(ctx.settings, session.repo, session.pr_number)
+    ctx.connection.set(link, session.id, ex=ctx.settings.session_ttl)
     labels = sorted(set(ctx.config.labels))
     key = f"labels:{session.pr_number}:{','.join(labels)}"
     if not labels or session.step_for(key) is not None:

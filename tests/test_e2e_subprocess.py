@@ -131,8 +131,9 @@ def test_serve_and_worker_processes_answer_with_one_comment_and_one_pull_request
     commits_before = len(github.commits)
     assert _comment_posts(github) == 1
 
-    # The same command again, as a new delivery: no second comment, commit or pull request.
-    assert _post(server, payload, "e2e-2").json()["status"] == "queued"
+    # The same command again, as a new comment: no second comment, commit or pull request.
+    again = payloads.issue_comment(REQUEST, sender="alice")
+    assert _post(server, again, "e2e-2").json()["status"] == "queued"
     _work(app_env, tmp_path)
     assert _comment_posts(github) == 1
     assert len(github.pulls) == 1

@@ -42,6 +42,7 @@ from app.github.forge import (
     validate_repo_name,
 )
 from app.github.local_reviews import LocalReviews
+from app.github.permissions import APP_PERMISSIONS, REPO_CREATION
 
 # Fixed identity and no user or system git config: works on a machine with no git setup,
 # and a global `commit.gpgsign` or hook path cannot get in the way.
@@ -63,11 +64,19 @@ APP_LOGIN = "idp-copilot[bot]"
 
 class LocalForge(LocalReviews):
     """The `Forge` protocol on local files; `permissions` maps usernames to roles (default
-    "admin": the local user owns the local repository)."""
+    "admin": the local user owns the local repository); `granted` is what the App's
+    installation grants (default: every permission the App asks for)."""
 
-    def __init__(self, root: Path, *, permissions: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        permissions: dict[str, str] | None = None,
+        granted: dict[str, str] | None = None,
+    ) -> None:
         self.root = Path(root).resolve()  # PR links are file:// URIs: absolute
         self._permissions = {k.lower(): v for k, v in (permissions or {}).items()}
+        self.granted = dict(APP_PERMISSIONS | REPO_CREATION if granted is None else granted)
         self._init_lock = threading.Lock()
         self.writes: Counter[str] = Counter()
 
@@ -319,6 +328,9 @@ class LocalForge(LocalReviews):
 
         if labels:
             await asyncio.to_thread(record)
+
+    async def granted_permissions(self, repo: RepoRef) -> dict[str, str] | None:
+        return dict(self.granted)
 
     async def permission(self, repo: RepoRef, username: str) -> Permission:
         level = self._permissions.get(username.lower(), "admin")

@@ -1,6 +1,7 @@
 """GitHub-shaped REST response bodies for tests, complete enough that githubkit's response
-validation accepts them (in both REST versions we speak, 2026-03-10 and 2022-11-28), and
-`FakeGitHub`: a stateful GitHub for one repository on respx.
+validation accepts them (in both REST versions we speak, 2026-03-10 and 2022-11-28; held to
+that by tests/test_github_standin_contract.py). `FakeGitHub`, the stateful GitHub built on
+them, lives in tests/fake_github.py.
 
 Every builder takes `at=Where(...)` to say which GitHub and repository the body belongs to;
 `Where(api="https://ghe.example.com/api/v3")` plays GitHub Enterprise Server.

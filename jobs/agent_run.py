@@ -26,6 +26,7 @@ from app.github.forge import ForgeError
 from app.repo_config import RepoConfig
 from app.state import Session, StepRecord, session_id_for
 from jobs.audited import AuditedCluster
+from jobs.preflight import may_write
 from tools.service import ServiceRequest
 
 if TYPE_CHECKING:
@@ -193,6 +194,9 @@ async def run_agent(ctx: JobContext, prepare: Prepare) -> str:
         if session.installation_id is None:
             session.installation_id = ctx.trigger.installation_id
         if prepare(session) is False:
+            return session.status
+        if not await may_write(ctx, session):
+            ctx.store.save(session)  # the todo names the missing permission; nothing else
             return session.status
         session.job_id = ctx.job_id
         ctx.store.save(session)

@@ -134,6 +134,9 @@ class AuditedForge:
     async def permission(self, repo: RepoRef, username: str) -> Permission:
         return await self.inner.permission(repo, username)
 
+    async def granted_permissions(self, repo: RepoRef) -> dict[str, str] | None:
+        return await self.inner.granted_permissions(repo)
+
     async def commit_files(
         self, repo: RepoRef, branch: str, files: dict[str, str], message: str
     ) -> CommitInfo:

@@ -28,6 +28,7 @@ READS = {
     "read_file",
     "permission",
     "get_review",
+    "granted_permissions",
     "add_reaction",  # an acknowledgement, deliberately not audited
 }
 

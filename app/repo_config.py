@@ -48,7 +48,11 @@ DEFAULT_APPROVAL_REQUIRED: tuple[str, ...] = (
     "create_repository",
     "create_git_repository_with_branch_protection",
 )
-_NAMESPACE_PREFIX_RE = re.compile(r"^([a-z0-9][-a-z0-9]{0,29})?$")
+# Keys the file no longer has, with where the setting went: named instead of "not a known key".
+_MOVED_KEYS = {
+    ("staging", "namespace_prefix"): "the staging namespace is the operator's setting now "
+    "(IDP_STAGING_NAMESPACE_PREFIX, IDP_STAGING_NAMESPACES); remove the key",
+}
 
 
 class _Strict(BaseModel):
@@ -74,24 +78,14 @@ class Defaults(_Strict):
 
 
 class StagingConfig(_Strict):
-    """Where `/idp deploy staging` and auto-deploy go."""
+    """Which of the operator's staging clusters `/idp deploy staging` goes to. The namespace
+    is not the repository's to choose: the operator's rule derives it (IDP_STAGING_*)."""
 
-    context: str | None = Field(None, description="kubeconfig context; None: the current one")
-    namespace_prefix: str = Field("", description="Prepended to the TEAM-staging namespace")
-
-    @field_validator("namespace_prefix")
-    @classmethod
-    def _prefix(cls, value: str) -> str:
-        if not _NAMESPACE_PREFIX_RE.match(value):
-            raise ValueError(
-                "must be up to 30 lower-case letters, digits and '-', starting with a letter or "
-                "digit (it becomes part of a Kubernetes namespace name), e.g. 'team-a-'"
-            )
-        return value
-
-    def namespace_for(self, name: str) -> str:
-        """The staging namespace of service or team `name` under this prefix."""
-        return f"{self.namespace_prefix}{name}-staging"
+    context: str | None = Field(
+        None,
+        max_length=253,
+        description="One of the operator's IDP_STAGING_CONTEXTS; None: the operator's default",
+    )
 
 
 class ReviewersConfig(_Strict):
@@ -275,6 +269,8 @@ def _problem(err: Any) -> Problem:
     if kind == "literal_error":
         options = ", ".join(_options(err))
         return loc, f"{_code(f'{_dotted(loc)}: {_show(value)} is not one of {options}')}"
+    if kind == "extra_forbidden" and tuple(loc) in _MOVED_KEYS:
+        return loc, f"{_code(f'{_dotted(loc)}: no longer a key')}; {_MOVED_KEYS[tuple(loc)]}"
     if kind == "extra_forbidden":
         known = _fields_at(loc[:-1])
         hint = _did_you_mean(str(loc[-1]), known) or (
@@ -394,9 +390,9 @@ approval_required:
 #   - generate_k8s_manifests
 #   - setup_cicd_pipeline
 
-staging:
-  # context: staging      # kubeconfig context; leave out for the current one
-  namespace_prefix: ""    # prepended to the team's TEAM-staging namespace
+# The staging namespace, kinds and Ingress domains are the operator's (IDP_STAGING_*).
+# staging:
+#   context: staging-eu   # one of the operator's IDP_STAGING_CONTEXTS; leave out for the default
 
 auto_deploy_on_merge: false   # deploy to staging when the App's pull request is merged
 labels:                        # added to the App's pull requests

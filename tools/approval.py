@@ -26,12 +26,16 @@ class ApprovalScope:
     files: dict[str, str] = field(default_factory=dict)
 
 
-def approval_digest(tool: str, args: dict[str, Any], files: dict[str, str]) -> str:
-    """sha256 over the tool, its arguments (canonical JSON) and each applied file's path and
-    text in path order; lengths go in first, so no two inputs share a byte stream."""
+def approval_digest(
+    tool: str, args: dict[str, Any], files: dict[str, str], target: str = ""
+) -> str:
+    """sha256 over the tool, its arguments (canonical JSON), its target (the namespace or
+    repository the todo names: the operator's settings may move it without any argument
+    changing) and each applied file's path and text in path order; lengths go in first, so
+    no two inputs share a byte stream."""
     h = hashlib.sha256()
     head = json.dumps(
-        {"tool": tool, "args": args},
+        {"tool": tool, "args": args, "target": target},
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=False,

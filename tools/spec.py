@@ -42,9 +42,10 @@ class ToolContext:
 
 
 ToolFunc = Callable[[Any, ToolContext], "BaseModel | Awaitable[BaseModel]"]
-# (validated arguments, the session's workspace, the session's repository) → what a gated
-# call acts on; its approval digest covers those files (tools/approval.py).
-ScopeFunc = Callable[[Any, dict[str, str], "RepoRef | None"], "ApprovalScope"]
+# (validated arguments, the session's workspace, the session's repository, the operator's
+# settings) → what a gated call acts on; its approval digest covers those files
+# (tools/approval.py).
+ScopeFunc = Callable[[Any, dict[str, str], "RepoRef | None", Any], "ApprovalScope"]
 
 
 @dataclass

@@ -40,14 +40,18 @@ class CallScope:
 
 
 def scope_of(
-    spec: ToolSpec, args: dict[str, Any], workspace: dict[str, str], repo: RepoRef | None
+    spec: ToolSpec,
+    args: dict[str, Any],
+    workspace: dict[str, str],
+    repo: RepoRef | None,
+    settings: Any = None,
 ) -> CallScope:
     """The target, files and digest of `spec` called with `args` (the final arguments)."""
     target, files = "", {}
     if spec.approval_scope is not None:
         try:
             found: ApprovalScope = spec.approval_scope(
-                spec.input_model.model_validate(args), workspace, repo
+                spec.input_model.model_validate(args), workspace, repo, settings
             )
             target, files = found.target, found.files
         except ValidationError:
@@ -56,8 +60,8 @@ def scope_of(
         spec.name,
         target,
         files,
-        approval_digest(spec.name, args, files),
-        approval_digest(spec.name, args, {}),
+        approval_digest(spec.name, args, files, target),
+        approval_digest(spec.name, args, {}, target),
     )
 
 
@@ -73,7 +77,7 @@ def void(session: Session, approval: Approval, now: CallScope, why: str | None =
     if not session.approvals:
         session.approved_by = None  # the model's prompt no longer says it may go on
     if why is None:
-        changed = "files" if approval.args_digest == now.args_digest else "arguments"
+        changed = "files" if approval.args_digest == now.args_digest else "arguments or target"
         why = f"{changed} changed since `@{approval.by}` approved digest `{short(approval.digest)}`"
     note = (
         f"{VOID_PREFIX} for `{approval.tool}`: {why}. It waits for `/idp apply` again "
@@ -149,11 +153,12 @@ async def approved_workspace(
     args: dict[str, Any],
     task_id: str | None,
     emit: Callable[[str, dict[str, Any]], None],
+    settings: Any = None,
 ) -> dict[str, str]:
     """The workspace an approved gated call runs with, its files read from the branch head
     and checked against the approved digest. Raises `NeedsApproval` when no approval names
     the call's digest (voiding one given for other files or arguments)."""
-    scope = scope_of(spec, args, s.files, repo)
+    scope = scope_of(spec, args, s.files, repo, settings)
     approval = s.approval_for(spec.name, scope.digest)
     if approval is None:
         if (stale := stale_approval(s, task_id, scope)) is not None:
@@ -163,7 +168,7 @@ async def approved_workspace(
     if head is None:
         return dict(s.files)
     workspace = {p: t for p, t in s.files.items() if p not in scope.files} | head
-    now = scope_of(spec, args, workspace, repo)
+    now = scope_of(spec, args, workspace, repo, settings)
     if now.digest == approval.digest:
         return workspace
     # Someone committed on the branch after the approval: the workspace follows the branch,

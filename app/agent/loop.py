@@ -176,6 +176,13 @@ class Agent:
             self.gate_approvals(s)
             self.emit("todo", {"todo": s.todo.model_dump()})
             await self.boundary(run)
+        await self.run_ready(run)
+
+    async def run_ready(self, run: RunState) -> None:
+        """Run the todo's ready tasks in waves, independent ones concurrently, until none is
+        ready; a checkpoint after each wave. The rules path, and the model path's finish."""
+        s = run.session
+        assert s.todo is not None
         while True:
             self.gate_approvals(s)
             block_dependents(s.todo)
@@ -185,10 +192,11 @@ class Agent:
             run.guard.step()
             for task in ready:
                 run.guard.check(ToolCall(id=task.id, name=task.tool or "", arguments=task.args))
-            await asyncio.gather(*(self._run_task(run, t) for t in ready))
+            await asyncio.gather(*(self.run_task(run, t) for t in ready))
             await self.boundary(run)
 
-    async def _run_task(self, run: RunState, task: Task) -> None:
+    async def run_task(self, run: RunState, task: Task) -> None:
+        """Carry out one task with its planned arguments; a gated one waits for approval."""
         if task.tool is None:
             task.status = "skipped"
             return
@@ -221,7 +229,7 @@ class Agent:
         if spec is None or not self.needs_approval(spec):
             return None
         repo = RepoRef.parse(s.repo, s.installation_id)
-        return scope_of(spec, self.call_args(spec, task.args), s.files, repo)
+        return scope_of(spec, self.call_args(spec, task.args), s.files, repo, self.settings)
 
     def is_approved(self, s: Session, task: Task) -> bool:
         spec = self.spec_or_none(task.tool)
@@ -249,7 +257,7 @@ class Agent:
         approved = self.needs_approval(spec)
         if approved:
             workspace = await approved_workspace(
-                self.forge, run.repo, s, spec, args, task_id, self.emit
+                self.forge, run.repo, s, spec, args, task_id, self.emit, self.settings
             )
         files = s.files if spec.side_effect == "repo" else None
         if approved and spec.side_effect == "external":

@@ -14,6 +14,7 @@ kept (more reviews, more checks, admins bound, linear history, push restrictions
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -180,7 +181,9 @@ async def _create(args: CreateRepositoryInput, ctx: ToolContext) -> RepoInfo:
     return info
 
 
-def repository_scope(args: CreateRepositoryInput, files: dict[str, str], repo: RepoRef | None):
+def repository_scope(
+    args: CreateRepositoryInput, files: dict[str, str], repo: RepoRef | None, settings: Any
+) -> ApprovalScope:
     """What `/idp apply` approves for a repository tool: the repository it creates."""
     owner = args.owner or (repo.owner if repo is not None else "?")
     return ApprovalScope(f"repository `{owner}/{args.name}`")

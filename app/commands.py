@@ -9,14 +9,22 @@ from __future__ import annotations
 
 import difflib
 import operator
-import re
 import shlex
 import time
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
+from app.untrusted import (
+    MAX_BODY_CHARS,
+    MAX_COMMAND_CHARS,
+    MAX_PARSED_COMMANDS,
+    MAX_SUGGEST_CHARS,
+    MAX_VALUE_CHARS,
+    linear,
+    replace_all,
+)
 from tools.service import LANGUAGES, NAME_RULE, SERVICE_TYPES, ServiceRequest, suggest_name
 
 Verb = Literal[
@@ -80,6 +88,9 @@ class Trigger(BaseModel):
     locked: bool = False
     commands: list[Command] = Field(default_factory=list)
     errors: list[str] = Field(default_factory=list)
+    # How many `/idp` lines the comment held, parsed or not (only the first
+    # MAX_PARSED_COMMANDS are parsed): the job refuses a comment past its command budget.
+    command_lines: int = 0
     received_at: float = Field(default_factory=time.time)
     # Sessions started from the operator console or `idp-copilot run` without a repo answer
     # on the LocalForge, whatever the worker's forge is.
@@ -140,21 +151,22 @@ SET_ALIASES: dict[str, str] = {
 }
 
 # Values that land in YAML and must look like what Kubernetes accepts (ServiceRequest keeps
-# them as plain strings), each with the sentence that tells the user the rule.
-_VALUE_RULES: dict[str, tuple[re.Pattern[str], str]] = {
-    "cpu": (re.compile(r"^\d+(\.\d+)?m?$"), "a CPU quantity such as 250m or 1"),
+# them as plain strings), each with the sentence that tells the user the rule. Whole values
+# only (`fullmatch`: a trailing newline is refused), after the MAX_VALUE_CHARS bound; a host
+# name's 253-character limit is checked by length, as RE2 has no look-ahead.
+_VALUE_RULES: dict[str, tuple[Any, str]] = {
+    "cpu": (linear(r"[0-9]+(\.[0-9]+)?m?"), "a CPU quantity such as 250m or 1"),
     "memory": (
-        re.compile(r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$"),
+        linear(r"[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?"),
         "a memory quantity such as 256Mi or 1Gi",
     ),
     "host": (
-        re.compile(
-            r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)+$"
-        ),
+        linear(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)+"),
         "a lower-case DNS host name such as payments.example.com",
     ),
-    "path": (re.compile(r"^/[A-Za-z0-9._~/-]{0,200}$"), "a URL path such as /healthz"),
+    "path": (linear(r"/[A-Za-z0-9._~/-]{0,200}"), "a URL path such as /healthz"),
 }
+_MAX_HOST_CHARS = 253
 _COMPARE = {"ge": operator.ge, "gt": operator.gt, "le": operator.le, "lt": operator.lt}
 _WORDS = {"ge": "at least", "gt": "above", "le": "at most", "lt": "below"}
 _RULE_OF_KEY = {
@@ -183,6 +195,7 @@ def escape_user_text(text: str, limit: int = 80) -> str:
     """User text made safe to echo in a comment: one line, no backticks, no live @-mentions,
     shortened, in a code span."""
     # isprintable() drops zero-width and bidi controls, so what is echoed is what was typed.
+    text = text[: limit * 4]  # what is shown is `limit` long: cleaning more is wasted work
     flat = "".join(ch for ch in " ".join(text.replace("`", "").split()) if ch.isprintable())
     if len(flat) > limit:
         flat = flat[: limit - 1] + "…"
@@ -191,6 +204,8 @@ def escape_user_text(text: str, limit: int = 80) -> str:
 
 
 def _did_you_mean(word: str, choices: tuple[str, ...] | list[str], prefix: str = "") -> str:
+    if len(word) > MAX_SUGGEST_CHARS:
+        return ""  # difflib's cost grows with the product of the lengths
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return f" Did you mean `{prefix}{close[0]}`?" if close else ""
 
@@ -221,48 +236,79 @@ def _first_error(exc: ValidationError) -> str:
 
 # -- comments ----------------------------------------------------------------------------
 
-_COMMAND_RE = re.compile(r"^\s*/idp(?:\s+(?P<rest>.*))?$", re.IGNORECASE)
-_FENCE_RE = re.compile(r"^\s{0,3}(?P<fence>`{3,}|~{3,})")
-_HTML_COMMENT_RE = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
+_HTML_COMMENT_RE = linear(rb"(?s)<!--.*?(?:-->|\z)")
+
+
+def _fence(line: str) -> str | None:
+    """The code fence (```` ``` ```` or `~~~`, three or more) that `line` opens or closes
+    after at most three spaces of indentation, else None. Plain string work: one pass."""
+    rest = line.lstrip(" \t")
+    if len(line) - len(rest) > 3 or rest[:3] not in ("```", "~~~"):
+        return None
+    return rest[: len(rest) - len(rest.lstrip(rest[0]))]
+
+
+def _command_rest(line: str) -> str | None:
+    """What follows `/idp` (case-insensitive, after optional blanks) on a command line, or
+    None when `line` is not one."""
+    text = line.strip()
+    if text[:4].lower() != "/idp" or (len(text) > 4 and not text[4].isspace()):
+        return None
+    return text[4:].strip()
 
 
 def _command_lines(body: str) -> list[str]:
     """The lines that are commands: not in a code fence, not quoted, not in an HTML comment
-    (hidden text must not run a command a reader cannot see)."""
+    (hidden text must not run a command a reader cannot see). Only the first
+    MAX_BODY_CHARS of `body` are read (GitHub's own limit)."""
     lines: list[str] = []
     fence: str | None = None
-    for line in _HTML_COMMENT_RE.sub("", body).splitlines():
-        opener = _FENCE_RE.match(line)
+    for line in replace_all(_HTML_COMMENT_RE, body[:MAX_BODY_CHARS]).splitlines():
+        opener = _fence(line)
         if fence is not None:
-            if opener and opener["fence"][0] == fence[0] and len(opener["fence"]) >= len(fence):
+            if opener and opener[0] == fence[0] and len(opener) >= len(fence):
                 fence = None
             continue
         if opener:
-            fence = opener["fence"]
-        elif not line.lstrip().startswith(">") and _COMMAND_RE.match(line):
+            fence = opener
+        elif not line.lstrip().startswith(">") and _command_rest(line) is not None:
             lines.append(line.strip())
     return lines
 
 
-def parse_comment(body: str) -> tuple[list[Command], list[CommandError]]:
-    """Every `/idp` line of a comment, parsed; bad lines become errors, good ones commands."""
+def read_comment(body: str) -> tuple[list[Command], list[CommandError], int]:
+    """The first MAX_PARSED_COMMANDS `/idp` lines of a comment, parsed (bad lines become
+    errors, good ones commands), and how many `/idp` lines it holds in all."""
     commands: list[Command] = []
     errors: list[CommandError] = []
-    for line in _command_lines(body):
+    lines = _command_lines(body)
+    for line in lines[:MAX_PARSED_COMMANDS]:
         try:
             commands.append(parse_line(line))
         except CommandError as exc:
             exc.line = line
             errors.append(exc)
+    return commands, errors, len(lines)
+
+
+def parse_comment(body: str) -> tuple[list[Command], list[CommandError]]:
+    """The `/idp` lines of a comment, parsed (see `read_comment`)."""
+    commands, errors, _ = read_comment(body)
     return commands, errors
 
 
 def parse_line(line: str) -> Command:
     """One `/idp …` line → Command; raises CommandError with the fix."""
-    match = _COMMAND_RE.match(line)
-    if match is None:
+    rest = _command_rest(line)
+    if rest is None:
         raise CommandError("A command starts with `/idp`; `/idp help` lists them.", line)
-    parts = (match["rest"] or "").strip().split(None, 1)
+    if len(line) > MAX_COMMAND_CHARS:
+        raise CommandError(
+            f"A command line holds at most {MAX_COMMAND_CHARS:,} characters; this one has "
+            f"{len(line):,}. Shorten it, or split the text over several comments.",
+            line,
+        )
+    parts = rest.split(None, 1)
     if not parts:
         return Command(verb="help", line=line)
     verb, rest = parts[0].lower(), (parts[1] if len(parts) > 1 else "")
@@ -386,9 +432,12 @@ def _service(name: str, fields: dict[str, object]) -> ServiceRequest:
         raise CommandError(f"`{field}` is not valid: {_first_error(exc)}.") from None
 
 
+_KEY_SEPARATORS = str.maketrans("-. \t", "____")
+
+
 def canonical_set_key(key: str) -> str | None:
     """The ServiceRequest field a `/idp set` key names (aliases and spellings), or None."""
-    norm = re.sub(r"[-.\s]", "_", key.strip().lower())
+    norm = key.strip().lower().translate(_KEY_SEPARATORS)
     if norm in SET_KEYS:
         return norm
     return SET_ALIASES.get(norm)
@@ -402,8 +451,13 @@ def validate_set_value(key: str, value: str) -> str:
         value = str(_option_value(key, value, f"`{key}`"))
     if key in ("replicas", "max_replicas", "port", "latency_p99_ms", "availability_slo"):
         return str(_check_number(key, value, f"`{key}`"))
+    if len(value) > MAX_VALUE_CHARS:
+        raise CommandError(
+            f"`{key}` takes at most {MAX_VALUE_CHARS} characters; got {len(value):,}."
+        )
     rule = _VALUE_RULES.get(_RULE_OF_KEY.get(key, ""))
-    if rule and not rule[0].fullmatch(value):
+    too_long = key == "ingress_host" and len(value) > _MAX_HOST_CHARS
+    if rule and (too_long or not rule[0].fullmatch(value)):
         raise CommandError(f"`{key}` must be {rule[1]}; got {escape_user_text(value)}.")
     data = ServiceRequest(name="example").model_dump()
     data[key] = value
@@ -456,7 +510,6 @@ _PARSERS: dict[str, Callable[[str, str], Command]] = {
 
 # -- issue forms -------------------------------------------------------------------------
 
-_HEADING_RE = re.compile(r"^###[ \t]+(?P<label>.+?)[ \t]*#*[ \t]*$", re.MULTILINE)
 _FORM_FIELDS = {
     "service name": "name",
     "language": "language",
@@ -469,24 +522,37 @@ _FORM_FIELDS = {
 _LANGUAGE_ALIASES = {"node.js": "node", "nodejs": "node", "javascript": "node", "golang": "go"}
 
 
+def _headings(body: str) -> list[tuple[int, int, str]]:
+    """Each `### Label` line of `body` (a level-3 ATX heading, closing `#`s dropped) as
+    (start, end, label): plain string work, one pass over the lines."""
+    found: list[tuple[int, int, str]] = []
+    start = 0
+    for line in body.split("\n"):
+        end = start + len(line)
+        if line.startswith("###") and line[3:4] in (" ", "\t"):
+            label = line[3:].strip(" \t")
+            label = label.rstrip("#").rstrip(" \t") or label
+            if label:
+                found.append((start, end, label))
+        start = end + 1
+    return found
+
+
 def is_issue_form(body: str | None) -> bool:
     """True when `body` is our "New service" issue form as GitHub renders it."""
-    return bool(body) and any(
-        m["label"].strip().lower() == "service name" for m in _HEADING_RE.finditer(body or "")
-    )
+    text = (body or "")[:MAX_BODY_CHARS]
+    return any(label.strip().lower() == "service name" for _, _, label in _headings(text))
 
 
 def form_sections(body: str) -> dict[str, str | None]:
     """`### Label` → value (None for `_No response_` or empty), labels lower-cased."""
-    body = body.replace("\r\n", "\n")
-    headings = list(_HEADING_RE.finditer(body))
+    body = body[:MAX_BODY_CHARS].replace("\r\n", "\n")
+    headings = _headings(body)
     sections: dict[str, str | None] = {}
-    for i, heading in enumerate(headings):
-        end = headings[i + 1].start() if i + 1 < len(headings) else len(body)
-        value = body[heading.end() : end].strip()
-        sections[heading["label"].strip().lower()] = (
-            None if not value or value == "_No response_" else value
-        )
+    for i, (_, end, label) in enumerate(headings):
+        stop = headings[i + 1][0] if i + 1 < len(headings) else len(body)
+        value = body[end:stop].strip()
+        sections[label.strip().lower()] = None if not value or value == "_No response_" else value
     return sections
 
 

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from app.commands import Verb
 from app.github.forge import PERMISSION_RANK, Forge, ForgeError, RepoRef, validate_path
+from app.untrusted import linear
 from tools.service import NAME_RE, Language, ServiceType, suggest_name
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ DEFAULT_APPROVAL_REQUIRED: tuple[str, ...] = (
     "create_repository",
     "create_git_repository_with_branch_protection",
 )
-_NAMESPACE_PREFIX_RE = re.compile(r"^([a-z0-9][-a-z0-9]{0,29})?$")
+_NAMESPACE_PREFIX_RE = linear(r"^([a-z0-9][-a-z0-9]{0,29})?$")
 
 
 class _Strict(BaseModel):
@@ -66,7 +67,7 @@ class Defaults(_Strict):
     @field_validator("team")
     @classmethod
     def _team(cls, value: str) -> str:
-        if not NAME_RE.match(value):
+        if not NAME_RE.fullmatch(value):
             raise ValueError(
                 f"a team name follows the service-name rule: try '{suggest_name(value)}'"
             )
@@ -82,7 +83,7 @@ class StagingConfig(_Strict):
     @field_validator("namespace_prefix")
     @classmethod
     def _prefix(cls, value: str) -> str:
-        if not _NAMESPACE_PREFIX_RE.match(value):
+        if not _NAMESPACE_PREFIX_RE.fullmatch(value):
             raise ValueError(
                 "must be up to 30 lower-case letters, digits and '-', starting with a letter or "
                 "digit (it becomes part of a Kubernetes namespace name), e.g. 'team-a-'"

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from app.commands import Verb
 from app.github.forge import PERMISSION_RANK, Forge, ForgeError, RepoRef, validate_path
-from app.untrusted import linear
+from app.untrusted import MAX_SUGGEST_CHARS, linear
 from tools.service import NAME_RE, Language, ServiceType, suggest_name
 
 if TYPE_CHECKING:
@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 
 CONFIG_PATH = ".github/idp-copilot.yml"
 MAX_CONFIG_BYTES = 64 * 1024
+# Nesting of mappings and lists the file may use (the schema needs 2). PyYAML builds nodes
+# recursively: a few thousand `[` raised RecursionError in every job of the repository.
+MAX_CONFIG_DEPTH = 20
 Level = Literal["read", "triage", "write", "maintain", "admin"]
 
 # Who may run what (DESIGN.md "Who may run what"). The file may only make a command stricter:
@@ -194,6 +197,9 @@ def parse_repo_config(
     if len(text.encode()) > MAX_CONFIG_BYTES:
         return None, _error_text([f"the file is larger than {MAX_CONFIG_BYTES // 1024} KiB"])
     try:
+        too_deep = _too_deep(text)
+        if too_deep is not None:
+            return None, _error_text([too_deep])
         data = yaml.safe_load(text)
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
@@ -220,6 +226,25 @@ def parse_repo_config(
             return config, None
     located = sorted((_line_of(root, loc) or 0, msg) for loc, msg in problems)
     return None, _error_text([f"line {line}: {msg}" if line else msg for line, msg in located])
+
+
+def _too_deep(text: str) -> str | None:
+    """The problem sentence when `text` nests deeper than MAX_CONFIG_DEPTH, else None.
+    PyYAML's event parser keeps its own stack (no recursion), so this walk is safe where
+    building the nodes is not."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_CONFIG_DEPTH:
+                line = event.start_mark.line + 1 if event.start_mark else 1
+                return (
+                    f"line {line}: mappings and lists nest deeper than {MAX_CONFIG_DEPTH} "
+                    "levels; the settings need two"
+                )
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+    return None
 
 
 # -- checks beyond the schema --------------------------------------------------------------
@@ -305,6 +330,8 @@ def _fields_at(loc: Sequence[Any]) -> list[str]:
 
 
 def _did_you_mean(word: str, choices: Sequence[str]) -> str:
+    if len(word) > MAX_SUGGEST_CHARS:
+        return ""  # difflib's cost grows with the product of the lengths
     close = difflib.get_close_matches(word.lower(), list(choices), n=1, cutoff=0.6)
     return f"did you mean `{close[0]}`?" if close else ""
 

@@ -24,6 +24,7 @@ from app.untrusted import (
     MAX_VALUE_CHARS,
     linear,
     replace_all,
+    scrub,
 )
 from tools.service import LANGUAGES, NAME_RULE, SERVICE_TYPES, ServiceRequest, suggest_name
 
@@ -263,7 +264,7 @@ def _command_lines(body: str) -> list[str]:
     MAX_BODY_CHARS of `body` are read (GitHub's own limit)."""
     lines: list[str] = []
     fence: str | None = None
-    for line in replace_all(_HTML_COMMENT_RE, body[:MAX_BODY_CHARS]).splitlines():
+    for line in replace_all(_HTML_COMMENT_RE, scrub(body[:MAX_BODY_CHARS])).splitlines():
         opener = _fence(line)
         if fence is not None:
             if opener and opener[0] == fence[0] and len(opener) >= len(fence):
@@ -299,6 +300,7 @@ def parse_comment(body: str) -> tuple[list[Command], list[CommandError]]:
 
 def parse_line(line: str) -> Command:
     """One `/idp …` line → Command; raises CommandError with the fix."""
+    line = scrub(line)
     rest = _command_rest(line)
     if rest is None:
         raise CommandError("A command starts with `/idp`; `/idp help` lists them.", line)
@@ -546,7 +548,7 @@ def is_issue_form(body: str | None) -> bool:
 
 def form_sections(body: str) -> dict[str, str | None]:
     """`### Label` → value (None for `_No response_` or empty), labels lower-cased."""
-    body = body[:MAX_BODY_CHARS].replace("\r\n", "\n")
+    body = scrub(body[:MAX_BODY_CHARS]).replace("\r\n", "\n")
     headings = _headings(body)
     sections: dict[str, str | None] = {}
     for i, (_, end, label) in enumerate(headings):

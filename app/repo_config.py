@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from app.commands import Verb
 from app.github.forge import PERMISSION_RANK, Forge, ForgeError, RepoRef, validate_path
-from app.untrusted import MAX_SUGGEST_CHARS, linear
+from app.untrusted import MAX_SUGGEST_CHARS, linear, scrub
 from tools.service import NAME_RE, Language, ServiceType, suggest_name
 
 if TYPE_CHECKING:
@@ -30,6 +30,9 @@ MAX_CONFIG_BYTES = 64 * 1024
 # Nesting of mappings and lists the file may use (the schema needs 2). PyYAML builds nodes
 # recursively: a few thousand `[` raised RecursionError in every job of the repository.
 MAX_CONFIG_DEPTH = 20
+# Problems named in one error comment; a file with hundreds names the first ones and counts
+# the rest (each is located by a walk of the file, and a comment holds 65,536 characters).
+MAX_PROBLEMS = 20
 Level = Literal["read", "triage", "write", "maintain", "admin"]
 
 # Who may run what (DESIGN.md "Who may run what"). The file may only make a command stricter:
@@ -194,14 +197,13 @@ def parse_repo_config(
     text: str, registry: ToolRegistry | None = None
 ) -> tuple[RepoConfig | None, str | None]:
     """`text` as a `RepoConfig`, or None and the error sentence (see `load_repo_config`)."""
+    text = scrub(text)
     if len(text.encode()) > MAX_CONFIG_BYTES:
         return None, _error_text([f"the file is larger than {MAX_CONFIG_BYTES // 1024} KiB"])
     try:
-        too_deep = _too_deep(text)
+        data, root, too_deep = _load(text)
         if too_deep is not None:
             return None, _error_text([too_deep])
-        data = yaml.safe_load(text)
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -224,27 +226,67 @@ def parse_repo_config(
         problems = _policy_problems(config, data, registry)
         if not problems:
             return config, None
-    located = sorted((_line_of(root, loc) or 0, msg) for loc, msg in problems)
-    return None, _error_text([f"line {line}: {msg}" if line else msg for line, msg in located])
+    more = len(problems) - MAX_PROBLEMS
+    located = sorted((_line_of(root, loc) or 0, msg) for loc, msg in problems[:MAX_PROBLEMS])
+    shown = [f"line {line}: {msg}" if line else msg for line, msg in located]
+    if more > 0:
+        shown.append(f"and {more} more problems like these")
+    return None, _error_text(shown)
 
 
-def _too_deep(text: str) -> str | None:
-    """The problem sentence when `text` nests deeper than MAX_CONFIG_DEPTH, else None.
-    PyYAML's event parser keeps its own stack (no recursion), so this walk is safe where
-    building the nodes is not."""
+def _events(text: str) -> tuple[list[yaml.Event], str | None]:
+    """The file's YAML events, or the sentence saying it nests deeper than MAX_CONFIG_DEPTH.
+    Read lazily and stopped at the first level too deep: PyYAML's scanner slows with every
+    open `[` (5,000 of them took 8 s), and building nodes recurses once per level."""
+    events: list[yaml.Event] = []
     depth = 0
     for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        events.append(event)
         if isinstance(event, yaml.CollectionStartEvent):
             depth += 1
             if depth > MAX_CONFIG_DEPTH:
                 line = event.start_mark.line + 1 if event.start_mark else 1
-                return (
+                return events, (
                     f"line {line}: mappings and lists nest deeper than {MAX_CONFIG_DEPTH} "
                     "levels; the settings need two"
                 )
         elif isinstance(event, yaml.CollectionEndEvent):
             depth -= 1
-    return None
+    return events, None
+
+
+class _Replay(yaml.composer.Composer, yaml.constructor.SafeConstructor, yaml.resolver.Resolver):
+    """PyYAML's safe loader fed from parsed events: the file is scanned and parsed once
+    (PyYAML's parser keeps its own stack, no recursion), its depth checked, and only then
+    are nodes built, which PyYAML does recursively."""
+
+    def __init__(self, events: list[yaml.Event]) -> None:
+        self._events, self._next = events, 0
+        yaml.composer.Composer.__init__(self)
+        yaml.constructor.SafeConstructor.__init__(self)
+        yaml.resolver.Resolver.__init__(self)
+
+    def check_event(self, *choices: type) -> bool:
+        if self._next >= len(self._events):
+            return False
+        return not choices or isinstance(self._events[self._next], choices)
+
+    def peek_event(self) -> yaml.Event:
+        return self._events[self._next]
+
+    def get_event(self) -> yaml.Event:
+        self._next += 1
+        return self._events[self._next - 1]
+
+
+def _load(text: str) -> tuple[Any, yaml.Node | None, str | None]:
+    """The file's data and root node, or the sentence saying it nests too deep."""
+    events, too_deep = _events(text)
+    if too_deep is not None:
+        return None, None, too_deep
+    loader = _Replay(events)
+    root = loader.get_single_node()
+    return (loader.construct_document(root) if root is not None else None), root, None
 
 
 # -- checks beyond the schema --------------------------------------------------------------

@@ -45,6 +45,16 @@ def bounded(text: str | None, limit: int) -> str:
     return (text or "")[:limit]
 
 
+def scrub(text: str) -> str:
+    """`text` with lone surrogates (JSON may carry `\\ud800`; UTF-8 cannot) turned into `?`,
+    so RE2, which reads UTF-8, can take it."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode()
+    return text
+
+
 def scan(pattern: Pattern, data: bytes, pos: int = 0) -> Iterator[list[tuple[int, int]]]:
     """Every match of `pattern` in `data` from `pos`, left to right, as its group spans
     (`[(start, end), …]`, group 0 first, `(-1, -1)` for a group that did not take part).
@@ -65,7 +75,7 @@ def scan(pattern: Pattern, data: bytes, pos: int = 0) -> Iterator[list[tuple[int
 def replace_all(pattern: Pattern, text: str, replacement: str = "") -> str:
     """`text` with every match of `pattern` (compiled from a bytes pattern) replaced by the
     fixed `replacement`: `re.sub` without templates, at the cost of `scan`."""
-    data = text.encode()
+    data = text.encode("utf-8", "surrogatepass")
     parts: list[bytes] = []
     kept, new = 0, replacement.encode()
     for spans in scan(pattern, data):
@@ -75,4 +85,4 @@ def replace_all(pattern: Pattern, text: str, replacement: str = "") -> str:
     if not parts:
         return text
     parts.append(data[kept:])
-    return b"".join(parts).decode()
+    return b"".join(parts).decode("utf-8", "surrogatepass")

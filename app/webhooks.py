@@ -23,7 +23,7 @@ from app.commands import (
     parse_issue_form,
     read_comment,
 )
-from app.untrusted import MAX_BODY_CHARS, MAX_TITLE_CHARS
+from app.untrusted import MAX_BODY_CHARS, MAX_TITLE_CHARS, scrub
 
 NEW_SERVICE_LABEL = "idp:new-service"
 # Branches of the App's pull requests (tools/builtin/publish.py `branch_for`).
@@ -52,8 +52,10 @@ def verify_signature(secrets: Iterable[bytes], body: bytes, header: str | None) 
 
 # Every text field gets its size bound before any parsing: GitHub's own limits, so a real
 # delivery is never cut; the rest of a longer field is never read.
-Body = Annotated[str | None, AfterValidator(lambda v: None if v is None else v[:MAX_BODY_CHARS])]
-Title = Annotated[str, AfterValidator(lambda v: v[:MAX_TITLE_CHARS])]
+Body = Annotated[
+    str | None, AfterValidator(lambda v: None if v is None else scrub(v[:MAX_BODY_CHARS]))
+]
+Title = Annotated[str, AfterValidator(lambda v: scrub(v[:MAX_TITLE_CHARS]))]
 
 
 class _User(BaseModel):

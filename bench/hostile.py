@@ -5,8 +5,9 @@ that made the old issue-form heading pattern backtrack (`### a`, spaces, a tab, 
 at 1.5 KB, 2 KB, 10 KB and 64 KB; a 64 KB comment of `/idp ask` lines; and the hidden-
 content cleaner on 64 KB of `<script ` and 80 KB of `<a style="`.
 
-Each case runs in a child process with a time limit (`--timeout`, 60 s by default), so the
-slow figures of an old checkout show as "> 60 s" instead of running for hours. To measure
+Each case runs in a child process (after one small warm-up call) with a time limit
+(`--timeout`, 60 s by default), so the slow figures of an old checkout show as "> 60 s"
+instead of running for hours. To measure
 another checkout, run this file from that checkout's root with its virtualenv, e.g.
 `cd /work/main && .venv/bin/python /path/to/bench/hostile.py`: the modules under test are
 imported from the current directory.
@@ -33,6 +34,7 @@ def _route_issue(size: int) -> float:
     from app.webhooks import route
     from tests import payloads
 
+    route("issues", "warm-up", payloads.issues_opened(body="### a\tx"))  # lazy set-up aside
     payload = payloads.issues_opened(body=_heading_line(size))
     started = time.perf_counter()
     route("issues", "bench-delivery", payload)
@@ -44,6 +46,7 @@ def _route_comment(size: int) -> float:
     from tests import payloads
 
     line = "/idp ask how do I scale?\n"
+    route("issue_comment", "warm-up", payloads.issue_comment(line))  # lazy set-up aside
     payload = payloads.issue_comment(line * (size // len(line)))
     started = time.perf_counter()
     route("issue_comment", "bench-delivery", payload)
@@ -54,6 +57,7 @@ def _clean(unit: str, size: int) -> float:
     from app.agent.sanitize import clean_untrusted
 
     text = unit * (size // len(unit))
+    clean_untrusted(unit)  # lazy set-up aside
     started = time.perf_counter()
     clean_untrusted(text)
     return time.perf_counter() - started

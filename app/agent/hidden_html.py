@@ -83,7 +83,7 @@ def strip_hidden(text: str) -> str:
     """`text` without HTML comments and hidden elements (see the module)."""
     if "<" not in text:
         return text
-    data = text.encode()
+    data = text.encode("utf-8", "surrogatepass")
     out: list[bytes] = []
     kept = 0  # data[kept:] is not yet copied or dropped
     hiding: bytes | None = None  # the name of the hidden element being dropped
@@ -109,4 +109,4 @@ def strip_hidden(text: str) -> str:
         out.append(data[start:end])
     if hiding is None:
         out.append(data[kept:])
-    return b"".join(out).decode()
+    return b"".join(out).decode("utf-8", "surrogatepass")

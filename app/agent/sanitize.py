@@ -13,7 +13,7 @@ import json
 import re
 
 from app.agent.hidden_html import strip_hidden
-from app.untrusted import linear, replace_all
+from app.untrusted import linear, replace_all, scrub
 
 # Zero-width, joiners, bidi embeddings/overrides/isolates, BOM, soft hyphen, invisible
 # separators, Hangul fillers, Mongolian vowel separator, and the Unicode "tag" block
@@ -42,7 +42,7 @@ def clean_untrusted(text: str | None) -> str:
     if not text:
         return ""
     # Invisible characters first: `<!-\u200b-` must not survive as a broken comment opener.
-    out = text.replace("\r\n", "\n").replace("\r", "\n").translate(_INVISIBLE)
+    out = scrub(text).replace("\r\n", "\n").replace("\r", "\n").translate(_INVISIBLE)
     out = strip_hidden(out)
     out = replace_all(_REF_COMMENT_RE, out)
     out = replace_all(_DATA_IMAGE_MD_RE, out)

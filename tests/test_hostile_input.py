@@ -24,8 +24,15 @@ from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from app.agent.sanitize import clean_untrusted, inline_markdown, quote_untrusted, redact
-from app.commands import CommandError, escape_user_text, parse_issue_form, read_comment
-from app.github.forge import Review, ReviewComment
+from app.commands import (
+    CommandError,
+    escape_user_text,
+    parse_issue_form,
+    read_comment,
+    validate_set_value,
+)
+from app.events import valid_stream_id
+from app.github.forge import ForgeError, Review, ReviewComment, is_login, validate_repo_name
 from app.repo_config import parse_repo_config
 from app.server import build_app
 from app.web import WEBHOOK_PATH, create_app
@@ -35,6 +42,9 @@ from tests import payloads
 from tests.conftest import WEBHOOK_SECRET
 from tests.job_world import World
 from tests.operator_api import AUTH, operator_settings
+from tools.builtin.repository import CreateRepositoryInput
+from tools.render_common import check_request, service_dir
+from tools.service import ServiceRequest
 
 # Seconds one call may take on any of these inputs: generous for a shared CI machine; the
 # old code took seconds to minutes on the same inputs.
@@ -301,3 +311,62 @@ def test_the_console_answers_hostile_fields_in_bounded_time_without_a_500(api, t
     assert page.status_code == 200
     query = quote(text[:300], errors="replace")
     assert timed(api.get, f"/console/sessions?repo={query}").status_code < 500
+
+
+# -- validators take whole values: a trailing newline is refused --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("cpu_request", "250m\n"),
+        ("memory_limit", "256Mi\n"),
+        ("ingress_host", "pay.example.com\n"),
+        ("liveness_path", "/healthz\n"),
+        ("cpu_limit", "\u0663"),  # an Arabic-Indic digit: RE2's [0-9] is ASCII
+    ],
+)
+def test_set_values_with_a_trailing_newline_are_refused(key, value):
+    with pytest.raises(CommandError) as refused:
+        validate_set_value(key, value)
+    assert f"`{key}`" in refused.value.message
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"cpu_request": "250m\n"},
+        {"memory_request": "128Mi\n"},
+        {"liveness_path": "/healthz\n"},
+        {"ingress_host": "pay.example.com\n"},
+    ],
+)
+def test_the_renderer_refuses_values_with_a_trailing_newline(fields):
+    with pytest.raises(ValueError, match=next(iter(fields))):
+        check_request(ServiceRequest(name="payments", **fields))
+    with pytest.raises(ValueError, match="base path"):
+        service_dir(ServiceRequest(name="payments"), "services/{name}\n")
+
+
+def test_account_and_repository_names_are_whole_values():
+    for owner, name in (("acme\n", "web"), ("acme", "web\n"), ("-acme", "web"), ("a--b", "w")):
+        with pytest.raises(ForgeError):
+            validate_repo_name(owner, name)
+    assert validate_repo_name("a-b", "web.site").full_name == "a-b/web.site"
+    assert is_login("a" * 39) and not is_login("a" * 40)
+    with pytest.raises(ValueError):
+        CreateRepositoryInput(name="payments\n")
+    assert not valid_stream_id("1-0\n") and valid_stream_id("1-0")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'defaults:\n  team: "payments\\n"\n',
+        'staging:\n  namespace_prefix: "team-\\n"\n',
+        'agent_system: "fast\\n"\n',
+    ],
+)
+def test_config_values_with_a_trailing_newline_are_refused(text):
+    config, error = parse_repo_config(text)
+    assert config is None and error is not None and "line " in error

@@ -18,7 +18,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from app.commands import Verb
+from app.config_yaml import load_bounded
 from app.github.forge import PERMISSION_RANK, Forge, ForgeError, RepoRef, validate_path
+from app.repo_config_example import EXAMPLE_CONFIG as EXAMPLE_CONFIG
+from app.repo_config_example import render_example_config as render_example_config
 from app.untrusted import MAX_SUGGEST_CHARS, linear, scrub
 from tools.service import NAME_RE, Language, ServiceType, suggest_name
 
@@ -27,9 +30,6 @@ if TYPE_CHECKING:
 
 CONFIG_PATH = ".github/idp-copilot.yml"
 MAX_CONFIG_BYTES = 64 * 1024
-# Nesting of mappings and lists the file may use (the schema needs 2). PyYAML builds nodes
-# recursively: a few thousand `[` raised RecursionError in every job of the repository.
-MAX_CONFIG_DEPTH = 20
 # Problems named in one error comment; a file with hundreds names the first ones and counts
 # the rest (each is located by a walk of the file, and a comment holds 65,536 characters).
 MAX_PROBLEMS = 20
@@ -201,7 +201,7 @@ def parse_repo_config(
     if len(text.encode()) > MAX_CONFIG_BYTES:
         return None, _error_text([f"the file is larger than {MAX_CONFIG_BYTES // 1024} KiB"])
     try:
-        data, root, too_deep = _load(text)
+        data, root, too_deep = load_bounded(text)
         if too_deep is not None:
             return None, _error_text([too_deep])
     except yaml.YAMLError as exc:
@@ -232,61 +232,6 @@ def parse_repo_config(
     if more > 0:
         shown.append(f"and {more} more problems like these")
     return None, _error_text(shown)
-
-
-def _events(text: str) -> tuple[list[yaml.Event], str | None]:
-    """The file's YAML events, or the sentence saying it nests deeper than MAX_CONFIG_DEPTH.
-    Read lazily and stopped at the first level too deep: PyYAML's scanner slows with every
-    open `[` (5,000 of them took 8 s), and building nodes recurses once per level."""
-    events: list[yaml.Event] = []
-    depth = 0
-    for event in yaml.parse(text, Loader=yaml.SafeLoader):
-        events.append(event)
-        if isinstance(event, yaml.CollectionStartEvent):
-            depth += 1
-            if depth > MAX_CONFIG_DEPTH:
-                line = event.start_mark.line + 1 if event.start_mark else 1
-                return events, (
-                    f"line {line}: mappings and lists nest deeper than {MAX_CONFIG_DEPTH} "
-                    "levels; the settings need two"
-                )
-        elif isinstance(event, yaml.CollectionEndEvent):
-            depth -= 1
-    return events, None
-
-
-class _Replay(yaml.composer.Composer, yaml.constructor.SafeConstructor, yaml.resolver.Resolver):
-    """PyYAML's safe loader fed from parsed events: the file is scanned and parsed once
-    (PyYAML's parser keeps its own stack, no recursion), its depth checked, and only then
-    are nodes built, which PyYAML does recursively."""
-
-    def __init__(self, events: list[yaml.Event]) -> None:
-        self._events, self._next = events, 0
-        yaml.composer.Composer.__init__(self)
-        yaml.constructor.SafeConstructor.__init__(self)
-        yaml.resolver.Resolver.__init__(self)
-
-    def check_event(self, *choices: type) -> bool:
-        if self._next >= len(self._events):
-            return False
-        return not choices or isinstance(self._events[self._next], choices)
-
-    def peek_event(self) -> yaml.Event:
-        return self._events[self._next]
-
-    def get_event(self) -> yaml.Event:
-        self._next += 1
-        return self._events[self._next - 1]
-
-
-def _load(text: str) -> tuple[Any, yaml.Node | None, str | None]:
-    """The file's data and root node, or the sentence saying it nests too deep."""
-    events, too_deep = _events(text)
-    if too_deep is not None:
-        return None, None, too_deep
-    loader = _Replay(events)
-    root = loader.get_single_node()
-    return (loader.construct_document(root) if root is not None else None), root, None
 
 
 # -- checks beyond the schema --------------------------------------------------------------
@@ -431,54 +376,3 @@ def _code(text: str) -> str:
 
 def _kind(value: Any) -> str:
     return {dict: "a mapping", list: "a list"}.get(type(value), f"a {type(value).__name__}")
-
-
-EXAMPLE_CONFIG = """\
-# .github/idp-copilot.yml: how IDP Copilot works in this repository.
-# Read from the default branch. Every key is optional; a key left out keeps its default.
-
-# Folder of a service's generated files (manifests, CI, docs); {name} is the service name.
-manifests_path: services/{name}
-
-# Values a request gets when it does not say.
-defaults:
-  language: python        # python, go, node or java; leave out to have the todo ask
-  team: platform
-  type: api               # api, worker or web
-
-# Permission a command needs: read, triage, write, maintain or admin.
-# Defaults: create-service, plan, retry, cancel, answer and set need write; apply and deploy
-# need maintain; help, status, ask and feedback anyone. Commands can only be made stricter.
-permissions:
-  deploy: admin
-
-# Tools that wait for `/idp apply` from someone allowed to run it.
-approval_required:
-  - create_k8s_namespace
-  - deploy_to_staging
-  - create_repository
-  - create_git_repository_with_branch_protection
-
-# Narrow the tools the agent may use (`idp-copilot tools` lists them); leave out for all.
-# tools:
-#   - generate_k8s_manifests
-#   - setup_cicd_pipeline
-
-staging:
-  # context: staging      # kubeconfig context; leave out for the current one
-  namespace_prefix: ""    # prepended to the team's TEAM-staging namespace
-
-auto_deploy_on_merge: false   # deploy to staging when the App's pull request is merged
-labels:                        # added to the App's pull requests
-  - idp-copilot
-draft_pull_requests: false
-agent_system: default
-
-reviewers:
-  min_permission: write   # permission a reviewer needs for the App to act on their review
-"""
-
-
-def render_example_config() -> str:
-    """A commented `.github/idp-copilot.yml` that validates: for the README and `init-repo`."""
-    return EXAMPLE_CONFIG

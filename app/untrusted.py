@@ -4,8 +4,9 @@ Used by the router, the comment grammar, the issue-form parser, the hidden-conte
 and the validators. A pattern applied to untrusted text is compiled here, for RE2
 (`google-re2`): an automaton without backtracking, so its time grows with the length of the
 text and never with its shape. Python's `re` took 7.8 s on one 2,000-character line of the
-issue form's heading pattern (issue 16). RE2 has no look-around and no back-references; a
-pattern that needs them is rewritten as linear code instead.
+issue form's heading pattern (issue 16). RE2 has no look-around and no back-references
+(https://github.com/google/re2/wiki/Syntax); a pattern that needs them is rewritten as
+linear code instead.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from typing import Any
 
 import re2
 
-# GitHub's own limits: an issue, comment or review body holds at most 65,536 characters and
-# an issue title 256. A longer field cannot come from GitHub; it is cut, not parsed whole.
+# GitHub's own limits: an issue, comment or review body holds at most 65,536 characters
+# (GitHub refuses more with "body is too long (maximum is 65536 characters)") and an issue
+# title 256. A longer field cannot come from GitHub; it is cut, not parsed whole.
 MAX_BODY_CHARS = 65_536
 MAX_TITLE_CHARS = 256
 # One `/idp` line: a question or feedback fits easily; longer lines are refused with a word.

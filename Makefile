@@ -6,10 +6,15 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint format check-generated clean
 
-$(STAMP): pyproject.toml
+# The example tool plug-in, installed beside the App: the tests prove an installed plug-in
+# reaches `idp-copilot tools list` and the agent.
+EXAMPLE_PLUGIN := examples/idp-example-tools
+
+$(STAMP): pyproject.toml $(EXAMPLE_PLUGIN)/pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q --no-deps -e $(EXAMPLE_PLUGIN)
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -180,14 +180,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_tools_list(args: argparse.Namespace) -> int:
     from tools.registry import default_registry
 
-    described = default_registry(_settings()).describe()
+    registry = default_registry(_settings())
+    described = registry.describe()
     if args.json:
         print(json.dumps(described, indent=2, default=str))
         return 0
     for tool in described:
         flags = [tool["side_effect"]] + (["needs approval"] if tool["requires_approval"] else [])
+        if tool["source"] != "builtin":
+            flags.append(f"from {tool['source']}")
         aliases = f" (aliases: {', '.join(tool['aliases'])})" if tool["aliases"] else ""
         print(f"{tool['name']}{aliases} [{', '.join(flags)}]\n    {tool['description']}")
+    for skipped in registry.not_loaded:
+        print(f"not loaded: plug-in {skipped.plugin} ({skipped.entry_point})\n    {skipped.reason}")
     return 0
 
 

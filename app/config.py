@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -12,6 +13,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 def _env(*names: str) -> AliasChoices:
     return AliasChoices(*names)
+
+
+# An operator token's name (`IDP_API_TOKENS=name:token,…`): what the audit log shows.
+_TOKEN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 class ConfigError(Exception):
@@ -45,11 +50,6 @@ class Settings(BaseSettings):
         7 * 24 * 3600,
         validation_alias=_env("IDP_DEDUPE_TTL"),
         description="Seconds a delivery id is remembered; GitHub redeliveries can come days later.",
-    )
-    max_body_bytes: int = Field(
-        25 * 1024 * 1024,
-        validation_alias=_env("IDP_MAX_BODY_BYTES"),
-        description="Largest webhook body accepted (GitHub caps payloads at 25 MB).",
     )
     lock_ttl: int = Field(
         30,
@@ -170,6 +170,14 @@ class Settings(BaseSettings):
     openai_model: str = Field("gpt-4o-mini", validation_alias=_env("OPENAI_MODEL"))
     anthropic_api_key: SecretStr | None = Field(None, validation_alias=_env("ANTHROPIC_API_KEY"))
     anthropic_model: str = Field("claude-sonnet-4-5", validation_alias=_env("ANTHROPIC_MODEL"))
+    # Provider endpoints follow the SDKs' conventions (issue 15): operator settings only.
+    anthropic_base_url: str | None = Field(
+        None,
+        validation_alias=_env("ANTHROPIC_BASE_URL"),
+        description="Root of the Messages API (the SDK adds /v1/messages), e.g. a gateway "
+        "such as LiteLLM (http://litellm:4000); default https://api.anthropic.com. Read from "
+        "the environment only: never from a repository's config or a request.",
+    )
     llm_timeout: float = Field(60.0, validation_alias=_env("IDP_LLM_TIMEOUT"))
 
     metrics_port: int = Field(8070, validation_alias=_env("IDP_METRICS_PORT"))
@@ -185,10 +193,61 @@ class Settings(BaseSettings):
         None, validation_alias=_env("OTEL_EXPORTER_OTLP_ENDPOINT")
     )
     kubeconfig: Path | None = Field(None, validation_alias=_env("KUBECONFIG"))
+
+    # Staging isolation: where and what the App may deploy. The operator's, never a repo's.
+    staging_contexts: str = Field(
+        "",
+        validation_alias=_env("IDP_STAGING_CONTEXTS"),
+        description="Comma-separated kubeconfig contexts the App may deploy to; the first is "
+        "the default and a repository may pick another one of them. Empty: the kubeconfig's "
+        "current context (or the in-cluster account), and no repository may pick one.",
+    )
+    staging_namespace_prefix: str = Field(
+        "",
+        pattern=r"^([a-z0-9][-a-z0-9]{0,19})?$",
+        validation_alias=_env("IDP_STAGING_NAMESPACE_PREFIX"),
+        description="Prefix of every staging namespace the rule derives from a repository: "
+        "PREFIX + owner-repo-HASH-staging.",
+    )
+    staging_namespaces: str = Field(
+        "",
+        validation_alias=_env("IDP_STAGING_NAMESPACES"),
+        description="Explicit staging namespaces, `owner/repo=namespace,…`; a repository "
+        "not listed gets the derived one.",
+    )
+    staging_kinds: str = Field(
+        "ServiceAccount,ConfigMap,Service,Deployment.apps,HorizontalPodAutoscaler.autoscaling,"
+        "PodDisruptionBudget.policy,NetworkPolicy.networking.k8s.io,Ingress.networking.k8s.io",
+        validation_alias=_env("IDP_STAGING_KINDS"),
+        description="Comma-separated namespaced kinds the App may apply, as Kind.group "
+        "(Kind alone for the core group). Anything else, cluster-scoped kinds always, is refused.",
+    )
+    staging_ingress_domains: str = Field(
+        "",
+        validation_alias=_env("IDP_STAGING_INGRESS_DOMAINS"),
+        description="Comma-separated DNS suffixes an Ingress host in staging must end with; "
+        "generated staging hosts are NAME.<first suffix>. Empty: no Ingress is applied.",
+    )
+    staging_rollout_timeout: float = Field(
+        300.0,
+        ge=0,
+        le=600,
+        validation_alias=_env("IDP_STAGING_ROLLOUT_TIMEOUT"),
+        description="Seconds a deploy waits for its Deployments to roll out before it reports "
+        "where the rollout stands; at most 600, inside the agent run's 900 s guard.",
+    )
+    staging_rollout_poll: float = Field(
+        2.0,
+        ge=0,
+        validation_alias=_env("IDP_STAGING_ROLLOUT_POLL"),
+        description="Seconds between two reads of a Deployment's status while waiting.",
+    )
+
     api_tokens: SecretStr | None = Field(
         None,
         validation_alias=_env("IDP_API_TOKENS"),
-        description="Operator API tokens, comma-separated.",
+        description="Operator API tokens, comma-separated, each `name:token` (the name is "
+        "what the audit log shows) or a bare token (named `operator`, then `operator-2`, …).",
     )
 
     github_client_id: str | None = Field(
@@ -209,10 +268,54 @@ class Settings(BaseSettings):
         "long as the process.",
     )
 
+    # -- Bounds on storage and requests (issue 16): what one caller can make the App hold --
+    max_body_bytes: int = Field(
+        2 * 1024 * 1024,
+        ge=1,
+        validation_alias=_env("IDP_MAX_BODY_BYTES"),
+        description="Largest webhook body accepted. The largest event the App routes (an "
+        "issue comment whose issue and comment bodies both hold GitHub's 65,536 characters, "
+        "all escaped) is about 0.8 MB; GitHub caps payloads at 25 MB.",
+    )
+    session_ttl: int = Field(
+        90 * 24 * 3600,
+        ge=3600,
+        validation_alias=_env("IDP_SESSION_TTL"),
+        description="Seconds a session is kept after its last change (a running session is "
+        "saved at every step, so only ended or abandoned sessions expire), with what hangs "
+        "off it: its pull request link, its dry-run mark, feedback dedupe keys.",
+    )
+    audit_max_entries: int = Field(
+        1_000_000,
+        ge=1000,
+        validation_alias=_env("IDP_AUDIT_MAX_ENTRIES"),
+        description="Entries the audit stream keeps (XADD MAXLEN ~: older ones are trimmed).",
+    )
+    feedback_max_entries: int = Field(
+        100_000,
+        ge=1000,
+        validation_alias=_env("IDP_FEEDBACK_MAX_ENTRIES"),
+        description="Entries the feedback stream keeps (XADD MAXLEN ~); export it before then.",
+    )
+    console_insecure_cookie: bool = Field(
+        False,
+        validation_alias=_env("IDP_CONSOLE_INSECURE_COOKIE"),
+        description="Send the console's cookie without `Secure`, so the console works over "
+        "plain http (local development). Off: the cookie only travels over https (browsers "
+        "also accept it on http://localhost).",
+    )
+
     @model_validator(mode="after")
     def _check_key_sources(self) -> Settings:
         if self.github_app_private_key and self.github_app_private_key_path:
             raise ValueError("set GITHUB_APP_PRIVATE_KEY or GITHUB_APP_PRIVATE_KEY_PATH, not both")
+        names = [name for name, _ in self.named_operator_tokens]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(
+                f"IDP_API_TOKENS names {', '.join(twice)} more than once: give each token "
+                "its own name (name:token), so the audit log tells operators apart"
+            )
         return self
 
     @cached_property
@@ -224,10 +327,27 @@ class Settings(BaseSettings):
         return [s.strip().encode() for s in raw.split(",") if s.strip()]
 
     @cached_property
-    def operator_tokens(self) -> list[str]:
+    def named_operator_tokens(self) -> list[tuple[str, str]]:
+        """(name, token) of each IDP_API_TOKENS entry: `name:token`, or a bare token, named
+        `operator` (the first) and `operator-N` (the Nth bare one)."""
         if self.api_tokens is None:
             return []
-        return [t.strip() for t in self.api_tokens.get_secret_value().split(",") if t.strip()]
+        named: list[tuple[str, str]] = []
+        bare = 0
+        for entry in (e.strip() for e in self.api_tokens.get_secret_value().split(",")):
+            if not entry:
+                continue
+            name, sep, token = entry.partition(":")
+            if sep and _TOKEN_NAME.fullmatch(name.strip()) and token.strip():
+                named.append((name.strip(), token.strip()))
+                continue
+            bare += 1
+            named.append(("operator" if bare == 1 else f"operator-{bare}", entry))
+        return named
+
+    @cached_property
+    def operator_tokens(self) -> list[str]:
+        return [token for _, token in self.named_operator_tokens]
 
     def private_key(self) -> str | None:
         """The App's PEM private key, from the variable or the file it names."""

@@ -22,7 +22,7 @@ from app.config_yaml import load_bounded
 from app.github.forge import PERMISSION_RANK, Forge, ForgeError, RepoRef, validate_path
 from app.repo_config_example import EXAMPLE_CONFIG as EXAMPLE_CONFIG
 from app.repo_config_example import render_example_config as render_example_config
-from app.untrusted import MAX_SUGGEST_CHARS, linear, scrub
+from app.untrusted import MAX_SUGGEST_CHARS, scrub
 from tools.service import NAME_RE, Language, ServiceType, suggest_name
 
 if TYPE_CHECKING:
@@ -55,7 +55,11 @@ DEFAULT_APPROVAL_REQUIRED: tuple[str, ...] = (
     "create_repository",
     "create_git_repository_with_branch_protection",
 )
-_NAMESPACE_PREFIX_RE = linear(r"^([a-z0-9][-a-z0-9]{0,29})?$")
+# Keys the file no longer has, with where the setting went: named instead of "not a known key".
+_MOVED_KEYS = {
+    ("staging", "namespace_prefix"): "the staging namespace is the operator's setting now "
+    "(IDP_STAGING_NAMESPACE_PREFIX, IDP_STAGING_NAMESPACES); remove the key",
+}
 
 
 class _Strict(BaseModel):
@@ -81,24 +85,14 @@ class Defaults(_Strict):
 
 
 class StagingConfig(_Strict):
-    """Where `/idp deploy staging` and auto-deploy go."""
+    """Which of the operator's staging clusters `/idp deploy staging` goes to. The namespace
+    is not the repository's to choose: the operator's rule derives it (IDP_STAGING_*)."""
 
-    context: str | None = Field(None, description="kubeconfig context; None: the current one")
-    namespace_prefix: str = Field("", description="Prepended to the TEAM-staging namespace")
-
-    @field_validator("namespace_prefix")
-    @classmethod
-    def _prefix(cls, value: str) -> str:
-        if not _NAMESPACE_PREFIX_RE.fullmatch(value):
-            raise ValueError(
-                "must be up to 30 lower-case letters, digits and '-', starting with a letter or "
-                "digit (it becomes part of a Kubernetes namespace name), e.g. 'team-a-'"
-            )
-        return value
-
-    def namespace_for(self, name: str) -> str:
-        """The staging namespace of service or team `name` under this prefix."""
-        return f"{self.namespace_prefix}{name}-staging"
+    context: str | None = Field(
+        None,
+        max_length=253,
+        description="One of the operator's IDP_STAGING_CONTEXTS; None: the operator's default",
+    )
 
 
 class ReviewersConfig(_Strict):
@@ -288,6 +282,8 @@ def _problem(err: Any) -> Problem:
     if kind == "literal_error":
         options = ", ".join(_options(err))
         return loc, f"{_code(f'{_dotted(loc)}: {_show(value)} is not one of {options}')}"
+    if kind == "extra_forbidden" and tuple(loc) in _MOVED_KEYS:
+        return loc, f"{_code(f'{_dotted(loc)}: no longer a key')}; {_MOVED_KEYS[tuple(loc)]}"
     if kind == "extra_forbidden":
         known = _fields_at(loc[:-1])
         hint = _did_you_mean(str(loc[-1]), known) or (

@@ -33,9 +33,9 @@ approval_required:
 #   - generate_k8s_manifests
 #   - setup_cicd_pipeline
 
-staging:
-  # context: staging      # kubeconfig context; leave out for the current one
-  namespace_prefix: ""    # prepended to the team's TEAM-staging namespace
+# The staging namespace, kinds and Ingress domains are the operator's (IDP_STAGING_*).
+# staging:
+#   context: staging-eu   # one of the operator's IDP_STAGING_CONTEXTS; leave out for the default
 
 auto_deploy_on_merge: false   # deploy to staging when the App's pull request is merged
 labels:                        # added to the App's pull requests

@@ -15,6 +15,7 @@ from redis.lock import Lock
 
 from app.agent.todo import Todo
 from app.config import Settings
+from app.session_line import SessionLine
 from tools.service import ServiceRequest
 
 log = logging.getLogger(__name__)
@@ -84,16 +85,35 @@ class Session(BaseModel):
         return None
 
 
-class SessionLocked(Exception):
-    """Another worker is running this session right now."""
+def write_session(pipe: Any, settings: Settings, session: Session) -> None:
+    """Queue on `pipe` the writes of one save: the session, living IDP_SESSION_TTL after this
+    change (a running session is saved at every step, so it never expires while it runs;
+    an ended or abandoned one goes that long after its last change), and its index entry."""
+    key = settings.key("session", session.id)
+    pipe.set(key, session.model_dump_json(), ex=settings.session_ttl)
+    index_session(pipe, settings, session)
+
+
+def index_session(pipe: Any, settings: Settings, session: Session) -> None:
+    """The listing index (id → update time) with the entries of expired sessions trimmed,
+    so the index is bounded like the sessions it lists."""
+    index = settings.key("sessions")
+    pipe.zadd(index, {session.id: session.updated_at})
+    pipe.zremrangebyscore(index, "-inf", f"({session.updated_at - settings.session_ttl}")
+    pipe.expire(index, settings.session_ttl)
 
 
 class SessionStore:
     """Load, save and lock sessions. Keys live under the install's prefix."""
 
-    def __init__(self, connection: redis.Redis, settings: Settings) -> None:
+    def __init__(
+        self, connection: redis.Redis, settings: Settings, line: SessionLine | None = None
+    ) -> None:
         self.redis = connection
         self.settings = settings
+        # A worker's job passes a line with its waiter: a busy session puts the job in line
+        # behind the run (SessionQueued) instead of making it wait here.
+        self.line = line if line is not None else SessionLine(connection, settings)
 
     def _key(self, session_id: str) -> str:
         return self.settings.key("session", session_id)
@@ -108,16 +128,18 @@ class SessionStore:
         """Checkpoint: the whole session as JSON, indexed by update time for listings."""
         session.updated_at = time.time()
         pipe = self.redis.pipeline(transaction=True)
-        pipe.set(self._key(session.id), session.model_dump_json())
-        pipe.zadd(self.settings.key("sessions"), {session.id: session.updated_at})
+        write_session(pipe, self.settings, session)
         pipe.execute()
 
     def create(self, session: Session) -> bool:
         """Save `session` only if no session has its id yet (SET NX); True when it did."""
         session.updated_at = time.time()
-        if not self.redis.set(self._key(session.id), session.model_dump_json(), nx=True):
+        ttl = self.settings.session_ttl
+        if not self.redis.set(self._key(session.id), session.model_dump_json(), nx=True, ex=ttl):
             return False
-        self.redis.zadd(self.settings.key("sessions"), {session.id: session.updated_at})
+        pipe = self.redis.pipeline(transaction=True)
+        index_session(pipe, self.settings, session)
+        pipe.execute()
         return True
 
     def get_many(self, session_ids: list[str]) -> list[Session | None]:
@@ -138,18 +160,13 @@ class SessionStore:
 
     @contextmanager
     def lock(self, session_id: str, wait: float = 30.0) -> Iterator[Lock]:
-        """Hold the session for one run. A thread renews the lock every third of its TTL
+        """Hold the session for one run (or, with a line, join the line behind the run that
+        holds it: SessionQueued). A thread renews the lock every third of its TTL
         while the process lives, however long one step takes; when the process dies
         (SIGKILL, OOM) the TTL frees it. The loop's `lock.reacquire()` at every step stays
         harmless."""
-        lock = self.redis.lock(
-            self.settings.key("lock", session_id),
-            timeout=self.settings.lock_ttl,
-            blocking_timeout=wait,
-            thread_local=False,  # the renewing thread uses the token the run acquired
-        )
-        if not lock.acquire():
-            raise SessionLocked(session_id)
+        lock = self.line.lock(session_id)
+        self.line.enter(lock, session_id, wait)
         stop = threading.Event()
         renewer = threading.Thread(
             target=_renew,

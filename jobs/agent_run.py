@@ -27,7 +27,7 @@ from app.github.forge import ForgeError
 from app.repo_config import RepoConfig
 from app.state import Session, StepRecord, session_id_for
 from jobs.audited import AuditedCluster
-from tools.render_common import namespace_for
+from jobs.preflight import may_write
 from tools.service import ServiceRequest
 
 if TYPE_CHECKING:
@@ -66,8 +66,6 @@ def with_defaults(req: ServiceRequest, config: RepoConfig) -> ServiceRequest:
         updates["team"] = config.defaults.team
     if req.type == _BUILTIN["type"].default and config.defaults.type != req.type:
         updates["type"] = config.defaults.type
-    if req.namespace_prefix != config.staging.namespace_prefix:
-        updates["namespace_prefix"] = config.staging.namespace_prefix
     return req.model_copy(update=updates) if updates else req
 
 
@@ -86,16 +84,9 @@ def fixed_tool_args(config: RepoConfig, session: Session) -> dict[str, dict[str,
     ):
         fixed[tool] = {"base_path": config.manifests_path}
     if session.request is not None:
-        # The namespace the staging overlay names: one per team, `<prefix><team>-staging`.
-        # The config read now decides the prefix, also for a request planned before it changed.
-        req = session.request.model_copy(
-            update={"namespace_prefix": config.staging.namespace_prefix}
-        )
-        namespace = namespace_for(req, "staging")
-        fixed["create_k8s_namespace"] = {"name": namespace.removesuffix("-staging")}
+        # Where the base manifests are; the namespace is the operator's (tools/staging.py).
         fixed["deploy_to_staging"] = {
-            "namespace": namespace,
-            "manifests_dir": f"{config.manifests_dir(req.name)}/k8s/base",
+            "manifests_dir": f"{config.manifests_dir(session.request.name)}/k8s/base",
         }
     return fixed
 
@@ -200,14 +191,18 @@ async def run_agent(ctx: JobContext, prepare: Prepare) -> str:
     """One agent run for the trigger's session; returns the session's final status.
 
     The lock makes runs of one session strictly one at a time; its TTL frees it when a
-    worker dies, and the loop renews it at every step. `SessionLocked` propagates: RQ
-    retries the job once the other run has finished.
+    worker dies, and the loop renews it at every step. A job that finds the session held
+    joins its line (app/session_line.py): `SessionQueued` propagates to jobs/tasks.py, and
+    the rest of the trigger runs when the holder lets go.
     """
     with ctx.store.lock(ctx.session_id) as lock:
         session = ctx.store.get(ctx.session_id) or _new_session(ctx)
         if session.installation_id is None:
             session.installation_id = ctx.trigger.installation_id
         if prepare(session) is False:
+            return session.status
+        if not await may_write(ctx, session):
+            ctx.store.save(session)  # the todo names the missing permission; nothing else
             return session.status
         session.job_id = ctx.job_id
         ctx.store.save(session)
@@ -223,7 +218,9 @@ async def after_run(ctx: JobContext, session: Session) -> None:
     """Link the App's pull request to the session, and give it the config's labels once."""
     if session.pr_number is None:
         return
-    ctx.connection.set(pr_session_key(ctx.settings, session.repo, session.pr_number), session.id)
+    # The link lives as long as the session (refreshed at every run that reaches here).
+    link = pr_session_key(ctx.settings, session.repo, session.pr_number)
+    ctx.connection.set(link, session.id, ex=ctx.settings.session_ttl)
     labels = sorted(set(ctx.config.labels))
     key = f"labels:{session.pr_number}:{','.join(labels)}"
     if not labels or session.step_for(key) is not None:

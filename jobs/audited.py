@@ -15,7 +15,15 @@ from typing import Any, TypeVar
 import redis
 
 from app.audit import AuditAction, AuditLog
-from app.github.forge import CommitInfo, Forge, Permission, PullRequestInfo, RepoRef, Review
+from app.github.forge import (
+    CommitInfo,
+    Forge,
+    Permission,
+    PullRequestInfo,
+    RepoInfo,
+    RepoRef,
+    Review,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -48,16 +56,17 @@ class AuditScope:
 
 
 class AuditedForge:
-    """A `Forge` whose writes are recorded in the audit log; reads pass straight through."""
+    """A `Forge` whose writes are recorded in the audit log; reads pass straight through.
+
+    Every method of the `Forge` protocol is written out here, with no `__getattr__`
+    pass-through: a write added to the protocol fails tests/test_audit_forge.py until it
+    is audited here, instead of slipping past the log. The concrete forge's extras are on
+    `inner`."""
 
     def __init__(self, inner: Forge, scope: AuditScope, known_branches: set[str] | None = None):
         self.inner = inner
         self.scope = scope
         self._branches = set(known_branches or ())
-
-    def __getattr__(self, name: str) -> Any:
-        # Extra methods of the concrete forge (`writes`, `comments`, …) stay reachable.
-        return getattr(self.inner, name)
 
     async def _logged(
         self,
@@ -113,6 +122,9 @@ class AuditedForge:
         # A reaction is an acknowledgement, not a change anyone reviews: not audited.
         await self.inner.add_reaction(repo, comment_id, content)
 
+    async def list_reactions(self, repo: RepoRef, comment_id: int) -> list[tuple[str, str]]:
+        return await self.inner.list_reactions(repo, comment_id)
+
     async def default_branch(self, repo: RepoRef) -> str:
         return await self.inner.default_branch(repo)
 
@@ -121,6 +133,9 @@ class AuditedForge:
 
     async def permission(self, repo: RepoRef, username: str) -> Permission:
         return await self.inner.permission(repo, username)
+
+    async def granted_permissions(self, repo: RepoRef) -> dict[str, str] | None:
+        return await self.inner.granted_permissions(repo)
 
     async def commit_files(
         self, repo: RepoRef, branch: str, files: dict[str, str], message: str
@@ -172,6 +187,56 @@ class AuditedForge:
             lambda _: ("added", {"labels": list(labels)}),
         )
 
+    async def create_repository(
+        self,
+        owner: str,
+        name: str,
+        *,
+        private: bool = True,
+        description: str = "",
+        template: str | None = None,
+    ) -> RepoInfo:
+        return await self._logged(
+            "repository",
+            f"{owner}/{name}",
+            lambda: self.inner.create_repository(
+                owner, name, private=private, description=description, template=template
+            ),
+            lambda info: (
+                "created" if info.created else "unchanged",
+                {"url": info.url, "private": info.private, "template": template},
+            ),
+        )
+
+    async def protect_branch(
+        self,
+        repo: RepoRef,
+        branch: str,
+        *,
+        required_reviews: int = 1,
+        required_checks: list[str],
+        enforce_admins: bool = True,
+    ) -> None:
+        await self._logged(
+            "branch_protection",
+            f"{repo.full_name}@{branch}",
+            lambda: self.inner.protect_branch(
+                repo,
+                branch,
+                required_reviews=required_reviews,
+                required_checks=required_checks,
+                enforce_admins=enforce_admins,
+            ),
+            lambda _: (
+                "applied",
+                {
+                    "required_reviews": required_reviews,
+                    "required_checks": list(required_checks),
+                    "enforce_admins": enforce_admins,
+                },
+            ),
+        )
+
 
 class AuditedCluster:
     """A `Cluster` whose calls are recorded: namespaces and each applied object. The real
@@ -188,9 +253,11 @@ class AuditedCluster:
             self._inner = self._make()
         return self._inner
 
-    def ensure_namespace(self, name: str, labels: dict[str, str], *, dry_run: bool) -> Any:
+    def ensure_namespace(
+        self, name: str, labels: dict[str, str], *, dry_run: bool, **options: Any
+    ) -> Any:
         try:
-            out = self.inner.ensure_namespace(name, labels, dry_run=dry_run)
+            out = self.inner.ensure_namespace(name, labels, dry_run=dry_run, **options)
         except Exception as exc:
             self.scope.record("namespace", name, f"failed: {exc}"[:300])
             raise
@@ -209,3 +276,10 @@ class AuditedCluster:
             raise
         self.scope.record("deploy", target, "dry run" if dry_run else "applied")
         return out
+
+    # Reads (rollout status, pods) change nothing: not audited.
+    def read(self, api_version: str, kind: str, namespace: str, name: str) -> Any:
+        return self.inner.read(api_version, kind, namespace, name)
+
+    def pods(self, namespace: str, labels: dict[str, str]) -> Any:
+        return self.inner.pods(namespace, labels)

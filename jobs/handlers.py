@@ -21,11 +21,12 @@ from app.agent.publisher import fit_comment
 from app.agent.sanitize import redact
 from app.commands import Command, Trigger
 from app.config import Settings
+from app.events import EventBus
 from app.feedback import FeedbackStore, outcome_of
 from app.github.forge import Forge, ForgeError, RepoRef
 from app.repo_config import DEFAULT_PERMISSIONS, RepoConfig, load_repo_config
 from app.state import Session, SessionStore
-from jobs import pr_commands, review, verbs
+from jobs import pr_commands, preflight, review, verbs
 from jobs.audited import AuditScope
 from jobs.authorize import admit, answer_refusals
 from jobs.cancel import cancel
@@ -88,6 +89,8 @@ class JobContext:
         except Exception:
             self.forget(*key)  # not posted: a retry of the job may post it
             raise
+        # The console's conversation shows the answer too (it streams in as an event).
+        EventBus(self.connection, self.settings).sink(self.session_id)("reply", {"text": text})
         return True
 
 
@@ -102,6 +105,8 @@ async def handle_trigger(ctx: JobContext) -> dict[str, str]:
         return {"ignored": "locked"}  # a locked conversation gets nothing, not even a reaction
     if review.not_ours(ctx):
         return {"review": "ignored"}  # chat on a pull request the App did not open
+    if not await preflight.may_comment(ctx):
+        return {"blocked": "the App's installation lacks issues: write"}  # logged
     if too_many_commands(ctx):
         return await refuse_comment(ctx)
     outcomes: dict[str, str] = {}

@@ -31,6 +31,7 @@ from app.repo_config import DEFAULT_PERMISSIONS, required_permission
 from app.state import Session, StepRecord
 from jobs import review_threads as say
 from jobs.authorize import sender_permission
+from jobs.preflight import may_write
 from jobs.revision import (
     RevisionStopped,
     Workspace,
@@ -151,6 +152,9 @@ async def revise(ctx: JobContext, key: str, threads: list[Thread]) -> str:
         # A failed revision is recorded too: the same review again must not retry it.
         step = next((s for s in session.steps if s.idempotency_key == key), None)
         outcome = "duplicate"
+        if step is None and not await may_write(ctx, session, revision=True):
+            ctx.store.save(session)  # the todo names the missing permission; nothing else
+            return "failed"
         if step is None:
             started = time.time()
             result = await Revision(ctx, session, threads, lock).run()

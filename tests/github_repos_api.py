@@ -14,7 +14,10 @@ from typing import Any
 import httpx
 import respx
 
-from tests.github_api import HOME, INSTALLATION_ID, WHEN, FakeGitHub, Where, error, repository, user
+from app.github.permissions import REPO_CREATION
+from tests.fake_github import FakeGitHub
+from tests.github_api import HOME, INSTALLATION_ID, WHEN, Where, error, repository, user
+from tests.github_rules import read, write
 
 DOCS = "https://docs.github.com/rest"
 APP_SLUG = "idp-copilot"
@@ -103,6 +106,8 @@ class FakeRepoAdmin:
         self.repos: dict[str, dict[str, Any]] = {}
         self.protection: dict[tuple[str, str], dict[str, Any]] = {}
         self._ids = itertools.count(600)
+        # An App that creates repositories asks for administration too (README, "Install").
+        github.granted.update(REPO_CREATION)
         self._install(router)
 
     # -- what a test sets up ----------------------------------------------------------------
@@ -157,19 +162,26 @@ class FakeRepoAdmin:
         prefix = url.path.rstrip("/")
         part = r"(?P<{}>[A-Za-z0-9._-]+)"
         owner, name, org = part.format("owner"), part.format("name"), part.format("org")
+        admin = write("administration")
         routes = [
-            ("GET", rf"/orgs/{org}/installation", self._org_installation),
-            ("GET", rf"/users/{part.format('login')}/installation", self._user_installation),
-            ("POST", rf"/orgs/{org}/repos", self._create_in_org),
-            ("POST", rf"/repos/{owner}/{name}/generate", self._generate),
-            ("PUT", rf"/repos/{owner}/{name}/branches/(?P<branch>.+)/protection", self._protect),
-            ("GET", rf"/repos/{owner}/{name}", self._get_repo),
+            ("GET", rf"/orgs/{org}/installation", self._org_installation, ()),
+            ("GET", rf"/users/{part.format('login')}/installation", self._user_installation, ()),
+            ("POST", rf"/orgs/{org}/repos", self._create_in_org, admin),
+            ("POST", rf"/repos/{owner}/{name}/generate", self._generate, admin),
+            (
+                "PUT",
+                rf"/repos/{owner}/{name}/branches/(?P<branch>.+)/protection",
+                self._protect,
+                admin,
+            ),
+            ("GET", rf"/repos/{owner}/{name}", self._get_repo, read("metadata")),
         ]
-        for method, pattern, handler in routes:
+        for method, pattern, handler, needs in routes:
             route = router.route(
                 method=method, host=url.host, path__regex=f"^{re.escape(prefix)}{pattern}$"
             )
-            route.mock(side_effect=self.github._dispatcher(handler, prefix))
+            dispatch = self.github._dispatcher(handler, prefix, needs=needs, home=False)
+            route.mock(side_effect=dispatch)
 
     @staticmethod
     def _answer(data: Any, status: int = 200) -> httpx.Response:

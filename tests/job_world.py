@@ -25,6 +25,7 @@ from app.webhooks import Ignored, route
 from jobs.tasks import run_parsed
 from tests import github_api as gh
 from tests import payloads
+from tests.kube_standin import FakeCluster
 from tools.registry import ToolRegistry
 from tools.service import ServiceRequest
 from tools.spec import ToolContext, ToolError, ToolSpec
@@ -38,24 +39,6 @@ PEOPLE = {
     "root": ("admin", "admin"),
     "bob": ("read", "read"),
 }
-
-
-class FakeCluster:
-    """The `Cluster` protocol in memory: every call recorded in order."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[Any, ...]] = []
-
-    def ensure_namespace(self, name: str, labels: dict[str, str], *, dry_run: bool) -> dict:
-        self.calls.append(("namespace", name, dry_run))
-        return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
-
-    def apply(
-        self, obj: dict[str, Any], *, dry_run: bool, field_manager: str, force: bool = False
-    ) -> dict:
-        meta = obj["metadata"]
-        self.calls.append(("apply", obj["kind"], meta["name"], meta.get("namespace"), dry_run))
-        return obj
 
 
 class RequestArgs(BaseModel):
@@ -207,6 +190,9 @@ class World:
     ) -> dict[str, str]:
         """A comment as GitHub delivers it, routed and run by the job; the job's result."""
         payload = payloads.issue_comment(body, sender=sender, number=number, on_pull_request=on_pr)
+        # GitHub holds the comment it announces: the App reacts on it and reads it back.
+        author = gh.user(sender, id=77, at=self.github.at)
+        self.github.add_comment(number, body, author, comment_id=payload["comment"]["id"])
         return self.deliver("issue_comment", payload, **kw)
 
     def deliver(self, event: str, payload: dict, **kw: Any) -> dict[str, str]:
@@ -246,7 +232,9 @@ class World:
         return [
             c["body"]
             for _, c in sorted(self.github.comments.items())
-            if c["number"] == number and not c["body"].startswith(MARKER_PREFIX)
+            if c["number"] == number
+            and not c["body"].startswith(MARKER_PREFIX)
+            and (c["author"] is None or c["author"]["login"] == gh.APP_BOT)
         ]
 
     def reactions(self) -> list[str]:

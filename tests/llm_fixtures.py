@@ -210,3 +210,152 @@ def use_recorded_llm(
     conversation = install_conversation(router, name, base_url=base_url)
     conversation.retry_waits = skip_retry_waits(monkeypatch)
     return conversation
+
+
+# -- scripted models on the wire -------------------------------------------------------------
+
+# A script turn: tool calls as (name, arguments) pairs, or the final text answer.
+ScriptTurn = list[tuple[str, dict[str, Any]]] | str
+
+
+class ScriptedWire:
+    """A respx side effect that answers each request with the next turn of a script, in the
+    wire format of `provider` (OpenAI chat completions or Anthropic messages), with fresh
+    call ids as the real APIs send.
+
+    Like the real APIs, it refuses (HTTP 400, their error shapes) a conversation in which a
+    tool call has no result right after it: OpenAI "Function calling"
+    (https://platform.openai.com/docs/guides/function-calling) sends every tool_call_id back
+    in a `tool` message after the assistant message; Anthropic "Tool use"
+    (https://platform.claude.com/docs/en/agents-and-tools/tool-use/overview) needs a
+    `tool_result` for every `tool_use` in the next user message.
+    """
+
+    def __init__(self, provider: str, turns: list[ScriptTurn]) -> None:
+        self.provider = provider
+        self.turns = turns
+        self.requests: list[dict[str, Any]] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        self.requests.append(body)
+        index = len(self.requests) - 1
+        if index >= len(self.turns):
+            raise AssertionError(f"request {index + 1}, but the script has {len(self.turns)}")
+        missing = self.unanswered(body)
+        if missing:
+            return httpx.Response(400, json=self._refusal(missing))
+        return httpx.Response(200, json=self.response(self.turns[index], index))
+
+    def unanswered(self, body: dict[str, Any]) -> list[str]:
+        """Ids of tool calls not answered right after the message that made them."""
+        messages = body["messages"]
+        for n, message in enumerate(messages):
+            if message["role"] != "assistant":
+                continue
+            if self.provider == "openai":
+                asked = [c["id"] for c in message.get("tool_calls") or []]
+                answered = set()
+                for later in messages[n + 1 :]:
+                    if later["role"] != "tool":
+                        break
+                    answered.add(later["tool_call_id"])
+            else:
+                content = message["content"]
+                asked = [b["id"] for b in content if b["type"] == "tool_use"]
+                after = messages[n + 1]["content"] if n + 1 < len(messages) else []
+                answered = {b["tool_use_id"] for b in after if b.get("type") == "tool_result"}
+            missing = [i for i in asked if i not in answered]
+            if missing:
+                return missing
+        return []
+
+    def _refusal(self, missing: list[str]) -> dict[str, Any]:
+        if self.provider == "openai":
+            message = (
+                "An assistant message with 'tool_calls' must be followed by tool messages "
+                "responding to each 'tool_call_id'. The following tool_call_ids did not have "
+                f"response messages: {', '.join(missing)}"
+            )
+            return {
+                "error": {
+                    "message": message,
+                    "type": "invalid_request_error",
+                    "param": "messages",
+                    "code": None,
+                }
+            }
+        message = (
+            f"`tool_use` ids were found without `tool_result` blocks immediately after: "
+            f"{', '.join(missing)}. Each `tool_use` block must have a corresponding "
+            "`tool_result` block in the next message."
+        )
+        return {"type": "error", "error": {"type": "invalid_request_error", "message": message}}
+
+    def response(self, turn: ScriptTurn, index: int) -> dict[str, Any]:
+        calls = [] if isinstance(turn, str) else turn
+        text = turn if isinstance(turn, str) else None
+        usage = (900 + 100 * index, 40 + 10 * len(calls))
+        if self.provider == "openai":
+            message: dict[str, Any] = {
+                "role": "assistant",
+                "content": text,
+                "refusal": None,
+                "annotations": [],
+            }
+            if calls:
+                message["tool_calls"] = [
+                    {
+                        "id": f"call_s{index}x{n}",
+                        "type": "function",
+                        "function": {"name": name, "arguments": json.dumps(args)},
+                    }
+                    for n, (name, args) in enumerate(calls)
+                ]
+            return {
+                "id": f"chatcmpl-scripted{index}",
+                "object": "chat.completion",
+                "created": 1764072000 + index,
+                "model": "gpt-4o-mini-2024-07-18",
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": message,
+                        "logprobs": None,
+                        "finish_reason": "tool_calls" if calls else "stop",
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": usage[0],
+                    "completion_tokens": usage[1],
+                    "total_tokens": sum(usage),
+                },
+                "service_tier": "default",
+                "system_fingerprint": "fp_560af6e559",
+            }
+        content: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
+        content += [
+            {"type": "tool_use", "id": f"toolu_s{index}x{n}", "name": name, "input": args}
+            for n, (name, args) in enumerate(calls)
+        ]
+        return {
+            "id": f"msg_scripted{index:02d}",
+            "type": "message",
+            "role": "assistant",
+            "model": "claude-sonnet-4-5-20250929",
+            "content": content,
+            "stop_reason": "tool_use" if calls else "end_turn",
+            "stop_sequence": None,
+            "usage": {"input_tokens": usage[0], "output_tokens": usage[1]},
+        }
+
+
+def use_scripted_llm(
+    monkeypatch: pytest.MonkeyPatch, router: respx.Router, provider: str, turns: list[ScriptTurn]
+) -> ScriptedWire:
+    """SDK traffic through respx, no retry waits, and `turns` served on `provider`'s endpoint."""
+    send_sdk_traffic_to_respx(monkeypatch)
+    skip_retry_waits(monkeypatch)
+    wire = ScriptedWire(provider, turns)
+    router.post(ENDPOINTS[provider]).mock(side_effect=wire)
+    return wire

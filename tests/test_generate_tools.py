@@ -14,6 +14,7 @@ from app.github.forge import RepoRef
 from tools.builtin.generate import TOOLS
 from tools.registry import ToolRegistry, ToolResult
 from tools.render import render_service
+from tools.render_k8s import StagingPlace
 from tools.service import ServiceRequest
 from tools.spec import ToolContext, to_anthropic_tool, to_openai_tool
 
@@ -101,8 +102,10 @@ def test_list_templates_offers_every_language_and_type(registry):
 def test_apply_template_renders_the_whole_service_with_the_repository_owner_image(registry):
     ctx = ToolContext(settings=Settings(), repo=RepoRef("Acme-Corp", "platform"))
     out = ok(run(registry, "apply_template", REQUEST, ctx))
+    # The staging overlay names the operator's namespace for this repository.
+    staging = StagingPlace("acme-corp-platform-77e4826acb-staging")
     assert out["files"] == render_service(
-        ServiceRequest(**REQUEST), image="ghcr.io/acme-corp/billing"
+        ServiceRequest(**REQUEST), image="ghcr.io/acme-corp/billing", staging=staging
     )
     assert (
         "image: ghcr.io/acme-corp/billing:0.1.0"

@@ -474,7 +474,9 @@ def test_malformed_tool_arguments_go_back_to_the_model(settings, world):
     second = model.requests[2].messages[-1]
     assert second.is_error and "Invalid arguments for `generate_k8s_manifests`" in second.content
     assert "request.name" in second.content
-    assert session.status == "done"
+    # The App's plan took the failed call: its task fails, nothing is published.
+    assert session.status == "failed" and not world[1].pulls
+    assert "❌ Generate Kubernetes manifests" in session.rendered_todo
 
 
 def test_a_side_effect_the_model_repeats_is_answered_from_its_record(settings, world):
@@ -595,7 +597,7 @@ def test_a_model_question_waits_for_the_requesters_answer(settings, world):
             turn(text="Thanks, planning now."),
         ]
     )
-    asked = run(settings, world, new_session(text="a payments service"), model=model)
+    asked = run(settings, world, new_session(text="a payments service", request=False), model=model)
     assert asked.status == "waiting" and len(model.requests) == 1
     assert "### Open questions\n- Which port, @\u200balice?" in asked.rendered_todo
 

@@ -11,8 +11,9 @@ from tests import payloads
 from tests.job_world import World
 
 CREATE = "/idp create-service payments-api --lang go --team checkout"
-# One namespace per team and environment, as the staging overlay names it.
-NAMESPACE = "checkout-staging"
+# One staging namespace per repository, by the operator's rule (tools/staging.py): the
+# readable repository name and a hash of it, whatever `--team` says.
+NAMESPACE = "acme-payments-bf264d5186-staging"
 
 
 @pytest.fixture
@@ -95,13 +96,19 @@ def test_apply_twice_deploys_once(world):
     assert "Nothing here is waiting for approval" in world.replies()[-1]
 
 
-def test_the_staging_namespace_follows_the_config_prefix(world):
+def test_the_staging_namespace_is_the_operators_not_the_repositorys(world):
+    world.settings = world.settings.model_copy(
+        update={"staging_namespaces": "acme/payments=payments-staging"}
+    )
     world.config("staging:\n  namespace_prefix: shop-\n")
 
     world.comment("/idp deploy staging", sender="root")
 
-    assert world.cluster.calls[0] == ("namespace", "shop-checkout-staging", False)
-    assert {c[3] for c in world.cluster.calls[1:]} == {"shop-checkout-staging"}
+    assert world.cluster.calls[0] == ("namespace", "payments-staging", False)
+    assert {c[3] for c in world.cluster.calls[1:]} == {"payments-staging"}
+    assert set(world.cluster.managers) == {"idp-copilot/acme/payments"}
+    (reply,) = [r for r in world.replies() if "namespace_prefix" in r]
+    assert "the staging namespace is the operator's setting now" in reply
 
 
 def test_a_merge_is_recorded_and_the_deploy_keeps_waiting_without_auto_deploy(world):

@@ -30,6 +30,7 @@ from app.agent.sanitize import clean_untrusted
 from app.agent.todo import MARKER_PREFIX
 from app.github.forge import validate_path
 from app.webhooks import Ignored, route
+from tests import github_api as gh
 from tests import payloads
 from tests.fakes import install_fake_validator
 from tests.job_world import ISSUE
@@ -212,7 +213,11 @@ def assert_model_read_only_quoted_visible_text(model: ScriptedChatModel, attempt
 
 def app_texts(world: SecretWorld) -> list[str]:
     """Everything the App wrote that people read: comments, pull request titles and bodies."""
-    texts = [c["body"] for c in world.github.comments.values()]
+    texts = [
+        c["body"]
+        for c in world.github.comments.values()
+        if c["author"] is None or c["author"]["login"] == gh.APP_BOT  # the people's own aside
+    ]
     return texts + [t for p in world.github.pulls.values() for t in (p["title"], p["body"])]
 
 

@@ -74,7 +74,7 @@ manifests_path: deploy/{name}/k8s
 defaults: {language: go, team: payments, type: worker}
 approval_required: [deploy_to_staging]
 tools: [search_knowledge_base_for_guidelines]
-staging: {context: kind-staging, namespace_prefix: pay-}
+staging: {context: kind-staging}
 auto_deploy_on_merge: true
 labels: [platform, needs-review]
 draft_pull_requests: true
@@ -90,8 +90,7 @@ reviewers: {min_permission: maintain}
     )
     assert config.approval_required == ["deploy_to_staging"]
     assert config.tools == ["search_knowledge_base_for_guidelines"]
-    assert config.staging.context == "kind-staging"
-    assert config.staging.namespace_for("ledger") == "pay-ledger-staging"
+    assert config.staging.context == "kind-staging"  # used only if the operator allows it
     assert config.auto_deploy_on_merge and config.draft_pull_requests
     assert config.labels == ["platform", "needs-review"]
     assert config.reviewers.min_permission == "maintain"
@@ -232,3 +231,11 @@ def test_bad_team_name_suggests_a_valid_one():
 
     assert "line 2: `defaults.team:" in result.error
     assert "try 'payments-team'" in result.error
+
+
+def test_a_staging_namespace_prefix_in_the_file_names_the_operators_setting():
+    """The namespace is the operator's now (IDP_STAGING_*): the key is refused by name."""
+    result = load("staging:\n  namespace_prefix: team-a-\n")
+
+    assert "line 2: `staging.namespace_prefix: no longer a key`" in result.error
+    assert "IDP_STAGING_NAMESPACE_PREFIX" in result.error

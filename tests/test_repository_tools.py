@@ -227,7 +227,7 @@ async def test_a_refused_protection_names_the_permission_and_keeps_the_repositor
     result = await registry.call(PROTECTED, {"name": "billing-api"}, app_ctx)
     assert not result.ok
     assert "acme/billing-api was created" in result.error
-    assert "'Administration: read and write'" in result.error and "/idp retry" in result.error
+    assert "**Administration: Read and write**" in result.error and "/idp retry" in result.error
     assert "acme/billing-api" in admin.repos  # the retry reuses it
 
 

@@ -15,6 +15,8 @@ import urllib3
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
+from tools.staging import StagingPolicy, StagingPolicyError
+
 if TYPE_CHECKING:
     from app.config import Settings
 
@@ -52,6 +54,18 @@ class ClusterError(Exception):
         self.details: dict[str, Any] = details or {}
 
     @property
+    def conflicts(self) -> list[tuple[str, str]]:
+        """(manager, field) of each server-side apply conflict in a 409 Status."""
+        if self.status != 409:
+            return []
+        causes = self.details.get("causes") or []
+        return [
+            (str(c.get("message", "")).removeprefix("conflict with "), str(c.get("field", "")))
+            for c in causes
+            if isinstance(c, dict) and c.get("type") == "FieldManagerConflict"
+        ]
+
+    @property
     def missing_namespace(self) -> str | None:
         """The namespace name when the API said the target namespace does not exist."""
         if self.status == 404 and self.details.get("kind") == "namespaces":
@@ -60,16 +74,28 @@ class ClusterError(Exception):
 
 
 class Cluster(Protocol):
-    """What the agent's cluster tools call. Both methods return the object the API server
-    returned (for a dry run: what it would have stored)."""
+    """What the agent's cluster tools call. `apply` and `ensure_namespace` return the object
+    the API server returned (for a dry run: what it would have stored); `read` the live
+    object or None; `pods` the pods matching labels in a namespace."""
 
     def apply(
         self, obj: dict[str, Any], *, dry_run: bool, field_manager: str, force: bool = False
     ) -> dict[str, Any]: ...
 
     def ensure_namespace(
-        self, name: str, labels: dict[str, str], *, dry_run: bool
+        self,
+        name: str,
+        labels: dict[str, str],
+        *,
+        dry_run: bool,
+        field_manager: str = FIELD_MANAGER,
     ) -> dict[str, Any]: ...
+
+    def read(
+        self, api_version: str, kind: str, namespace: str, name: str
+    ) -> dict[str, Any] | None: ...
+
+    def pods(self, namespace: str, labels: dict[str, str]) -> list[dict[str, Any]]: ...
 
 
 class KubernetesCluster:
@@ -83,7 +109,19 @@ class KubernetesCluster:
     @classmethod
     def from_settings(cls, settings: Settings, *, context: str | None = None) -> KubernetesCluster:
         """Credentials in this order: `KUBECONFIG` from settings, the pod's service account
-        (in-cluster), then `~/.kube/config`. Raises ClusterError naming what to set."""
+        (in-cluster), then `~/.kube/config`. `context` is the repository's pick, used only
+        when the operator's IDP_STAGING_CONTEXTS allow it. Raises ClusterError naming what
+        to set."""
+        try:
+            context = StagingPolicy.from_settings(settings).context_for(context)
+        except StagingPolicyError as exc:
+            raise ClusterError(f"{exc}.") from None
+        if context is not None and settings.kubeconfig is None:
+            # The in-cluster account has no contexts: never ignore the operator's choice.
+            try:
+                return cls(_client_from_kubeconfig(None, context))
+            except ClusterError as exc:
+                raise ClusterError(f"{exc} (IDP_STAGING_CONTEXTS names {context})") from None
         if settings.kubeconfig is not None:
             if not settings.kubeconfig.is_file():
                 raise ClusterError(
@@ -114,9 +152,16 @@ class KubernetesCluster:
         field_manager: str = FIELD_MANAGER,
         force: bool = False,
     ) -> dict[str, Any]:
-        """Server-side apply of one object. `force` takes over fields another manager owns;
-        without it such a conflict is a 409 ClusterError naming the other manager."""
+        """Server-side apply of one namespaced object (or a Namespace). `force` takes over
+        fields another manager owns; without it such a conflict is a 409 ClusterError naming
+        the other manager. A kind the API server reports as cluster-scoped is refused here
+        too, whatever the caller checked."""
         path = self.object_path(obj)
+        if obj.get("kind") != "Namespace" and "/namespaces/" not in path:
+            raise ClusterError(
+                f"{obj.get('kind')} {obj['metadata']['name']} is cluster-scoped: the App "
+                "applies only namespaced objects."
+            )
         query: list[tuple[str, str]] = [("fieldManager", field_manager)]
         if dry_run:
             query.append(("dryRun", "All"))
@@ -125,7 +170,12 @@ class KubernetesCluster:
         return self._call("PATCH", path, query, body=obj, content_type=APPLY_PATCH)
 
     def ensure_namespace(
-        self, name: str, labels: dict[str, str], *, dry_run: bool
+        self,
+        name: str,
+        labels: dict[str, str],
+        *,
+        dry_run: bool,
+        field_manager: str = FIELD_MANAGER,
     ) -> dict[str, Any]:
         """Create the namespace or bring our labels up to date. Not forced: a namespace is
         shared ground, and a label another team set differently must surface, not be overwritten.
@@ -135,7 +185,30 @@ class KubernetesCluster:
             "kind": "Namespace",
             "metadata": {"name": name, "labels": dict(labels)},
         }
-        return self.apply(namespace, dry_run=dry_run, field_manager=FIELD_MANAGER, force=False)
+        return self.apply(namespace, dry_run=dry_run, field_manager=field_manager, force=False)
+
+    def read(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """The live object, or None when it does not exist."""
+        probe = {
+            "apiVersion": api_version,
+            "kind": kind,
+            "metadata": {"name": name, "namespace": namespace},
+        }
+        try:
+            return self._call("GET", self.object_path(probe), [])
+        except ClusterError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def pods(self, namespace: str, labels: dict[str, str]) -> list[dict[str, Any]]:
+        """The pods in `namespace` carrying every label of `labels`."""
+        selector = ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
+        listing = self._call(
+            "GET", f"/api/v1/namespaces/{namespace}/pods", [("labelSelector", selector)]
+        )
+        items = listing.get("items")
+        return items if isinstance(items, list) else []
 
     def object_path(self, obj: dict[str, Any]) -> str:
         """The REST path of one object, e.g. /apis/apps/v1/namespaces/ns/deployments/web."""
@@ -244,8 +317,8 @@ _STATUS_HINTS = {
     403: "the App's Kubernetes identity lacks RBAC for this: grant it get, create and patch on "
     "the resource in that namespace.",
     404: "the API server does not know this path: check the apiVersion and the namespace.",
-    409: "another field manager owns these fields: resolve the conflict with that owner, or "
-    "remove the field from the manifest.",
+    409: "another field manager owns these fields and the App never forces: agree on the "
+    "value with that owner, or remove the field from the manifest.",
     422: "the API server rejected the object as invalid: fix the field it names.",
 }
 

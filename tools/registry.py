@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from app import telemetry
 from app.agent.sanitize import redact
+from tools.prototype_spec import adapt, is_prototype_tool
 from tools.spec import ToolContext, ToolError, ToolSpec, to_anthropic_tool, to_openai_tool
 
 if TYPE_CHECKING:
@@ -48,6 +49,18 @@ class ToolResult:
     tool: str = ""
 
 
+@dataclass(frozen=True)
+class SkippedPlugin:
+    """A plug-in of the entry-point group that is not loaded, and why (one sentence)."""
+
+    plugin: str
+    entry_point: str
+    reason: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"plugin": self.plugin, "entry_point": self.entry_point, "reason": self.reason}
+
+
 def validation_message(exc: ValidationError, what: str) -> str:
     """A pydantic error as one readable sentence: each bad field, what is wrong with it."""
     parts = []
@@ -63,21 +76,34 @@ class ToolRegistry:
     def __init__(self, specs: Iterable[ToolSpec] = ()) -> None:
         self._specs: dict[str, ToolSpec] = {}
         self._index: dict[str, str] = {}
+        self._sources: dict[str, str] = {}
+        self.not_loaded: list[SkippedPlugin] = []
         for spec in specs:
             self.register(spec)
 
-    def register(self, spec: ToolSpec) -> None:
+    def register(self, spec: ToolSpec, source: str = "builtin") -> None:
         """Add a tool. A name or alias already taken by another tool is a `ValueError`."""
+        self.check_free([spec], replace=True)
         keys = {normalize_name(n) for n in [spec.name, *spec.aliases]}
-        for key in keys:
-            owner = self._index.get(key)
-            if owner is not None and owner != spec.name:
-                raise ValueError(
-                    f"tool name or alias {key!r} of {spec.name!r} is taken by {owner!r}"
-                )
         self._specs[spec.name] = spec
+        self._sources[spec.name] = source
         for key in keys:
             self._index[key] = spec.name
+
+    def check_free(self, specs: list[ToolSpec], replace: bool = False) -> None:
+        """A `ValueError` when a name or alias of `specs` is taken, by a registered tool
+        (unless `replace` and it is the same tool's name) or by another of `specs`; so a
+        plug-in is registered whole or not at all, and never in place of a built-in."""
+        taken = dict(self._index)
+        for spec in specs:
+            for key in {normalize_name(n) for n in [spec.name, *spec.aliases]}:
+                owner = taken.get(key)
+                mine = owner == spec.name and (replace or key not in self._index)
+                if owner is not None and not mine:
+                    raise ValueError(
+                        f"tool name or alias {key!r} of {spec.name!r} is taken by {owner!r}"
+                    )
+                taken[key] = spec.name
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and normalize_name(name) in self._index
@@ -144,6 +170,7 @@ class ToolRegistry:
                     "side_effect": spec.side_effect,
                     "requires_approval": spec.requires_approval,
                     "timeout": spec.timeout,
+                    "source": self._sources.get(spec.name, "builtin"),
                     "capabilities": capabilities,
                 }
             )
@@ -237,33 +264,37 @@ def _dump_output(spec: ToolSpec, result: Any) -> dict[str, Any]:
 
 
 def _load_plugin(obj: Any) -> list[ToolSpec]:
-    """An entry point's object: a ToolSpec, a list of them, or a callable returning either."""
+    """An entry point's object: a ToolSpec or a prototype-format tool (dict or dataclass), a
+    list of them, or a callable returning either."""
     if callable(obj) and not isinstance(obj, ToolSpec):
         obj = obj()
-    items = [obj] if isinstance(obj, ToolSpec) else list(obj)
-    bad = [type(i).__name__ for i in items if not isinstance(i, ToolSpec)]
+    single = isinstance(obj, ToolSpec) or is_prototype_tool(obj)
+    items = [obj] if single else list(obj) if isinstance(obj, list | tuple) else [obj]
+    bad = [type(i).__name__ for i in items if not (isinstance(i, ToolSpec) or is_prototype_tool(i))]
     if bad:
-        raise TypeError(f"expected ToolSpec objects, got {', '.join(bad)}")
-    return items
+        raise TypeError(
+            f"expected ToolSpec objects or prototype tools (name, description, input_schema, "
+            f"func), got {', '.join(bad)}"
+        )
+    return [i if isinstance(i, ToolSpec) else adapt(i) for i in items]
 
 
 def default_registry(settings: Settings | None = None) -> ToolRegistry:
-    """The built-in tools plus every plugin of the `idp_copilot.tools` entry-point group.
-    A broken plugin is logged and skipped; the App still starts."""
+    """The built-in tools plus every plug-in of the `idp_copilot.tools` entry-point group.
+    A plug-in that fails to load, or whose names clash with a tool already there, is skipped
+    whole with one log line and listed in `not_loaded`; the App still starts."""
     from tools.builtin import builtin_tools
 
     registry = ToolRegistry(builtin_tools())
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:
             specs = _load_plugin(ep.load())
+            registry.check_free(specs)
         except Exception as exc:
-            log.error(
-                "tool plugin %r (%s) skipped: %s: %s", ep.name, ep.value, type(exc).__name__, exc
-            )
+            reason = f"{type(exc).__name__}: {exc}"
+            log.error("tool plug-in %r (%s) not loaded: %s", ep.name, ep.value, reason)
+            registry.not_loaded.append(SkippedPlugin(ep.name, ep.value, reason))
             continue
         for spec in specs:
-            try:
-                registry.register(spec)
-            except ValueError as exc:
-                log.error("tool %r of plugin %r skipped: %s", spec.name, ep.name, exc)
+            registry.register(spec, source=f"plugin:{ep.name}")
     return registry

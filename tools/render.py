@@ -25,7 +25,7 @@ from tools.render_common import (
     service_dir,
     template_context,
 )
-from tools.render_k8s import has_service, ingress_host, max_replicas, render_k8s
+from tools.render_k8s import StagingPlace, has_service, ingress_host, max_replicas, render_k8s
 from tools.render_observability import render_observability
 from tools.render_workflow import render_workflow
 from tools.service import LANGUAGES, SERVICE_TYPES, ServiceRequest
@@ -115,15 +115,17 @@ def render_service(
     base_path: str = DEFAULT_BASE_PATH,
     *,
     image: str | None = None,
+    staging: StagingPlace | None = None,
 ) -> dict[str, str]:
     """Every file of a new service, path → text. `image` is the image repository without a
-    tag (default `ghcr.io/your-org/<name>`); the workflow pushes to the repository owner's."""
+    tag (default `ghcr.io/your-org/<name>`); the workflow pushes to the repository owner's.
+    `staging` is the operator's staging namespace and host for the repository."""
     check_request(req)
     service_dir(req, base_path)  # reject a bad base path before rendering anything
     files: dict[str, str] = {}
     files.update(render_dockerfile(req, base_path))
     files.update(render_source(req, base_path))
-    files.update(render_k8s(req, base_path, image=image))
+    files.update(render_k8s(req, base_path, image=image, staging=staging))
     files.update(render_workflow(req, base_path))
     files.update(render_observability(req, base_path))
     files.update(render_docs(req, base_path))

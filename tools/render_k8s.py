@@ -8,6 +8,7 @@ and the Deployment) come from one place.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from tools.render_common import (
@@ -34,6 +35,18 @@ from tools.templates import PROFILES, RUN_AS_ID
 PORT_NAME = "http"
 KUSTOMIZE_API = "kustomize.config.k8s.io/v1beta1"
 CPU_TARGET_PERCENT = 70
+STAGING_IMAGE_NOTE = (
+    "The App deploys the image CI pushed for the deployed commit (tag sha-<commit>)."
+)
+
+
+@dataclass(frozen=True)
+class StagingPlace:
+    """Where the operator puts this repository's staging (tools/staging.py): the namespace,
+    and the Ingress host when the operator names staging domains."""
+
+    namespace: str
+    host: str | None = None
 
 
 def has_service(req: ServiceRequest) -> bool:
@@ -251,8 +264,12 @@ def _json_patch(*ops: tuple[str, Any]) -> str:
     return dump_yaml([{"op": "replace", "path": path, "value": value} for path, value in ops])
 
 
-def overlay(req: ServiceRequest, environment: str, image: str) -> dict[str, Any]:
-    """A kustomization for one environment: namespace, image tag and replica range."""
+def overlay(
+    req: ServiceRequest, environment: str, image: str, staging: StagingPlace | None = None
+) -> dict[str, Any]:
+    """A kustomization for one environment: namespace, image tag and replica range. Staging
+    goes where `staging` says (the operator's rule) and takes no image tag: the deploy sets
+    the tag CI built for the deployed commit."""
     minimum = 1 if environment == "staging" else req.replicas
     maximum = min(2, max_replicas(req)) if environment == "staging" else max_replicas(req)
     patches = [
@@ -263,14 +280,24 @@ def overlay(req: ServiceRequest, environment: str, image: str) -> dict[str, Any]
     ]
     if req.type == "web" and environment != "production":
         host = ingress_host(req, environment)
+        if environment == "staging" and staging is not None and staging.host:
+            host = staging.host
         patches.append(
             {
                 "target": {"kind": "Ingress", "name": req.name},
                 "patch": _json_patch(("/spec/rules/0/host", host), ("/spec/tls/0/hosts/0", host)),
             }
         )
+    namespace = namespace_for(req, environment)
+    if environment == "staging":
+        return _kustomization(
+            namespace=staging.namespace if staging is not None else namespace,
+            resources=["../../base"],
+            labels=[{"pairs": {"app.kubernetes.io/environment": environment}}],
+            patches=patches,
+        )
     return _kustomization(
-        namespace=namespace_for(req, environment),
+        namespace=namespace,
         resources=["../../base"],
         labels=[{"pairs": {"app.kubernetes.io/environment": environment}}],
         images=[{"name": image, "newTag": INITIAL_VERSION}],
@@ -307,8 +334,11 @@ def render_k8s(
     base_path: str = DEFAULT_BASE_PATH,
     *,
     image: str | None = None,
+    staging: StagingPlace | None = None,
 ) -> dict[str, str]:
-    """`k8s/base` and the staging and production overlays, path → YAML text."""
+    """`k8s/base` and the staging and production overlays, path → YAML text. `staging` is
+    the operator's namespace (and host) for this repository; without it the staging overlay
+    names TEAM-staging, as for a rendering outside any repository."""
     check_request(req)
     root = join(service_dir(req, base_path), "k8s")
     repository = image_repository(req, image)
@@ -320,9 +350,13 @@ def render_k8s(
     out[join(root, "base", "kustomization.yaml")] = dump_yaml(
         _kustomization(resources=list(objects))
     )
+    comments = {
+        "staging": f"Staging: namespace, replica range and host. {STAGING_IMAGE_NOTE}",
+        "production": "Production: namespace, image tag and replica range.",
+    }
     for environment in ENVIRONMENTS:
         out[join(root, "overlays", environment, "kustomization.yaml")] = dump_yaml(
-            overlay(req, environment, repository),
-            comment=f"{environment.capitalize()}: namespace, image tag and replica range.",
+            overlay(req, environment, repository, staging),
+            comment=comments[environment],
         )
     return out

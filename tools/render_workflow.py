@@ -36,6 +36,17 @@ ACTION_PINS: dict[str, tuple[str, str]] = {
 }
 RUNNER = "ubuntu-24.04"
 DEFAULT_BRANCH = "main"
+# The App's pull-request branches (jobs publish to `idp/<session>`): each push there builds
+# the image the staging deploy runs, tagged sha-<first SHA_TAG_LENGTH characters>.
+APP_BRANCHES = "idp/**"
+SHA_TAG_LENGTH = 12
+
+
+def image_tag(commit_sha: str) -> str:
+    """The tag the workflow pushes for a commit: what `deploy_to_staging` deploys."""
+    return f"sha-{commit_sha[:SHA_TAG_LENGTH]}"
+
+
 _WRITE_RE = re.compile(r"^\s+packages: write$", re.MULTILINE)
 _USES_RE = re.compile(r"^(\s*(?:- )?uses: )([\w.-]+/[\w.-]+)@([0-9a-f]{40})$", re.MULTILINE)
 
@@ -83,7 +94,7 @@ def _image_job(req: ServiceRequest, directory: str) -> dict[str, Any]:
     # template-injection). GHCR wants a lower-case owner.
     tags_script = (
         f'image="ghcr.io/${{OWNER,,}}/{req.name}"\n'
-        'tags="${image}:sha-${SHA}"\n'
+        f'tags="${{image}}:sha-${{SHA::{SHA_TAG_LENGTH}}}"\n'
         'if [ "$REF_TYPE" = tag ]; then\n'
         f'  tags="${{tags}},${{image}}:${{REF_NAME#{req.name}-v}}"\n'
         "fi\n"
@@ -143,7 +154,8 @@ def workflow(req: ServiceRequest, base_path: str = DEFAULT_BASE_PATH) -> dict[st
         "name": req.name,
         "on": {
             "push": {
-                "branches": [DEFAULT_BRANCH],
+                # The App's branch too: a staging deploy runs the image of its head commit.
+                "branches": [DEFAULT_BRANCH, APP_BRANCHES],
                 # A tag `<name>-v1.2.3` publishes the image tag 1.2.3 (path filters do not
                 # apply to tag pushes).
                 "tags": [f"{req.name}-v*"],

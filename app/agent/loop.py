@@ -175,6 +175,13 @@ class Agent:
             self.gate_approvals(s)
             self.emit("todo", {"todo": s.todo.model_dump()})
             await self.boundary(run)
+        await self.run_ready(run)
+
+    async def run_ready(self, run: RunState) -> None:
+        """Run the todo's ready tasks in waves, independent ones concurrently, until none is
+        ready; a checkpoint after each wave. The rules path, and the model path's finish."""
+        s = run.session
+        assert s.todo is not None
         while True:
             self.gate_approvals(s)
             block_dependents(s.todo)
@@ -184,10 +191,11 @@ class Agent:
             run.guard.step()
             for task in ready:
                 run.guard.check(ToolCall(id=task.id, name=task.tool or "", arguments=task.args))
-            await asyncio.gather(*(self._run_task(run, t) for t in ready))
+            await asyncio.gather(*(self.run_task(run, t) for t in ready))
             await self.boundary(run)
 
-    async def _run_task(self, run: RunState, task: Task) -> None:
+    async def run_task(self, run: RunState, task: Task) -> None:
+        """Carry out one task with its planned arguments; a gated one waits for approval."""
         if task.tool is None:
             task.status = "skipped"
             return

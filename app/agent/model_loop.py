@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from app.agent import backstop
+from app.agent.ordering import plan_problems, waves
 from app.agent.outcomes import LoopGuardTripped, NeedsApproval, QuestionForRequester
 from app.agent.planner import (
     ASK_REQUESTER,
@@ -26,20 +28,19 @@ from app.agent.planner import (
     system_prompt,
     title_for,
 )
-from app.agent.progress import APPROVAL_WAIT
+from app.agent.progress import APPROVAL_WAIT, FINISHED
 from app.agent.providers.base import Message, ModelTurn, ToolCall
 from app.agent.sanitize import redact
 from app.agent.todo import Task, Todo
 from app.audit import scrub
 from tools.registry import ToolResult, normalize_name, validation_message
-from tools.spec import ToolSpec
 
 if TYPE_CHECKING:
     from app.agent.loop import Agent, RunState
     from app.state import Session
 
 OBSERVATION_LIMIT = 8000
-_OPEN = ("pending", "running", "failed", "waiting_approval", "blocked")
+_PSEUDO = (WRITE_TODO.name, ASK_REQUESTER.name)
 
 
 async def run_with_model(agent: Agent, run: RunState) -> None:
@@ -71,8 +72,9 @@ async def run_with_model(agent: Agent, run: RunState) -> None:
             if question:
                 raise QuestionForRequester(question)
             continue
-        if messages[-1].role == "assistant":
-            return  # the model's final answer
+        if messages[-1].role == "assistant":  # the model's final answer
+            await backstop.finish(agent, run)
+            return
         run.guard.step()
         outgoing = [m.model_copy(update={"content": redact(m.content, secrets)}) for m in messages]
         # What a model writes is untrusted output: a secret it echoes (pasted in an issue,
@@ -85,6 +87,8 @@ async def run_with_model(agent: Agent, run: RunState) -> None:
         if not turn.tool_calls:
             if turn.text and turn.text.strip():
                 agent.note(s, f"Agent: {public_text(turn.text, 500)}")
+            await agent.boundary(run)
+            await backstop.finish(agent, run)
             return
 
 
@@ -150,6 +154,10 @@ async def _answer(
             results[call.id] = _reply(call, "Not run: the loop guard stopped this run.", True)
         _extend(s, messages, calls, results)
         raise
+    assert s.todo is not None
+    names = {normalize_name(c.name) for c in calls if c.arguments is not None}
+    if not s.todo.tasks and WRITE_TODO.name not in names and names - set(_PSEUDO):
+        backstop.adopt_plan(agent, s)  # the model works without a plan: the App writes one
     for call in calls:
         kind = normalize_name(call.name)
         if call.arguments is None:
@@ -175,8 +183,7 @@ async def _answer(
             )
         else:
             runnable.append(call)
-    replies = await asyncio.gather(*(_run_call(agent, run, c, secrets) for c in runnable))
-    results.update({c.id: r for c, r in zip(runnable, replies, strict=True)})
+    results.update(await _run_calls(agent, run, runnable, secrets))
     _extend(s, messages, calls, results)
     return question
 
@@ -191,6 +198,17 @@ def _write_todo(agent: Agent, s: Session, call: ToolCall) -> Message:
         plan = WriteTodo.model_validate(call.arguments)
     except ValidationError as exc:
         return _reply(call, validation_message(exc, "Invalid plan for `write_todo`"), True)
+    problems = plan_problems(
+        [(t.id or f"t{n}", t.depends_on) for n, t in enumerate(plan.tasks, start=1)]
+    )
+    if problems:
+        return _reply(
+            call,
+            "Plan not saved: " + "; ".join(problems) + ". Fix the ids and `depends_on`, then "
+            "call `write_todo` again.",
+            True,
+        )
+    s.todo.meta.pop(backstop.PLAN_META, None)  # the model's plan from now on
     warnings = merge_plan(s.todo, plan, agent.registry)
     agent.gate_approvals(s)
     agent.emit("todo", {"todo": s.todo.model_dump()})
@@ -200,10 +218,90 @@ def _write_todo(agent: Agent, s: Session, call: ToolCall) -> Message:
     return _reply(call, text, bool(warnings))
 
 
-async def _run_call(agent: Agent, run: RunState, call: ToolCall, secrets: list[str]) -> Message:
+async def _run_calls(
+    agent: Agent, run: RunState, calls: list[ToolCall], secrets: list[str]
+) -> dict[str, Message]:
+    """Run one turn's tool calls: each against the task it carries out, in waves that honour
+    the tasks' `depends_on` (a wave's calls run concurrently). A call whose task waits for a
+    task that has not run is refused with a sentence the model can act on."""
     s = run.session
-    spec = agent.spec_or_none(call.name)
-    task = _task_for(s.todo, spec, call.arguments or {})
+    todo = s.todo
+    assert todo is not None
+    tasks: dict[str, Task | None] = {}
+    taken: set[str] = set()
+    for call in calls:
+        spec = agent.spec_or_none(call.name)
+        task = backstop.task_for(todo, spec, call.arguments or {}, taken)
+        if task is not None:
+            taken.add(task.id)
+        tasks[call.id] = task
+    by_task = {task.id: call_id for call_id, task in tasks.items() if task is not None}
+    results: dict[str, Message] = {}
+    deps: dict[str, list[str]] = {}
+    for call in calls:
+        task = tasks[call.id]
+        if task is None:
+            continue
+        deps[call.id] = [by_task[d] for d in task.depends_on if d in by_task]
+        waiting = _unmet(agent, s, task, by_task)
+        if waiting:
+            results[call.id] = _reply(call, _refusal(task, waiting), True)
+    order, cyclic = waves([c.id for c in calls if c.id not in results], deps)
+    for call_id in cyclic:  # plans are checked for cycles; this only guards the loop
+        results[call_id] = _reply(_by_id(calls, call_id), "Not run: depends_on has a cycle.", True)
+    for wave in order:
+        ready = []
+        for call_id in wave:
+            failed = [d for d in deps.get(call_id, ()) if results[d].is_error]
+            call = _by_id(calls, call_id)
+            if failed:
+                names = ", ".join(f"`{_by_id(calls, d).name}`" for d in failed)
+                text = f"Not run: it depends on {names} of this turn, which did not succeed."
+                results[call_id] = _reply(call, text, True)
+            else:
+                ready.append(call)
+        replies = await asyncio.gather(
+            *(_run_call(agent, run, c, tasks[c.id], secrets) for c in ready)
+        )
+        results.update({c.id: r for c, r in zip(ready, replies, strict=True)})
+    return results
+
+
+def _by_id(calls: list[ToolCall], call_id: str) -> ToolCall:
+    return next(c for c in calls if c.id == call_id)
+
+
+def _unmet(agent: Agent, s: Session, task: Task, this_turn: dict[str, str]) -> list[Task]:
+    """Tasks of the model's own plan that `task` waits for, that are neither finished nor
+    run in this turn. The App's plans only order calls: the model never saw them."""
+    todo = s.todo
+    if todo is None or backstop.app_planned(todo):
+        return []
+    if agent.is_gated(task.tool) and not s.approved_by:
+        return []  # refused for want of approval instead, which says more
+    known = {t.id: t for t in todo.tasks}
+    return [
+        known[d]
+        for d in task.depends_on
+        if d in known and d not in this_turn and known[d].tool and known[d].status not in FINISHED
+    ]
+
+
+def _refusal(task: Task, waiting: list[Task]) -> str:
+    state = {"failed": "failed", "blocked": "is blocked", "waiting_approval": "waits for approval"}
+    parts = [
+        f"`{w.id}` (`{w.tool}`), which {state.get(w.status, 'has not run yet')}" for w in waiting
+    ]
+    return (
+        f"Not run: task `{task.id}` depends on {'; '.join(parts)}. Call those first (or in the "
+        "same reply), or change `depends_on` with `write_todo`."
+    )
+
+
+async def _run_call(
+    agent: Agent, run: RunState, call: ToolCall, task: Task | None, secrets: list[str]
+) -> Message:
+    s = run.session
     if task is not None:
         agent.set_task(task, "running", None)
     try:
@@ -224,15 +322,6 @@ async def _run_call(agent: Agent, run: RunState, call: ToolCall, secrets: list[s
         )
     agent.apply_result(s, result, task)
     return _reply(call, redact(_observation(result), secrets), not result.ok)
-
-
-def _task_for(todo: Todo | None, spec: ToolSpec | None, args: dict[str, Any]) -> Task | None:
-    """The planned task this call carries out: same tool, preferably the same arguments."""
-    if todo is None or spec is None:
-        return None
-    open_tasks = [t for t in todo.tasks if t.tool == spec.name and t.status in _OPEN]
-    exact = [t for t in open_tasks if t.args == args]
-    return (exact or open_tasks or [None])[0]
 
 
 def _observation(result: ToolResult) -> str:

@@ -50,6 +50,7 @@ _STEPS: list[tuple[str, str, str, list[str]]] = [
     ("t9", "deploy_to_staging", "Deploy to staging", ["t7", "t8"]),
 ]
 _OPTIONAL = {"t2"}
+_TITLES = {tool: title for _, tool, title, _ in _STEPS}
 _LOCAL_ONLY = {"t8", "t9"}  # cluster steps: absent tools are skipped, not failed
 
 
@@ -75,6 +76,11 @@ def args_for(spec: ToolSpec | None, req: ServiceRequest, **extra: Any) -> dict[s
         elif key in fields:
             out[key] = value
     return out
+
+
+def task_title(tool: str) -> str:
+    """The todo title of a task that runs `tool` (a registered tool's name)."""
+    return _TITLES.get(tool) or tool.replace("_", " ").capitalize()
 
 
 def title_for(session: Session) -> str:
@@ -150,7 +156,9 @@ class PlannedTask(BaseModel):
     title: str = Field(description="What the task does, in a few words")
     tool: str | None = Field(None, description="The tool that carries it out")
     args: dict[str, Any] = Field(default_factory=dict, description="Planned arguments")
-    depends_on: list[str] = Field(default_factory=list, description="Ids this task waits for")
+    depends_on: list[str] = Field(
+        default_factory=list, max_length=30, description="Ids this task waits for"
+    )
 
 
 class WriteTodo(BaseModel):

@@ -2,7 +2,8 @@
 
 The todo comment is created once and then edited, only when its text changed, so a re-run
 or an idle step writes nothing. The pull request itself is the `open_pull_request` tool
-(tools/builtin/publish.py), so the model and the rules planner reach it the same way.
+(tools/builtin/publish.py), so the model and the rules planner reach it the same way;
+`unpublished_args` tells when the session's files are not on it yet.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from typing import Any
 
+from app.agent.guard import idempotency_key
 from app.agent.sanitize import redact
 from app.agent.todo import render_todo
 from app.config import Settings
@@ -18,6 +21,8 @@ from app.github.forge import Forge, ForgeError, RepoRef
 from app.state import Session, StepRecord
 
 log = logging.getLogger(__name__)
+
+PUBLISH_TOOL = "open_pull_request"
 
 # GitHub rejects comment bodies over 65,536 characters; keep room for the closing note.
 COMMENT_LIMIT = 65_000
@@ -91,3 +96,21 @@ class Publisher:
             )
         )
         return True
+
+
+def unpublished_args(session: Session, tool: str = PUBLISH_TOOL) -> dict[str, Any] | None:
+    """Arguments for `tool` when the session's generated files are not all on its pull
+    request (none opened yet, or files changed since the last one): the last successful
+    call's, so the title and summary stay; `{}` when there was none. None when the files
+    are published or there are none.
+
+    A publication's idempotency key covers the files it committed (`Agent.execute`), so
+    the files are on the pull request exactly when a successful call's key, recomputed with
+    today's files, is unchanged."""
+    if not session.files:
+        return None
+    published = [step for step in session.steps if step.tool == tool and step.ok]
+    for step in published:
+        if step.idempotency_key == idempotency_key(session.id, tool, step.args, session.files):
+            return None
+    return dict(published[-1].args) if published else {}

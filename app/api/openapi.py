@@ -90,7 +90,12 @@ def openapi_document() -> dict[str, Any]:
         "security": [{"bearer": []}],
         "paths": {
             "/api/me": {"get": _op("The caller", _json("login and role"))},
-            "/api/tools": {"get": _op("The tool catalogue", _json("name, aliases, schemas"))},
+            "/api/tools": {
+                "get": _op(
+                    "The tool catalogue, and the plug-ins that were not loaded",
+                    _json("tools (name, aliases, schemas, source) and not_loaded"),
+                )
+            },
             "/api/agent-systems": {
                 "get": _op("Agent systems, `default` first", _json("the profiles")),
                 "post": _op(
@@ -176,7 +181,28 @@ def openapi_document() -> dict[str, Any]:
                 **session_ops,
                 "get": _op("The session's live events", _SSE, 400, 403, 404),
             },
+            "/api/sessions/{owner}/{name}/{number}/files": {
+                **session_ops,
+                "get": _op(
+                    "The session's files as a tree, and its last revision's diff",
+                    _json("tree (folders and files with content) and revision (from, to, files)"),
+                    403,
+                    404,
+                ),
+            },
             "/api/events": {"get": _op("Status changes of every visible session", _SSE, 400)},
+            "/api/feedback": {
+                "get": _op(
+                    "Feedback on visible sessions, newest first",
+                    _json("feedback entries: session, user, rating, text, outcome"),
+                    403,
+                    422,
+                    parameters=[
+                        {"name": n, "in": "query", "schema": {"type": "string"}}
+                        for n in ("repo", "since", "until", "limit")
+                    ],
+                )
+            },
             "/api/openapi.json": {"get": _op("This document", _json("OpenAPI 3.1"))},
         },
     }

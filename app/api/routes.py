@@ -25,12 +25,15 @@ from app.api.agent_systems import (
     AgentSystemStore,
     checked_system,
 )
-from app.api.auth import Gate
+from app.api.auth import Gate, Principal
 from app.api.control import REPO_PATTERN, SendMessage, SessionControl, StartSession, repo_of
 from app.api.errors import ApiError, parse_body, validate
+from app.api.feedback import FeedbackQuery, FeedbackView
+from app.api.files import file_tree, forge_for, last_revision
 from app.api.openapi import openapi_document
 from app.api.session_json import session_detail, session_summary
 from app.api.sse import HEARTBEAT_SECONDS, event_response, resume_from
+from app.audit import AuditLog
 from app.config import Settings
 from app.events import EventBus
 from app.state import Session, SessionStatus
@@ -66,6 +69,7 @@ class OperatorApi:
         self.bus = EventBus(connection, settings)
         self.control = SessionControl(settings, connection, self.bus)
         self.systems = AgentSystemStore(connection, settings)
+        self.feedback = FeedbackView(connection, settings)
         self.heartbeat = heartbeat
 
     @cached_property
@@ -93,6 +97,8 @@ class OperatorApi:
             Route(SESSION + "/messages", self.send_message, methods=["POST"]),
             Route(SESSION + "/cancel", self.cancel_session, methods=["POST"]),
             Route(SESSION + "/events", self.session_events, methods=["GET"]),
+            Route(SESSION + "/files", self.session_files, methods=["GET"]),
+            Route("/feedback", self.list_feedback, methods=["GET"]),
             Route("/events", self.all_events, methods=["GET"]),
             Route("/openapi.json", self.openapi, methods=["GET"]),
         ]
@@ -104,7 +110,9 @@ class OperatorApi:
 
     async def tools(self, request: Request) -> Response:
         await self.gate.require(request)
-        return self.json({"tools": await run_in_threadpool(self.registry.describe)})
+        tools = await run_in_threadpool(self.registry.describe)
+        skipped = [p.as_json() for p in self.registry.not_loaded]
+        return self.json({"tools": tools, "not_loaded": skipped})
 
     async def list_systems(self, request: Request) -> Response:
         await self.gate.require(request)
@@ -120,16 +128,17 @@ class OperatorApi:
         return self.json(system.model_dump(mode="json"))
 
     async def create_system(self, request: Request) -> Response:
-        await self._operator(request)
+        principal = await self._operator(request)
         body = await parse_body(request, AgentSystemBody)
         if body.name is None:
             raise ApiError(422, "invalid request: name: Field required")
         system = checked_system(body, body.name, self.registry)
         await run_in_threadpool(self._store, self.systems.create, system)
+        await run_in_threadpool(self._audit, principal, "create", system.name, "created")
         return self.json(system.model_dump(mode="json"), status=201)
 
     async def put_system(self, request: Request) -> Response:
-        await self._operator(request)
+        principal = await self._operator(request)
         name = request.path_params["system"]
         body = await parse_body(request, AgentSystemBody)
         if body.name not in (None, name):
@@ -140,17 +149,33 @@ class OperatorApi:
             )
         system = checked_system(body, name, self.registry)
         created = await run_in_threadpool(self._store, self.systems.put, system)
+        result = "created" if created else "updated"
+        await run_in_threadpool(self._audit, principal, "put", system.name, result)
         return self.json(system.model_dump(mode="json"), status=201 if created else 200)
 
     async def delete_system(self, request: Request) -> Response:
-        await self._operator(request)
-        await run_in_threadpool(self._store, self.systems.delete, request.path_params["system"])
+        principal = await self._operator(request)
+        name = request.path_params["system"]
+        await run_in_threadpool(self._store, self.systems.delete, name)
+        await run_in_threadpool(self._audit, principal, "delete", name, "deleted")
         return Response(status_code=204)
 
-    async def _operator(self, request: Request) -> None:
+    async def _operator(self, request: Request) -> Principal:
         principal = await self.gate.require(request, write=True)
         if not principal.operator:
             raise ApiError(403, "only operators change agent systems")
+        return principal
+
+    def _audit(self, principal: Principal, action: str, name: str, result: str) -> None:
+        """Agent-system changes go into the audit log with the operator token's name."""
+        AuditLog(self.redis, self.settings).record(
+            "agent_system",
+            session_id=None,
+            actor=principal.login,
+            command=action,
+            target=name,
+            result=result,
+        )
 
     @staticmethod
     def _store(action: Any, arg: Any) -> Any:
@@ -169,9 +194,10 @@ class OperatorApi:
             self.control.query, principal, query.repo, query.status, offset, query.per_page
         )
         more = offset + len(sessions) < total
+        counts = await run_in_threadpool(self.feedback.counts, [s.id for s in sessions])
         return self.json(
             {
-                "sessions": [session_summary(s) for s in sessions],
+                "sessions": [session_summary(s, counts.get(s.id)) for s in sessions],
                 "page": query.page,
                 "per_page": query.per_page,
                 "total": total,
@@ -196,6 +222,26 @@ class OperatorApi:
         _, session = await self._session(request)
         dry_run = await run_in_threadpool(self.control.is_dry_run, session.id)
         return self.json(session_detail(session, dry_run))
+
+    async def files(self, session: Session) -> dict[str, Any]:
+        """The session's files as a tree, and the diff of its newest commit."""
+        dry_run = await run_in_threadpool(self.control.is_dry_run, session.id)
+        revision = await last_revision(
+            lambda: forge_for(self.settings, self.redis, dry_run), session
+        )
+        return {"tree": file_tree(session.files), "revision": revision}
+
+    async def session_files(self, request: Request) -> Response:
+        _, session = await self._session(request)
+        return self.json({"session": session.id, **(await self.files(session))})
+
+    async def list_feedback(self, request: Request) -> Response:
+        principal = await self.gate.require(request)
+        query = validate(FeedbackQuery, dict(request.query_params))
+        if query.repo is not None and not principal.can_read(query.repo):
+            raise ApiError(403, "you cannot read this repository's feedback")
+        entries = await run_in_threadpool(self.feedback.query, principal, query)
+        return self.json({"feedback": entries, "count": len(entries)})
 
     async def send_message(self, request: Request) -> Response:
         principal, session = await self._session(request, write=True)

@@ -31,10 +31,11 @@ def is_web_url(url: str | None) -> bool:
     return bool(url) and str(url).startswith(("https://", "http://"))
 
 
-def session_summary(session: Session) -> dict[str, Any]:
+def session_summary(session: Session, feedback: dict[str, int] | None = None) -> dict[str, Any]:
+    """The list's view of a session; `feedback` is its 👍/👎 counts where the caller has them."""
     tasks = session.todo.tasks if session.todo is not None else []
     path = session_path(session)
-    return {
+    summary = {
         "id": session.id,
         "repo": session.repo,
         "number": session.number,
@@ -52,6 +53,9 @@ def session_summary(session: Session) -> dict[str, Any]:
         "url": f"/api/sessions/{path}",
         "console_url": f"/console/sessions/{path}",
     }
+    if feedback is not None:
+        summary["feedback"] = feedback
+    return summary
 
 
 def session_detail(session: Session, dry_run: bool) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """The console's pages: sessions (list, one session, its pull request), the chat box that starts
-or continues a session, the tools catalogue and the agent systems.
+or continues a session, feedback, the tools catalogue and the agent systems.
 
 Server-rendered and readable without JavaScript; a session page's todo then ticks live
 through EventSource. Every page needs a caller (operator token or GitHub sign-in), and acts
@@ -18,7 +18,9 @@ from starlette.routing import Route
 from app.api.agent_systems import AgentSystemBody, AgentSystemError, checked_system
 from app.api.auth import Gate, Principal
 from app.api.control import SendMessage, StartSession
+from app.api.conversation import conversation
 from app.api.errors import ApiError, validate
+from app.api.feedback import FeedbackQuery
 from app.api.routes import OperatorApi
 from app.api.session_json import is_web_url, session_detail, session_path, session_summary
 from app.console.render import STATUSES, read_form, render
@@ -46,9 +48,11 @@ class Console:
             Route("/sessions", self.start, methods=["POST"]),
             Route(SESSION, self.session, methods=["GET"]),
             Route(SESSION + "/live", self.live, methods=["GET"]),
+            Route(SESSION + "/files", self.files, methods=["GET"]),
             Route(SESSION + "/pull", self.pull, methods=["GET"]),
             Route(SESSION + "/messages", self.message, methods=["POST"]),
             Route(SESSION + "/cancel", self.cancel, methods=["POST"]),
+            Route("/feedback", self.feedback, methods=["GET"]),
             Route("/tools", self.tools, methods=["GET"]),
             Route("/agent-systems", self.systems, methods=["GET"]),
             Route("/agent-systems", self.save_system, methods=["POST"]),
@@ -86,9 +90,10 @@ class Console:
             )
         except ApiError as exc:
             found, total, error, status = [], 0, exc.message, exc.status
+        counts = await run_in_threadpool(self.api.feedback.counts, [s.id for s in found])
         context = {
             "principal": principal,
-            "sessions": [session_summary(s) for s in found],
+            "sessions": [session_summary(s, counts.get(s.id)) for s in found],
             "total": total,
             "page": page,
             "pages": max(1, -(-total // PER_PAGE)),
@@ -149,16 +154,62 @@ class Console:
         dry_run = await run_in_threadpool(self.api.control.is_dry_run, session.id)
         history = await run_in_threadpool(bus.history, session.id)
         context = self._context(principal, session, dry_run)
-        context["messages"] = [e for e in history if e.kind == "message"]
+        context["entries"] = self._conversation(session, history)
         context["last_event_id"] = history[-1].id if history else "0-0"
         context["error"] = error
+        context.update(await self.api.files(session))
         return render(request, "session.html", context, status)
 
+    def _conversation(self, session: Session, history: list[Any]) -> list[dict[str, Any]]:
+        registry = self.api.registry
+
+        def canonical(name: str) -> str:
+            return registry.get(name).name if name in registry else name
+
+        said = [
+            {"kind": e.kind, "time": e.time, "data": e.data}
+            for e in history
+            if e.kind in ("message", "reply")
+        ]
+        return conversation(session, said, canonical)
+
     async def live(self, request: Request) -> Response:
-        """The part of the session page that changes, for the page's script to swap in."""
+        """The parts of the session page that change (the todo and the conversation), for the
+        page's script to swap in."""
         principal, session = await self._load(request)
         dry_run = await run_in_threadpool(self.api.control.is_dry_run, session.id)
-        return render(request, "_live.html", self._context(principal, session, dry_run))
+        history = await run_in_threadpool(self.api.bus.history, session.id)
+        context = self._context(principal, session, dry_run)
+        context["entries"] = self._conversation(session, history)
+        return render(request, "_refresh.html", context)
+
+    async def files(self, request: Request) -> Response:
+        """The files part of the session page: the tree and the last revision's diff."""
+        principal, session = await self._load(request)
+        context = {"principal": principal, **(await self.api.files(session))}
+        return render(request, "_files.html", context)
+
+    async def feedback(self, request: Request) -> Response:
+        """Feedback on the sessions the caller can read, newest first, filtered."""
+        principal = await self.who(request)
+        params = dict(request.query_params)
+        error, status, entries = None, 200, []
+        try:
+            query = validate(FeedbackQuery, params)
+            if query.repo is not None and not principal.can_read(query.repo):
+                raise ApiError(403, "you cannot read this repository's feedback")
+            entries = await run_in_threadpool(self.api.feedback.query, principal, query)
+        except ApiError as exc:
+            error, status = exc.message, exc.status
+        context = {
+            "principal": principal,
+            "entries": entries,
+            "filters": {k: params.get(k, "") for k in ("repo", "since", "until")},
+            "error": error,
+            "up": sum(1 for e in entries if e["rating"] == 1),
+            "down": sum(1 for e in entries if e["rating"] == -1),
+        }
+        return render(request, "feedback.html", context, status)
 
     async def pull(self, request: Request) -> Response:
         """A LocalForge pull request: the branch and the files it holds."""
@@ -198,7 +249,9 @@ class Console:
     async def tools(self, request: Request) -> Response:
         principal = await self.who(request)
         tools = await run_in_threadpool(self.api.registry.describe)
-        return render(request, "tools.html", {"principal": principal, "tools": tools})
+        skipped = [p.as_json() for p in self.api.registry.not_loaded]
+        context = {"principal": principal, "tools": tools, "not_loaded": skipped}
+        return render(request, "tools.html", context)
 
     async def systems(
         self, request: Request, error: str | None = None, status: int = 200

@@ -278,6 +278,11 @@ class Forge(Protocol):
         """The user's permission on the repository (collaborator-permission API)."""
         ...
 
+    async def granted_permissions(self, repo: RepoRef) -> dict[str, str] | None:
+        """The App permissions the installation on `repo` granted (`{"contents": "write",
+        …}`, as GitHub's installation token lists them), or None when unknown."""
+        ...
+
     async def create_check_run(
         self,
         repo: RepoRef,

@@ -1,7 +1,7 @@
 """Repository administration on GitHub for `GitHubForge`: creating an organization's
 repository (empty or from a template repository) and protecting a branch.
 
-Both need the App's "Administration: read and write" repository permission. The installation
+Both need the App's "Administration: Read and write" repository permission. The installation
 to act as is looked up for the owner, signed as the App, because a new repository may belong
 to another organization than the issue that asked for it.
 """
@@ -20,7 +20,7 @@ from githubkit import AppAuthStrategy, GitHub
 from githubkit.exception import RequestFailed
 
 from app.config import ConfigError
-from app.github.auth import RetryPolicy, _github_message, is_status
+from app.github.auth import RetryPolicy, _github_message, is_status, lacking_permission
 from app.github.forge import (
     ForgeError,
     RepoInfo,
@@ -30,6 +30,7 @@ from app.github.forge import (
     validate_branch,
     validate_repo_name,
 )
+from app.github.permissions import REPO_CREATION, grant_sentence
 
 if TYPE_CHECKING:
     from app.config import Settings
@@ -39,8 +40,8 @@ if TYPE_CHECKING:
 # IDP_GITHUB_RETRY_BASE_DELAY (1, 2, 4, 8 s by default).
 BRANCH_WAIT_ATTEMPTS = 5
 ADMIN_PERMISSION = (
-    "the App needs the 'Administration: read and write' repository permission (App settings → "
-    "Permissions), accepted by the organization's owners"
+    "the App needs the **Administration: Read and write** repository permission (the App's "
+    "settings page → Permissions & events), accepted by the organization's owners"
 )
 
 
@@ -174,9 +175,9 @@ class GitHubRepositories:
             except RequestFailed as exc:
                 if is_status(exc, 403):
                     raise ForgeError(
-                        f"GitHub refused {what} (403: {_github_message(exc)}): {ADMIN_PERMISSION}"
-                        ". Protected branches on private repositories also need GitHub Team or "
-                        "Enterprise."
+                        f"GitHub refused {what} (403: {_github_message(exc)}): "
+                        f"{grant_sentence(lacking_permission(exc) or REPO_CREATION)} Protected "
+                        "branches on private repositories also need GitHub Team or Enterprise."
                     ) from exc
                 raise
 

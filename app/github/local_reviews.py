@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.github.forge import ForgeError, RepoRef, Review, ReviewComment, validate_path
+from app.github.local_git import json_file
 
 APP_LOGIN = "idp-copilot[bot]"
 REVIEW_STATES = ("approved", "changes_requested", "commented")
@@ -140,8 +141,5 @@ def _next_id(data: dict[str, Any]) -> int:
 
 
 def _store(path: Path) -> Any:
-    # The LocalForge's locked read-modify-write; imported here, where it is used, because
-    # local_forge imports this module.
-    from app.github.local_forge import _json_file
-
-    return _json_file(path, _empty())
+    """The LocalForge's locked read-modify-write of the reviews file."""
+    return json_file(path, _empty())

@@ -3,55 +3,40 @@
 Both wait for approval. Until the session is approved they run against the API server with
 `dryRun=All`: the server validates and admits every object but stores nothing, and the output
 says so in words, so nothing ever reads as deployed when it was not.
+
+Where they deploy is the operator's (tools/staging.py): one namespace per repository, the
+repository's own field manager, the operator's kinds and Ingress domains. What they deploy
+is the staging overlay, built in process, running the image CI pushed for the head commit.
 """
 
 from __future__ import annotations
 
 import asyncio
-import copy
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, Field, field_validator
 
 from tools.cluster import FIELD_MANAGER, Cluster, ClusterError, KubernetesCluster
+from tools.deploy import (
+    apply_all,
+    files_from_repo,
+    files_in,
+    parse_manifests,
+    staging_objects,
+    stuck_reason,
+    wait_for_rollouts,
+)
+from tools.overlay import set_image
+from tools.render_k8s import StagingPlace, overlay
+from tools.render_workflow import image_tag
 from tools.service import NAME_RE, NAME_RULE, suggest_name
 from tools.spec import ToolContext, ToolError, ToolSpec
+from tools.staging import StagingPolicy, StagingPolicyError, field_manager
 
 DRY_RUN_NOTE = "Dry run: nothing was changed in the cluster; `/idp apply` runs it for real."
 MANIFESTS_DIR = "services/{name}/k8s/base"
-
-# Dependencies first: the identity and the network rules exist before pods start, the
-# Deployment before the autoscaler and the disruption budget that point at it, and the
-# Ingress last so traffic arrives only once a Service has endpoints.
-APPLY_ORDER = [
-    "ServiceAccount",
-    "ConfigMap",
-    "Secret",
-    "NetworkPolicy",
-    "Service",
-    "Deployment",
-    "StatefulSet",
-    "HorizontalPodAutoscaler",
-    "PodDisruptionBudget",
-    "Ingress",
-]
-CLUSTER_SCOPED = set(
-    [
-        "ClusterRole",
-        "ClusterRoleBinding",
-        "CustomResourceDefinition",
-        "PriorityClass",
-        "StorageClass",
-        "ValidatingWebhookConfiguration",
-        "MutatingWebhookConfiguration",
-    ]
-)
-
-
-def staging_namespace(name: str) -> str:
-    """The staging namespace of a service or team: `NAME-staging`."""
-    return f"{name}-staging"
+STAGING_OVERLAY = "overlays/staging/kustomization.yaml"
 
 
 def namespace_labels(environment: str, team: str | None = None) -> dict[str, str]:
@@ -78,24 +63,18 @@ def _check_name(value: str, what: str) -> str:
 
 
 class NamespaceInput(BaseModel):
-    """Which namespace to create."""
+    """Which service the staging namespace is for; the namespace itself is the operator's."""
 
-    name: str = Field(description="Service or team name; the namespace is NAME-staging")
+    name: str | None = Field(
+        None, description="Service the namespace is for (the name is one per repository)"
+    )
     environment: Literal["staging"] = Field("staging", description="Only staging for now")
     team: str | None = Field(None, description="Owning team, set as the `team` label")
 
-    @field_validator("name")
+    @field_validator("name", "team")
     @classmethod
-    def _name(cls, value: str) -> str:
-        _check_name(value, "namespace name")
-        if len(staging_namespace(value)) > 63:
-            raise ValueError(f"'{staging_namespace(value)}' is longer than 63 characters")
-        return value
-
-    @field_validator("team")
-    @classmethod
-    def _team(cls, value: str | None) -> str | None:
-        return None if value is None else _check_name(value, "team")
+    def _names(cls, value: str | None) -> str | None:
+        return None if value is None else _check_name(value, "name")
 
 
 class NamespaceOutput(BaseModel):
@@ -107,10 +86,10 @@ class NamespaceOutput(BaseModel):
 
 
 class DeployInput(BaseModel):
-    """Which service to deploy, and (rarely) where its manifests and namespace are."""
+    """Which service to deploy, and (rarely) where its base manifests are. The namespace is
+    not an argument: the operator's rule derives it from the repository."""
 
     service: str = Field(description="Service name, e.g. payments-api")
-    namespace: str | None = Field(None, description="Target namespace; default SERVICE-staging")
     manifests_dir: str | None = Field(
         None, description="Folder of the base manifests; default services/SERVICE/k8s/base"
     )
@@ -119,11 +98,6 @@ class DeployInput(BaseModel):
     @classmethod
     def _service(cls, value: str) -> str:
         return _check_name(value, "service name")
-
-    @field_validator("namespace")
-    @classmethod
-    def _namespace(cls, value: str | None) -> str | None:
-        return None if value is None else _check_name(value, "namespace")
 
     @field_validator("manifests_dir")
     @classmethod
@@ -147,6 +121,8 @@ class DeployOutput(BaseModel):
     service: str
     namespace: str
     dry_run: bool
+    image: str | None = Field(None, description="The image tag deployed, sha-<commit>")
+    rollout: str = Field("", description="How the rollout ended; empty for a dry run")
     objects: list[AppliedObject]
     summary: str
 
@@ -161,17 +137,42 @@ def _cluster(ctx: ToolContext) -> Cluster:
     return ctx.cluster
 
 
+def _repo_of(ctx: ToolContext) -> str:
+    repo = ctx.repo.full_name if ctx.repo is not None else None
+    if repo is None and ctx.session is not None:
+        repo = ctx.session.repo
+    if not repo:
+        raise ToolError("the staging namespace derives from the repository, and this run has none.")
+    return repo
+
+
+def _place(ctx: ToolContext) -> tuple[StagingPolicy, str, str]:
+    """The operator's policy, this repository's `owner/name` and its staging namespace."""
+    try:
+        policy = StagingPolicy.from_settings(ctx.settings)
+    except StagingPolicyError as exc:
+        raise ToolError(f"The operator's staging settings are invalid: {exc}.") from None
+    repo = _repo_of(ctx)
+    return policy, repo, policy.namespace_for(repo)
+
+
 async def create_k8s_namespace(args: NamespaceInput, ctx: ToolContext) -> NamespaceOutput:
-    """Create (or update the labels of) the staging namespace of a service or team."""
+    """Create (or update the labels of) this repository's staging namespace."""
     dry_run = not ctx.approved
+    _, repo, name = _place(ctx)
     team = args.team
     if team is None and ctx.session is not None and ctx.session.request is not None:
         team = ctx.session.request.team
-    name = staging_namespace(args.name)
     labels = namespace_labels(args.environment, team)
     cluster = _cluster(ctx)
     try:
-        await asyncio.to_thread(cluster.ensure_namespace, name, labels, dry_run=dry_run)
+        await asyncio.to_thread(
+            cluster.ensure_namespace,
+            name,
+            labels,
+            dry_run=dry_run,
+            field_manager=field_manager(repo),
+        )
     except ClusterError as exc:
         raise ToolError(f"namespace {name}: {exc}") from None
     if dry_run:
@@ -188,18 +189,31 @@ async def create_k8s_namespace(args: NamespaceInput, ctx: ToolContext) -> Namesp
 
 
 async def deploy_to_staging(args: DeployInput, ctx: ToolContext) -> DeployOutput:
-    """Apply the service's base manifests into its staging namespace with server-side apply."""
+    """Build the staging overlay over the service's base manifests and apply it to this
+    repository's staging namespace with server-side apply; then wait for the rollout."""
     dry_run = not ctx.approved
-    namespace = args.namespace or staging_namespace(args.service)
+    policy, repo, namespace = _place(ctx)
     folder = args.manifests_dir or MANIFESTS_DIR.format(name=args.service)
-    sources = _files_in(ctx.files, folder) or await _files_from_repo(ctx, folder)
+    sources = files_in(ctx.files, folder)
+    from_repo = not sources
+    if from_repo:
+        sources = await files_from_repo(ctx, folder)
     if not sources:
         raise ToolError(
             f"no manifests under {folder}/ for {args.service}: generate them first "
             "(generate_k8s_manifests), or pass manifests_dir."
         )
-    objects = order_objects(_parse(sources), namespace)
-    results = await asyncio.to_thread(_apply_all, _cluster(ctx), objects, namespace, dry_run)
+    kustomization = await _staging_overlay(ctx, folder, args.service, policy, from_repo)
+    objects = staging_objects(parse_manifests(sources), kustomization, namespace, policy)
+    image, image_note = _set_image(ctx, repo, args.service, objects, dry_run)
+    cluster = _cluster(ctx)
+    applied = await asyncio.to_thread(
+        apply_all, cluster, objects, namespace, field_manager(repo), dry_run
+    )
+    results = [
+        AppliedObject(kind=a.kind, name=a.name, namespace=namespace, outcome=a.outcome)  # type: ignore[arg-type]
+        for a in applied
+    ]
     waiting = [r for r in results if r.outcome == "waiting for namespace"]
     if dry_run:
         summary = (
@@ -211,122 +225,116 @@ async def deploy_to_staging(args: DeployInput, ctx: ToolContext) -> DeployOutput
                 f" {len(waiting)} could not be checked because namespace {namespace} does not "
                 "exist yet; create_k8s_namespace creates it on `/idp apply`."
             )
-    else:
-        summary = f"Applied {len(results)} objects for {args.service} to namespace {namespace}."
+        return DeployOutput(
+            service=args.service,
+            namespace=namespace,
+            dry_run=True,
+            image=image,
+            objects=results,
+            summary=f"{summary} {image_note}".strip(),
+        )
+    rollout = await _rollout(ctx, cluster, objects, namespace, args.service, image)
+    summary = f"{rollout} {len(results)} objects applied to {namespace}. {image_note}".strip()
     return DeployOutput(
         service=args.service,
         namespace=namespace,
-        dry_run=dry_run,
+        dry_run=False,
+        image=image,
+        rollout=rollout,
         objects=results,
         summary=summary,
     )
 
 
-def order_objects(objects: list[dict[str, Any]], namespace: str) -> list[dict[str, Any]]:
-    """Copies of the objects in apply order, each placed in `namespace` (what kustomize's
-    `namespace:` field does for the overlay). Namespace objects are left to
-    create_k8s_namespace; cluster-scoped kinds are refused."""
-    placed: list[dict[str, Any]] = []
-    for obj in objects:
-        kind = obj["kind"]
-        if kind == "Namespace":
-            continue
-        if kind in CLUSTER_SCOPED:
-            raise ToolError(
-                f"{kind} {obj['metadata']['name']} is cluster-scoped: the App deploys only "
-                "namespaced objects; ask the platform team to apply it."
-            )
-        copied = copy.deepcopy(obj)
-        copied["metadata"]["namespace"] = namespace
-        placed.append(copied)
-    rank = {kind: i for i, kind in enumerate(APPLY_ORDER)}
-    # sorted() is stable: kinds outside the list keep their file order after the known ones.
-    return sorted(placed, key=lambda o: rank.get(o["kind"], len(APPLY_ORDER)))
+def _set_image(
+    ctx: ToolContext, repo: str, service: str, objects: list[dict[str, Any]], dry_run: bool
+) -> tuple[str | None, str]:
+    """Point the service's containers at the tag the workflow pushed for the head commit of
+    the App's branch (`sha-<commit>`). Without a commit there is no image yet: a dry run
+    goes on with the base's tag, a real deploy waits for CI."""
+    head = ctx.session.head_sha if ctx.session is not None else None
+    repository = f"ghcr.io/{repo.split('/', 1)[0].lower()}/{service}"
+    if not head:
+        if dry_run:
+            return None, "No commit yet: the real deploy runs the image CI builds for it."
+        raise ToolError(
+            f"Waiting for CI: no commit of {service} is published yet, so no image exists to "
+            "deploy. Open the pull request first; its workflow builds sha-<commit>."
+        )
+    tag = image_tag(head)
+    if set_image(objects, repository, None, tag) == 0:
+        return None, f"No container runs {repository}, so no image tag was changed."
+    image = f"{repository}:{tag}"
+    return image, (
+        f"Image {image}: pushed by the `{service}` workflow for commit {head[:12]}; "
+        "if it is not there yet the rollout reports the pull error."
+    )
 
 
-def _apply_all(
-    cluster: Cluster, objects: list[dict[str, Any]], namespace: str, dry_run: bool
-) -> list[AppliedObject]:
-    results: list[AppliedObject] = []
-    for obj in objects:
-        kind, name = obj["kind"], obj["metadata"]["name"]
-        try:
-            # force: the reviewed manifests are the desired state. A hand edit made with
-            # `kubectl edit` would otherwise block every later deploy with a 409 conflict;
-            # replicas stay with the HPA because the rendered Deployment omits them.
-            cluster.apply(obj, dry_run=dry_run, field_manager=FIELD_MANAGER, force=True)
-        except ClusterError as exc:
-            if dry_run and exc.missing_namespace == namespace:
-                results.append(
-                    AppliedObject(
-                        kind=kind, name=name, namespace=namespace, outcome="waiting for namespace"
-                    )
-                )
-                continue
-            done = f" ({len(results)} objects before it went through)" if results else ""
-            raise ToolError(f"{kind} {name}: {exc}{done}") from None
-        outcome = "accepted by dry run" if dry_run else "applied"
-        results.append(AppliedObject(kind=kind, name=name, namespace=namespace, outcome=outcome))
-    return results
-
-
-def _files_in(files: dict[str, str], folder: str) -> dict[str, str]:
-    prefix = folder.rstrip("/") + "/"
-    return {
-        path: text
-        for path, text in sorted(files.items())
-        if path.startswith(prefix)
-        and "/" not in path[len(prefix) :]
-        and path.endswith((".yaml", ".yml"))
-        and not path.rsplit("/", 1)[-1].startswith("kustomization.")
-    }
-
-
-async def _files_from_repo(ctx: ToolContext, folder: str) -> dict[str, str]:
-    """After a merge the session may hold no files: read the base from the repo's default
-    branch, following its kustomization.yaml (the Forge has no directory listing)."""
-    if ctx.forge is None or ctx.repo is None:
-        return {}
-    text = await ctx.forge.read_file(ctx.repo, f"{folder}/kustomization.yaml")
-    if not text:
-        return {}
+async def _rollout(
+    ctx: ToolContext,
+    cluster: Cluster,
+    objects: list[dict[str, Any]],
+    namespace: str,
+    service: str,
+    image: str | None,
+) -> str:
+    deployments = [o for o in objects if o["kind"] == "Deployment"]
+    if not deployments:
+        return "Nothing to roll out (no Deployment)."
+    timeout = ctx.settings.staging_rollout_timeout
     try:
-        resources = (yaml.safe_load(text) or {}).get("resources") or []
-    except (yaml.YAMLError, AttributeError):
-        raise ToolError(f"{folder}/kustomization.yaml is not a valid kustomization") from None
-    found: dict[str, str] = {}
-    for entry in resources:
-        entry = str(entry)
-        if not entry.endswith((".yaml", ".yml")) or ".." in entry.split("/"):
-            continue  # remote bases and other folders are beyond what the App applies
-        body = await ctx.forge.read_file(ctx.repo, f"{folder}/{entry}")
-        if body is not None:
-            found[f"{folder}/{entry}"] = body
-    return found
+        states = await wait_for_rollouts(
+            cluster, deployments, namespace, timeout, ctx.settings.staging_rollout_poll
+        )
+    except ClusterError as exc:
+        raise ToolError(f"the objects are applied, but reading the rollout failed: {exc}") from None
+    if all(s.done for s in states):
+        return "Rolled out " + "; ".join(s.message for s in states) + "."
+    pending = next(s for s in states if not s.done)
+    why = await stuck_reason(cluster, deployments, namespace)
+    ended = "failed" if pending.failed else f"is not finished after {timeout:g}s"
+    text = f"Applied to {namespace}, but the rollout {ended}: {pending.message}"
+    if why:
+        text += f"; {why}"
+    if why and "cannot be pulled" in why and image:
+        text += f". CI may not have pushed {image} yet: `/idp retry` once its workflow is green"
+    raise ToolError(text + ".")
 
 
-def _parse(sources: dict[str, str]) -> list[dict[str, Any]]:
-    objects: list[dict[str, Any]] = []
-    for path, text in sources.items():
+async def _staging_overlay(
+    ctx: ToolContext, folder: str, service: str, policy: StagingPolicy, from_repo: bool
+) -> dict[str, Any]:
+    """The staging kustomization next to the base, from where the base came (the workspace
+    or the repository); else rendered again from the session's request, the values the App
+    wrote it from."""
+    path = f"{folder.removesuffix('/base').removesuffix('base')}/{STAGING_OVERLAY}".lstrip("/")
+    text = ctx.files.get(path)
+    if from_repo and ctx.forge is not None and ctx.repo is not None:
+        text = await ctx.forge.read_file(ctx.repo, path)
+    if text is not None:
         try:
-            docs = [d for d in yaml.safe_load_all(text) if d is not None]
-        except yaml.YAMLError as exc:
-            raise ToolError(f"{path} is not valid YAML: {exc}") from None
-        for doc in docs:
-            if not isinstance(doc, dict) or not doc.get("kind") or not doc.get("apiVersion"):
-                raise ToolError(f"{path} holds a document without apiVersion and kind")
-            if not isinstance(doc.get("metadata"), dict) or not doc["metadata"].get("name"):
-                raise ToolError(f"{path}: {doc['kind']} has no metadata.name")
-            objects.append(doc)
-    return objects
+            data = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise ToolError(f"{path} is not valid YAML") from None
+        if not isinstance(data, dict):
+            raise ToolError(f"{path} is not a kustomization")
+        return data
+    namespace = policy.namespace_for(_repo_of(ctx))
+    request = ctx.session.request if ctx.session is not None else None
+    if request is not None and request.name == service:
+        place = StagingPlace(namespace, policy.staging_host(service))
+        return overlay(request, "staging", "", place)
+    return {"namespace": namespace, "resources": ["../../base"]}
 
 
 TOOLS = [
     ToolSpec(
         name="create_k8s_namespace",
         description=(
-            "Create the staging namespace NAME-staging for a service or team, with Pod Security "
-            "'restricted' enforced. Dry run until the session is approved with /idp apply."
+            "Create this repository's staging namespace (the operator's rule names it), with "
+            "Pod Security 'restricted' enforced. Dry run until the session is approved with "
+            "/idp apply."
         ),
         input_model=NamespaceInput,
         output_model=NamespaceOutput,
@@ -338,13 +346,15 @@ TOOLS = [
     ToolSpec(
         name="deploy_to_staging",
         description=(
-            "Apply a service's generated Kubernetes manifests to its staging namespace with "
-            "server-side apply. Dry run until the session is approved with /idp apply."
+            "Apply a service's staging overlay (namespace, replica range, host) with the image "
+            "CI built for the head commit, by server-side apply, and wait for the rollout. "
+            "Dry run until the session is approved with /idp apply."
         ),
         input_model=DeployInput,
         output_model=DeployOutput,
         func=deploy_to_staging,
-        timeout=180.0,
+        # Above the longest rollout wait IDP_STAGING_ROLLOUT_TIMEOUT allows (600 s).
+        timeout=660.0,
         aliases=["deploy_staging"],
         side_effect="external",
         requires_approval=True,

@@ -24,8 +24,10 @@ from tools.render import (
     render_workflow,
 )
 from tools.render_common import DEFAULT_BASE_PATH, language_of
+from tools.render_k8s import StagingPlace
 from tools.service import LANGUAGES, NAME_RE, NAME_RULE, SERVICE_TYPES, ServiceRequest, suggest_name
 from tools.spec import ToolContext, ToolError, ToolSpec
+from tools.staging import StagingPolicy, StagingPolicyError
 from tools.templates import PROFILES
 from tools.validate import Finding, validate_files
 
@@ -146,6 +148,18 @@ def _image(args: ServiceInput, ctx: ToolContext) -> str | None:
     return f"ghcr.io/{ctx.repo.owner.lower()}/{args.name}" if ctx.repo else None
 
 
+def _staging(args: ServiceInput, ctx: ToolContext) -> StagingPlace | None:
+    """The operator's staging namespace and host for this repository, which the staging
+    overlay names and the deploy checks (tools/staging.py)."""
+    if ctx.repo is None:
+        return None
+    try:
+        policy = StagingPolicy.from_settings(ctx.settings)
+    except StagingPolicyError as exc:
+        raise ToolError(f"The operator's staging settings are invalid: {exc}.") from None
+    return StagingPlace(policy.namespace_for(ctx.repo.full_name), policy.staging_host(args.name))
+
+
 def _generated(
     args: ServiceInput, ctx: ToolContext, render: Callable[[], dict[str, str]], what: str
 ) -> GeneratedFiles:
@@ -169,7 +183,9 @@ def apply_template(args: ServiceInput, ctx: ToolContext) -> GeneratedFiles:
     return _generated(
         args,
         ctx,
-        lambda: render_service(req, args.base_path, image=_image(args, ctx)),
+        lambda: render_service(
+            req, args.base_path, image=_image(args, ctx), staging=_staging(args, ctx)
+        ),
         "Service from template",
     )
 
@@ -179,7 +195,9 @@ def generate_k8s_manifests(args: ServiceInput, ctx: ToolContext) -> GeneratedFil
     return _generated(
         args,
         ctx,
-        lambda: render_k8s(req, args.base_path, image=_image(args, ctx)),
+        lambda: render_k8s(
+            req, args.base_path, image=_image(args, ctx), staging=_staging(args, ctx)
+        ),
         "Kubernetes base and overlays",
     )
 

@@ -17,7 +17,7 @@ import anthropic
 from anthropic import AsyncAnthropic
 
 from app.agent.providers.base import Message, ModelTurn, ProviderError, ToolCall, Usage
-from app.agent.providers.openai_chat import MAX_RETRIES, redact, status_error
+from app.agent.providers.openai_chat import MAX_RETRIES, host_of, redact, status_error
 from app.config import Settings
 from app.telemetry import observe_llm
 from tools.spec import ToolSpec, to_anthropic_tool
@@ -45,14 +45,20 @@ class AnthropicChat:
             else ""
         )
         self.model = settings.anthropic_model
+        self.base_url = settings.anthropic_base_url or DEFAULT_BASE_URL
         self.max_retries = max_retries
         self.max_tokens = max_tokens
         self._key = key
+        self._label = (
+            "Anthropic"
+            if not settings.anthropic_base_url
+            else f"The Anthropic-compatible gateway at {host_of(self.base_url)}"
+        )
         # base_url is always passed: left out, the SDK would read ANTHROPIC_BASE_URL from the
         # environment on its own, behind the back of `Settings`.
         self.client = AsyncAnthropic(
             api_key=key,
-            base_url=DEFAULT_BASE_URL,
+            base_url=self.base_url,
             timeout=settings.llm_timeout,
             max_retries=max_retries,
         )
@@ -83,17 +89,17 @@ class AnthropicChat:
             raise self._status_error(exc) from None
         except anthropic.APITimeoutError:
             raise ProviderError(
-                "Anthropic did not answer within the request timeout (IDP_LLM_TIMEOUT) "
+                f"{self._label} did not answer within the request timeout (IDP_LLM_TIMEOUT) "
                 f"after {self.max_retries} retries; try again later."
             ) from None
         except anthropic.APIConnectionError:
             raise ProviderError(
-                f"Anthropic could not be reached after {self.max_retries} retries; "
-                "check the network."
+                f"{self._label} could not be reached at {host_of(self.base_url)} after "
+                f"{self.max_retries} retries; check ANTHROPIC_BASE_URL and the network."
             ) from None
         except anthropic.AnthropicError as exc:
             raise ProviderError(
-                f"Anthropic request failed: {redact(str(exc), self._key)}"
+                f"{self._label} request failed: {redact(str(exc), self._key)}"
             ) from None
         return parse_message(message)
 
@@ -105,12 +111,12 @@ class AnthropicChat:
         hints = {
             401: "the API key was rejected: check ANTHROPIC_API_KEY",
             403: f"access denied: check that the key may use model {self.model}",
-            404: f"model {self.model} was not found: check ANTHROPIC_MODEL",
+            404: f"model {self.model} was not found: check ANTHROPIC_MODEL and ANTHROPIC_BASE_URL",
             429: "rate limited",
             529: "the API is overloaded",
         }
         return status_error(
-            "Anthropic", exc.status_code, exc.body, hints, self.max_retries, self._key
+            self._label, exc.status_code, exc.body, hints, self.max_retries, self._key
         )
 
 

@@ -125,6 +125,32 @@ class Settings(BaseSettings):
         "one second between mutative requests). 0: writes may come back to back.",
     )
 
+    # Bounds on what anyone can type (hostile input): budgets per comment, per user and
+    # repository, and per installation. Past one, the App says so once and does no more.
+    max_commands_per_comment: int = Field(
+        10,
+        ge=1,
+        le=100,
+        validation_alias=_env("IDP_MAX_COMMANDS_PER_COMMENT"),
+        description="`/idp` lines one comment may hold; a comment with more runs none of "
+        "them and gets one reply saying so.",
+    )
+    read_commands_per_hour: int = Field(
+        20,
+        ge=0,
+        validation_alias=_env("IDP_READ_COMMANDS_PER_HOUR"),
+        description="Read-level commands (ask, help, status, feedback) one user may run in "
+        "one repository per clock hour; past it one reply per hour says so. 0: no limit.",
+    )
+    llm_tokens_per_day: int = Field(
+        1_000_000,
+        ge=0,
+        validation_alias=_env("IDP_LLM_TOKENS_PER_DAY"),
+        description="Model tokens (input + output) one installation may use per UTC day; "
+        "once spent, model calls fail with a sentence saying so until the next day. "
+        "0: no limit.",
+    )
+
     forge: Literal["auto", "github", "local"] = Field(
         "auto",
         validation_alias=_env("IDP_FORGE"),

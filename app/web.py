@@ -49,6 +49,10 @@ log = logging.getLogger(__name__)
 WEBHOOK_PATH = "/api/github/webhooks"
 # Delivery ids are GUIDs and event names short words; anything longer is not from GitHub.
 _MAX_HEADER_CHARS = 200
+# Routing is linear and bounded (app/untrusted.py), yet a 64 KB comment of commands takes a
+# few tens of milliseconds: bodies past this size are routed on a thread, so the loop keeps
+# serving other deliveries and probes meanwhile. Smaller ones stay inline (no thread hop).
+_ROUTE_INLINE_BYTES = 16 * 1024
 
 
 def _reply(status_code: int, status: str, reason: str, **extra: object) -> JSONResponse:
@@ -150,7 +154,10 @@ class WebhookReceiver:
         if not isinstance(payload, dict):
             return _reply(400, "rejected", "body is not a JSON object"), "rejected"
 
-        routed = route(event, delivery_id, payload)
+        if len(body) <= _ROUTE_INLINE_BYTES:
+            routed = route(event, delivery_id, payload)
+        else:
+            routed = await run_in_threadpool(route, event, delivery_id, payload)
         if isinstance(routed, Ignored):
             return _reply(202, "ignored", routed.reason), "ignored"
         # The verified signature is the HMAC of the body: a captured delivery replayed under

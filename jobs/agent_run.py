@@ -18,6 +18,7 @@ import redis
 from app.agent.guard import GuardLimits
 from app.agent.loop import Agent
 from app.agent.providers.base import ChatModel
+from app.agent.providers.budgeted import budgeted
 from app.agent.providers.factory import make_chat_model
 from app.agent.systems import DEFAULT_NAME, AgentSystemStore
 from app.config import ConfigError, Settings
@@ -149,7 +150,12 @@ async def agent_profile(ctx: JobContext) -> Profile:
                 system.model
             )
         try:
-            chat_model = make_chat_model(ctx.settings.model_copy(update=update))
+            chat_model = budgeted(
+                make_chat_model(ctx.settings.model_copy(update=update)),
+                ctx.connection,
+                ctx.settings,
+                ctx.trigger.installation_id,
+            )
         except ConfigError as exc:
             problem = f"agent system `{system.name}` cannot run here: {exc}"
         else:

@@ -84,6 +84,9 @@ async def run_parsed(
         from app.agent.providers.factory import make_chat_model
 
         chat_model = make_chat_model(settings)
+    from app.agent.providers.budgeted import budgeted
+
+    chat_model = budgeted(chat_model, connection, settings, trigger.installation_id)
     session_id = session_id_of(
         connection, settings, trigger.repo, trigger.number, trigger.is_pull_request
     )

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 import redis
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
@@ -29,7 +29,11 @@ from app.github.forge import PERMISSION_RANK
 from app.repo_config import DEFAULT_PERMISSIONS
 from app.session_line import SessionLine
 from app.state import Session, SessionStore, session_id_for, write_session
+from app.untrusted import scrub
 from jobs.queue import enqueue_trigger, job_id_for, queue_for
+
+# Text an operator or a signed-in user types: lone surrogates (JSON can carry them) made `?`.
+UserText = Annotated[str, AfterValidator(scrub)]
 
 REPO_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$"
 FINISHED = ("done", "failed")
@@ -47,7 +51,7 @@ class StartSession(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     repo: str = Field(pattern=REPO_PATTERN, description="OWNER/REPO")
-    text: str = Field(
+    text: UserText = Field(
         min_length=1,
         max_length=20_000,
         description="`/idp …` command lines, or a free-text request.",
@@ -64,7 +68,7 @@ class SendMessage(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(min_length=1, max_length=20_000)
+    text: UserText = Field(min_length=1, max_length=20_000)
 
 
 def repo_of(session_id: str) -> str:
@@ -74,6 +78,8 @@ def repo_of(session_id: str) -> str:
 def commands_for(text: str, free_verb: str) -> list[Command]:
     """The commands in `text`: `/idp` lines parsed like a comment, anything else one
     free-text command with `free_verb`. A bad `/idp` line is a 422 with the fix."""
+    if not text.strip():
+        raise ApiError(422, "text: write a command or a request; it holds only blanks")
     if not text.lstrip().lower().startswith("/idp"):
         return [Command(verb=free_verb, text=text.strip(), line=text.strip()[:200])]  # type: ignore[arg-type]
     commands, errors = parse_comment(text)

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Literal, Protocol
 if TYPE_CHECKING:
     from app.github.protection import BranchRules
 
+from app.untrusted import linear
+
 Permission = Literal["admin", "maintain", "write", "triage", "read", "none"]
 PERMISSION_RANK: dict[str, int] = {
     "none": 0,
@@ -146,19 +148,26 @@ def validate_branch(name: str) -> str:
 
 # GitHub's rules: logins are letters, digits and single inner hyphens (39 at most);
 # repository names are letters, digits, '.', '_' and '-' (100 at most), never '.' or '..'.
-_LOGIN_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")
-_REPO_NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
+# RE2 (linear, and `$` is the end of the text); the 39-character limit is checked by length
+# because RE2 has no look-ahead.
+_LOGIN_RE = linear(r"^[A-Za-z0-9](?:-?[A-Za-z0-9])*$")
+_REPO_NAME_RE = linear(r"^[A-Za-z0-9._-]{1,100}$")
+
+
+def is_login(value: str) -> bool:
+    """True when `value` follows GitHub's rule for account names."""
+    return len(value) <= 39 and _LOGIN_RE.fullmatch(value) is not None
 
 
 def validate_repo_name(owner: str, name: str) -> RepoRef:
     """`owner/name` as a RepoRef if both follow GitHub's naming rules, else ForgeError saying
     which rule is broken (also keeps them from reaching a URL path unchecked)."""
-    if not _LOGIN_RE.match(owner):
+    if not is_login(owner):
         raise ForgeError(
             f"{owner[:60]!r} is not a GitHub account name: use 1 to 39 letters, digits and "
             "single hyphens, not starting or ending with a hyphen."
         )
-    if not _REPO_NAME_RE.match(name) or name in (".", ".."):
+    if not _REPO_NAME_RE.fullmatch(name) or name in (".", ".."):
         raise ForgeError(
             f"{name[:120]!r} is not a GitHub repository name: use 1 to 100 letters, digits, "
             "'.', '_' and '-'."

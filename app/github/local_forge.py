@@ -180,7 +180,7 @@ class LocalForge(LocalRepositories, LocalReviews):
     async def read_file(self, repo: RepoRef, path: str, ref: str | None = None) -> str | None:
         validate_path(path)
         ref = ref or "main"
-        if not _SHA.match(ref):
+        if not _SHA.fullmatch(ref):
             validate_branch(ref)  # also keeps a ref that looks like an option away from git
 
         def read() -> str | None:
@@ -323,7 +323,7 @@ class LocalForge(LocalRepositories, LocalReviews):
 
 def _safe(part: str) -> str:
     """An owner or repository name fit to be one folder name."""
-    if not _NAME.match(part) or part in (".", ".."):
+    if not _NAME.fullmatch(part) or part in (".", ".."):
         raise ForgeError(f"{part[:60]!r} is not a valid GitHub owner or repository name.")
     return part
 

@@ -13,23 +13,27 @@ kept (more reviews, more checks, admins bound, linear history, push restrictions
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
-from app.github.forge import Forge, ForgeError, RepoInfo, RepoRef
+from app.github.forge import Forge, ForgeError, RepoInfo, RepoRef, is_login
 from app.github.protection import BranchRules
+from app.untrusted import linear
 from tools.approval import ApprovalScope
 from tools.render_workflow import workflow
 from tools.service import NAME_RE, NAME_RULE, ServiceRequest, suggest_name
 from tools.spec import ToolContext, ToolError, ToolSpec
 
-# GitHub account names: letters, digits and single inner hyphens, 39 at most.
-OWNER_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")
-TEMPLATE_RE = re.compile(
-    r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}/[A-Za-z0-9._-]{1,100}$"
-)
+# GitHub repository names (owners: app.github.forge.is_login); RE2, whole value only.
+_REPO_PART_RE = linear(r"^[A-Za-z0-9._-]{1,100}$")
+
+
+def _is_template(value: str) -> bool:
+    owner, slash, name = value.partition("/")
+    return bool(slash) and is_login(owner) and _REPO_PART_RE.fullmatch(name) is not None
+
+
 DESCRIPTION_LIMIT = 350  # GitHub cuts longer repository descriptions
 
 
@@ -53,7 +57,7 @@ class CreateRepositoryInput(BaseModel):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not NAME_RE.match(value):
+        if not NAME_RE.fullmatch(value):
             raise ValueError(
                 f"{NAME_RULE.replace('service', 'repository')}; try '{suggest_name(value)}'"
             )
@@ -65,7 +69,7 @@ class CreateRepositoryInput(BaseModel):
         if value is None or not value.strip():
             return None
         value = value.strip().lstrip("@")
-        if not OWNER_RE.match(value):
+        if not is_login(value):
             raise ValueError(
                 "an owner is a GitHub organization name: letters, digits and single hyphens, "
                 "at most 39 characters"
@@ -78,7 +82,7 @@ class CreateRepositoryInput(BaseModel):
         if value is None or not value.strip():
             return None
         value = value.strip().removesuffix(".git")
-        if not TEMPLATE_RE.match(value):
+        if not _is_template(value):
             raise ValueError("a template is named OWNER/REPO, e.g. acme/service-template")
         return value
 

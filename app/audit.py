@@ -1,9 +1,13 @@
-"""The audit log: every side effect on GitHub or a cluster, appended to a Redis stream.
+"""The audit log: every side effect on GitHub or a cluster, and every action taken through
+the operator API or the console, appended to a Redis stream.
 
 Job handlers and tools call `AuditLog.record` after each side effect (comment, branch,
-commit, pull request, repository, namespace, deploy, check run, label) with who asked, which
-command and which session; operators read it with `idp-copilot audit export`. Entries never
-hold secrets: every string is redacted before it is written.
+commit, pull request, repository, branch protection, namespace, deploy, check run, label)
+with who asked, which command and which session; the API and the console record session
+starts, messages and cancels, agent-system changes and sign-ins with the operator token's
+name or the GitHub login. Operators read it with `idp-copilot audit export`. Entries never
+hold secrets: every string is redacted before it is written. The stream is capped
+(IDP_AUDIT_MAX_ENTRIES, trimmed approximately).
 """
 
 from __future__ import annotations
@@ -29,10 +33,13 @@ AuditAction = Literal[
     "deploy",
     "check_run",
     "label",
+    "branch_protection",
+    # What operators and signed-in users do through the operator API and the console.
+    "session",
+    "agent_system",
+    "sign_in",
 ]
 ACTIONS: tuple[str, ...] = AuditAction.__args__  # type: ignore[attr-defined]
-# Approximate trim (MAXLEN ~): Redis drops whole old nodes, cheaply, past this many entries.
-DEFAULT_MAX_ENTRIES = 1_000_000
 _PAGE = 500
 
 
@@ -79,13 +86,14 @@ class AuditLog:
         connection: redis.Redis,
         settings: Settings,
         *,
-        max_entries: int = DEFAULT_MAX_ENTRIES,
+        max_entries: int | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
         self.redis = connection
         self.settings = settings
         self.key = settings.key("audit")
-        self.max_entries = max_entries
+        # Approximate trim (MAXLEN ~): Redis drops whole old nodes, cheaply, past the cap.
+        self.max_entries = settings.audit_max_entries if max_entries is None else max_entries
         # None: Redis's clock stamps entries, so several workers agree on the order.
         self.clock = clock
 

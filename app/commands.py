@@ -1,23 +1,41 @@
-"""The `/idp` grammar and the issue-form parser: comment text in, typed `Command` out.
+"""The `/idp` grammar: comment text in, typed `Command` out.
 
 Used by the webhook router (which commands a comment holds) and by jobs (which answer the
 `CommandError` sentences). Every error names the fix; user text echoed back goes through
 `escape_user_text` so it can neither @-mention people nor break the comment's markdown.
+Values are checked in app/command_values.py and the issue form read in app/issue_form.py;
+their names are re-exported here, where callers have always found them.
 """
 
 from __future__ import annotations
 
-import difflib
-import operator
-import re
 import shlex
 import time
 from collections.abc import Callable
 from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
-from tools.service import LANGUAGES, NAME_RULE, SERVICE_TYPES, ServiceRequest, suggest_name
+# `X as X`: re-exported, where callers have always found them.
+from app.command_values import SET_ALIASES as SET_ALIASES
+from app.command_values import SET_KEYS as SET_KEYS
+from app.command_values import CommandError as CommandError
+from app.command_values import _did_you_mean, _option_value, _service
+from app.command_values import canonical_set_key as canonical_set_key
+from app.command_values import escape_user_text as escape_user_text
+from app.command_values import validate_set_value as validate_set_value
+from app.issue_form import form_sections as form_sections
+from app.issue_form import is_issue_form as is_issue_form
+from app.issue_form import parse_issue_form as parse_issue_form
+from app.untrusted import (
+    MAX_BODY_CHARS,
+    MAX_COMMAND_CHARS,
+    MAX_PARSED_COMMANDS,
+    linear,
+    replace_all,
+    scrub,
+)
+from tools.service import ServiceRequest, suggest_name
 
 Verb = Literal[
     "help",
@@ -54,15 +72,6 @@ class Command(BaseModel):
     line: str = ""
 
 
-class CommandError(Exception):
-    """Bad input from a user; `message` is the sentence (with the fix) we answer with."""
-
-    def __init__(self, message: str, line: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.line = line
-
-
 class Trigger(BaseModel):
     """What the receiver hands to a job: where the request came from and what it asks."""
 
@@ -80,6 +89,9 @@ class Trigger(BaseModel):
     locked: bool = False
     commands: list[Command] = Field(default_factory=list)
     errors: list[str] = Field(default_factory=list)
+    # How many `/idp` lines the comment held, parsed or not (only the first
+    # MAX_PARSED_COMMANDS are parsed): the job refuses a comment past its command budget.
+    command_lines: int = 0
     received_at: float = Field(default_factory=time.time)
     # Sessions started from the operator console or `idp-copilot run` without a repo answer
     # on the LocalForge, whatever the worker's forge is.
@@ -115,53 +127,6 @@ USAGE: dict[str, tuple[str, str]] = {
 }
 USER_VERBS: tuple[str, ...] = tuple(USAGE)
 
-# Canonical `/idp set` keys: every ServiceRequest field but the name (the identity of the
-# service) and the description (free text, not a rendering value).
-SET_KEYS: tuple[str, ...] = tuple(
-    field
-    for field in ServiceRequest.model_fields
-    if field not in ("name", "description", "namespace_prefix")  # the prefix is the config's
-)
-# Friendlier spellings. Keys are also matched case-insensitively with '-' and '.' read as '_',
-# so `cpu.request`, `memory-limit` and `Max_Replicas` work without an entry here.
-SET_ALIASES: dict[str, str] = {
-    "lang": "language",
-    "service_type": "type",
-    "owner": "team",
-    "host": "ingress_host",
-    "probe_liveness": "liveness_path",
-    "probe_readiness": "readiness_path",
-    "replicas_max": "max_replicas",
-    "slo": "availability_slo",
-    "slo_availability": "availability_slo",
-    "latency": "latency_p99_ms",
-    "slo_latency": "latency_p99_ms",
-    "latency_p99": "latency_p99_ms",
-}
-
-# Values that land in YAML and must look like what Kubernetes accepts (ServiceRequest keeps
-# them as plain strings), each with the sentence that tells the user the rule.
-_VALUE_RULES: dict[str, tuple[re.Pattern[str], str]] = {
-    "cpu": (re.compile(r"^\d+(\.\d+)?m?$"), "a CPU quantity such as 250m or 1"),
-    "memory": (
-        re.compile(r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$"),
-        "a memory quantity such as 256Mi or 1Gi",
-    ),
-    "host": (
-        re.compile(
-            r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)+$"
-        ),
-        "a lower-case DNS host name such as payments.example.com",
-    ),
-    "path": (re.compile(r"^/[A-Za-z0-9._~/-]{0,200}$"), "a URL path such as /healthz"),
-}
-_COMPARE = {"ge": operator.ge, "gt": operator.gt, "le": operator.le, "lt": operator.lt}
-_WORDS = {"ge": "at least", "gt": "above", "le": "at most", "lt": "below"}
-_RULE_OF_KEY = {
-    f"{kind}_{bound}": kind for kind in ("cpu", "memory") for bound in ("request", "limit")
-}
-_RULE_OF_KEY |= {"ingress_host": "host", "liveness_path": "path", "readiness_path": "path"}
-
 
 def _help_text() -> str:
     # A '|' inside a table cell ends the cell, even in a code span, unless escaped.
@@ -179,90 +144,82 @@ def _help_text() -> str:
 HELP_TEXT = _help_text()
 
 
-def escape_user_text(text: str, limit: int = 80) -> str:
-    """User text made safe to echo in a comment: one line, no backticks, no live @-mentions,
-    shortened, in a code span."""
-    # isprintable() drops zero-width and bidi controls, so what is echoed is what was typed.
-    flat = "".join(ch for ch in " ".join(text.replace("`", "").split()) if ch.isprintable())
-    if len(flat) > limit:
-        flat = flat[: limit - 1] + "…"
-    flat = flat.replace("@", "@\u200b")
-    return f"`{flat}`" if flat else "(nothing)"
-
-
-def _did_you_mean(word: str, choices: tuple[str, ...] | list[str], prefix: str = "") -> str:
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    return f" Did you mean `{prefix}{close[0]}`?" if close else ""
-
-
-def _check_number(field: str, raw: str, shown: str) -> int | float:
-    """`raw` as the number `field` takes, or a CommandError that states the allowed range."""
-    info = ServiceRequest.model_fields[field]
-    kind = float if info.annotation is float else int
-    limits = {a: getattr(m, a) for m in info.metadata for a in _COMPARE if hasattr(m, a)}
-    try:
-        value = kind(raw.strip())
-    except ValueError:
-        value = None
-    if value is None or not all(_COMPARE[a](value, bound) for a, bound in limits.items()):
-        if "ge" in limits and "le" in limits:
-            rule = f"from {limits['ge']:g} to {limits['le']:g}"
-        else:
-            rule = " and ".join(f"{_WORDS[a]} {bound:g}" for a, bound in limits.items())
-        noun = "a whole number" if kind is int else "a number"
-        raise CommandError(f"{shown} must be {noun} {rule}; got {escape_user_text(raw)}.")
-    return value
-
-
-def _first_error(exc: ValidationError) -> str:
-    error = exc.errors()[0]
-    return str(error["msg"]).removeprefix("Value error, ")
-
-
 # -- comments ----------------------------------------------------------------------------
 
-_COMMAND_RE = re.compile(r"^\s*/idp(?:\s+(?P<rest>.*))?$", re.IGNORECASE)
-_FENCE_RE = re.compile(r"^\s{0,3}(?P<fence>`{3,}|~{3,})")
-_HTML_COMMENT_RE = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
+_HTML_COMMENT_RE = linear(rb"(?s)<!--.*?(?:-->|\z)")
+
+
+def _fence(line: str) -> str | None:
+    """The code fence (```` ``` ```` or `~~~`, three or more) that `line` opens or closes
+    after at most three spaces of indentation, else None. Plain string work: one pass."""
+    rest = line.lstrip(" \t")
+    if len(line) - len(rest) > 3 or rest[:3] not in ("```", "~~~"):
+        return None
+    return rest[: len(rest) - len(rest.lstrip(rest[0]))]
+
+
+def _command_rest(line: str) -> str | None:
+    """What follows `/idp` (case-insensitive, after optional blanks) on a command line, or
+    None when `line` is not one."""
+    text = line.strip()
+    if text[:4].lower() != "/idp" or (len(text) > 4 and not text[4].isspace()):
+        return None
+    return text[4:].strip()
 
 
 def _command_lines(body: str) -> list[str]:
     """The lines that are commands: not in a code fence, not quoted, not in an HTML comment
-    (hidden text must not run a command a reader cannot see)."""
+    (hidden text must not run a command a reader cannot see). Only the first
+    MAX_BODY_CHARS of `body` are read (GitHub's own limit)."""
     lines: list[str] = []
     fence: str | None = None
-    for line in _HTML_COMMENT_RE.sub("", body).splitlines():
-        opener = _FENCE_RE.match(line)
+    for line in replace_all(_HTML_COMMENT_RE, scrub(body[:MAX_BODY_CHARS])).splitlines():
+        opener = _fence(line)
         if fence is not None:
-            if opener and opener["fence"][0] == fence[0] and len(opener["fence"]) >= len(fence):
+            if opener and opener[0] == fence[0] and len(opener) >= len(fence):
                 fence = None
             continue
         if opener:
-            fence = opener["fence"]
-        elif not line.lstrip().startswith(">") and _COMMAND_RE.match(line):
+            fence = opener
+        elif not line.lstrip().startswith(">") and _command_rest(line) is not None:
             lines.append(line.strip())
     return lines
 
 
-def parse_comment(body: str) -> tuple[list[Command], list[CommandError]]:
-    """Every `/idp` line of a comment, parsed; bad lines become errors, good ones commands."""
+def read_comment(body: str) -> tuple[list[Command], list[CommandError], int]:
+    """The first MAX_PARSED_COMMANDS `/idp` lines of a comment, parsed (bad lines become
+    errors, good ones commands), and how many `/idp` lines it holds in all."""
     commands: list[Command] = []
     errors: list[CommandError] = []
-    for line in _command_lines(body):
+    lines = _command_lines(body)
+    for line in lines[:MAX_PARSED_COMMANDS]:
         try:
             commands.append(parse_line(line))
         except CommandError as exc:
             exc.line = line
             errors.append(exc)
+    return commands, errors, len(lines)
+
+
+def parse_comment(body: str) -> tuple[list[Command], list[CommandError]]:
+    """The `/idp` lines of a comment, parsed (see `read_comment`)."""
+    commands, errors, _ = read_comment(body)
     return commands, errors
 
 
 def parse_line(line: str) -> Command:
     """One `/idp …` line → Command; raises CommandError with the fix."""
-    match = _COMMAND_RE.match(line)
-    if match is None:
+    line = scrub(line)
+    rest = _command_rest(line)
+    if rest is None:
         raise CommandError("A command starts with `/idp`; `/idp help` lists them.", line)
-    parts = (match["rest"] or "").strip().split(None, 1)
+    if len(line) > MAX_COMMAND_CHARS:
+        raise CommandError(
+            f"A command line holds at most {MAX_COMMAND_CHARS:,} characters; this one has "
+            f"{len(line):,}. Shorten it, or split the text over several comments.",
+            line,
+        )
+    parts = rest.split(None, 1)
     if not parts:
         return Command(verb="help", line=line)
     verb, rest = parts[0].lower(), (parts[1] if len(parts) > 1 else "")
@@ -354,68 +311,6 @@ def _create_service(verb: str, rest: str) -> Command:
     return Command(verb="create-service", service=_service(names[0], fields))
 
 
-def _option_value(field: str, value: str, shown: str) -> object:
-    if field in ("port", "replicas"):
-        return _check_number(field, value, shown)
-    if field in ("language", "type"):
-        choices = LANGUAGES if field == "language" else SERVICE_TYPES
-        if value.lower() not in choices:
-            raise CommandError(
-                f"{shown} must be one of {', '.join(choices)}; got {escape_user_text(value)}."
-                f"{_did_you_mean(value.lower(), choices)}"
-            )
-        return value.lower()
-    if field == "team":
-        return value.strip().lower()  # GitHub team slugs and Backstage owners are lower-case
-    return value
-
-
-def _service(name: str, fields: dict[str, object]) -> ServiceRequest:
-    """A ServiceRequest or a CommandError that states the name rule and a fixed name."""
-    if not name:
-        raise CommandError("A service name is needed. Try `/idp create-service my-service`.")
-    try:
-        return ServiceRequest(name=name, **fields)  # type: ignore[arg-type]
-    except ValidationError as exc:
-        field = str(exc.errors()[0]["loc"][0])
-        if field == "name":
-            raise CommandError(
-                f"{escape_user_text(name)} is not a valid service name: {NAME_RULE}. "
-                f"Try `{suggest_name(name)}`."
-            ) from None
-        raise CommandError(f"`{field}` is not valid: {_first_error(exc)}.") from None
-
-
-def canonical_set_key(key: str) -> str | None:
-    """The ServiceRequest field a `/idp set` key names (aliases and spellings), or None."""
-    norm = re.sub(r"[-.\s]", "_", key.strip().lower())
-    if norm in SET_KEYS:
-        return norm
-    return SET_ALIASES.get(norm)
-
-
-def validate_set_value(key: str, value: str) -> str:
-    """`value` checked (and normalised) for the canonical `key`; CommandError names the key."""
-    if key in ("language", "type"):
-        return str(_option_value(key, value, f"`{key}`"))
-    if key == "team":
-        value = str(_option_value(key, value, f"`{key}`"))
-    if key in ("replicas", "max_replicas", "port", "latency_p99_ms", "availability_slo"):
-        return str(_check_number(key, value, f"`{key}`"))
-    rule = _VALUE_RULES.get(_RULE_OF_KEY.get(key, ""))
-    if rule and not rule[0].fullmatch(value):
-        raise CommandError(f"`{key}` must be {rule[1]}; got {escape_user_text(value)}.")
-    data = ServiceRequest(name="example").model_dump()
-    data[key] = value
-    try:
-        ServiceRequest.model_validate(data)
-    except ValidationError as exc:
-        raise CommandError(
-            f"`{key}={escape_user_text(value, 40)[1:-1]}` is not valid: {_first_error(exc)}."
-        ) from None
-    return value
-
-
 def _set(verb: str, rest: str) -> Command:
     args = _split(verb, rest)
     if not args:
@@ -452,68 +347,3 @@ _PARSERS: dict[str, Callable[[str, str], Command]] = {
     "set": _set,
     "ask": _text,
 }
-
-
-# -- issue forms -------------------------------------------------------------------------
-
-_HEADING_RE = re.compile(r"^###[ \t]+(?P<label>.+?)[ \t]*#*[ \t]*$", re.MULTILINE)
-_FORM_FIELDS = {
-    "service name": "name",
-    "language": "language",
-    "service type": "type",
-    "team": "team",
-    "port": "port",
-    "replicas": "replicas",
-    "description": "description",
-}
-_LANGUAGE_ALIASES = {"node.js": "node", "nodejs": "node", "javascript": "node", "golang": "go"}
-
-
-def is_issue_form(body: str | None) -> bool:
-    """True when `body` is our "New service" issue form as GitHub renders it."""
-    return bool(body) and any(
-        m["label"].strip().lower() == "service name" for m in _HEADING_RE.finditer(body or "")
-    )
-
-
-def form_sections(body: str) -> dict[str, str | None]:
-    """`### Label` → value (None for `_No response_` or empty), labels lower-cased."""
-    body = body.replace("\r\n", "\n")
-    headings = list(_HEADING_RE.finditer(body))
-    sections: dict[str, str | None] = {}
-    for i, heading in enumerate(headings):
-        end = headings[i + 1].start() if i + 1 < len(headings) else len(body)
-        value = body[heading.end() : end].strip()
-        sections[heading["label"].strip().lower()] = (
-            None if not value or value == "_No response_" else value
-        )
-    return sections
-
-
-def parse_issue_form(body: str) -> ServiceRequest:
-    """The "New service" issue form → ServiceRequest; CommandError names a bad field."""
-    sections = form_sections(body)
-    name = (sections.get("service name") or "").strip("` \n")
-    if not name:
-        raise CommandError(
-            "The issue form has no service name: edit the issue and fill in "
-            "**Service name**, or comment `/idp create-service NAME`."
-        )
-    fields: dict[str, object] = {}
-    for label, value in sections.items():
-        field = _FORM_FIELDS.get(label)
-        if field in (None, "name") or value is None:
-            continue
-        shown = f"**{label.capitalize()}**"
-        if field == "description":
-            fields[field] = value[:2000]
-        elif field == "language":
-            word = value.strip().lower()
-            fields[field] = _option_value(field, _LANGUAGE_ALIASES.get(word, word), shown)
-        elif field == "type":
-            fields[field] = _option_value(field, value.split()[0], shown)
-        elif field == "team":
-            fields[field] = _option_value(field, value, shown)
-        else:
-            fields[field] = _check_number(field, value.strip(), shown)
-    return _service(name, fields)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -12,6 +13,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 def _env(*names: str) -> AliasChoices:
     return AliasChoices(*names)
+
+
+# An operator token's name (`IDP_API_TOKENS=name:token,…`): what the audit log shows.
+_TOKEN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 class ConfigError(Exception):
@@ -45,11 +50,6 @@ class Settings(BaseSettings):
         7 * 24 * 3600,
         validation_alias=_env("IDP_DEDUPE_TTL"),
         description="Seconds a delivery id is remembered; GitHub redeliveries can come days later.",
-    )
-    max_body_bytes: int = Field(
-        25 * 1024 * 1024,
-        validation_alias=_env("IDP_MAX_BODY_BYTES"),
-        description="Largest webhook body accepted (GitHub caps payloads at 25 MB).",
     )
     lock_ttl: int = Field(
         30,
@@ -123,6 +123,32 @@ class Settings(BaseSettings):
         validation_alias=_env("IDP_GITHUB_WRITE_INTERVAL"),
         description="Least seconds between two writes of one installation (GitHub asks for "
         "one second between mutative requests). 0: writes may come back to back.",
+    )
+
+    # Bounds on what anyone can type (hostile input): budgets per comment, per user and
+    # repository, and per installation. Past one, the App says so once and does no more.
+    max_commands_per_comment: int = Field(
+        10,
+        ge=1,
+        le=100,
+        validation_alias=_env("IDP_MAX_COMMANDS_PER_COMMENT"),
+        description="`/idp` lines one comment may hold; a comment with more runs none of "
+        "them and gets one reply saying so.",
+    )
+    read_commands_per_hour: int = Field(
+        20,
+        ge=0,
+        validation_alias=_env("IDP_READ_COMMANDS_PER_HOUR"),
+        description="Read-level commands (ask, help, status, feedback) one user may run in "
+        "one repository per clock hour; past it one reply per hour says so. 0: no limit.",
+    )
+    llm_tokens_per_day: int = Field(
+        1_000_000,
+        ge=0,
+        validation_alias=_env("IDP_LLM_TOKENS_PER_DAY"),
+        description="Model tokens (input + output) one installation may use per UTC day; "
+        "once spent, model calls fail with a sentence saying so until the next day. "
+        "0: no limit.",
     )
 
     forge: Literal["auto", "github", "local"] = Field(
@@ -229,7 +255,8 @@ class Settings(BaseSettings):
     api_tokens: SecretStr | None = Field(
         None,
         validation_alias=_env("IDP_API_TOKENS"),
-        description="Operator API tokens, comma-separated.",
+        description="Operator API tokens, comma-separated, each `name:token` (the name is "
+        "what the audit log shows) or a bare token (named `operator`, then `operator-2`, …).",
     )
 
     github_client_id: str | None = Field(
@@ -250,10 +277,54 @@ class Settings(BaseSettings):
         "long as the process.",
     )
 
+    # -- Bounds on storage and requests (issue 16): what one caller can make the App hold --
+    max_body_bytes: int = Field(
+        2 * 1024 * 1024,
+        ge=1,
+        validation_alias=_env("IDP_MAX_BODY_BYTES"),
+        description="Largest webhook body accepted. The largest event the App routes (an "
+        "issue comment whose issue and comment bodies both hold GitHub's 65,536 characters, "
+        "all escaped) is about 0.8 MB; GitHub caps payloads at 25 MB.",
+    )
+    session_ttl: int = Field(
+        90 * 24 * 3600,
+        ge=3600,
+        validation_alias=_env("IDP_SESSION_TTL"),
+        description="Seconds a session is kept after its last change (a running session is "
+        "saved at every step, so only ended or abandoned sessions expire), with what hangs "
+        "off it: its pull request link, its dry-run mark, feedback dedupe keys.",
+    )
+    audit_max_entries: int = Field(
+        1_000_000,
+        ge=1000,
+        validation_alias=_env("IDP_AUDIT_MAX_ENTRIES"),
+        description="Entries the audit stream keeps (XADD MAXLEN ~: older ones are trimmed).",
+    )
+    feedback_max_entries: int = Field(
+        100_000,
+        ge=1000,
+        validation_alias=_env("IDP_FEEDBACK_MAX_ENTRIES"),
+        description="Entries the feedback stream keeps (XADD MAXLEN ~); export it before then.",
+    )
+    console_insecure_cookie: bool = Field(
+        False,
+        validation_alias=_env("IDP_CONSOLE_INSECURE_COOKIE"),
+        description="Send the console's cookie without `Secure`, so the console works over "
+        "plain http (local development). Off: the cookie only travels over https (browsers "
+        "also accept it on http://localhost).",
+    )
+
     @model_validator(mode="after")
     def _check_key_sources(self) -> Settings:
         if self.github_app_private_key and self.github_app_private_key_path:
             raise ValueError("set GITHUB_APP_PRIVATE_KEY or GITHUB_APP_PRIVATE_KEY_PATH, not both")
+        names = [name for name, _ in self.named_operator_tokens]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(
+                f"IDP_API_TOKENS names {', '.join(twice)} more than once: give each token "
+                "its own name (name:token), so the audit log tells operators apart"
+            )
         return self
 
     @cached_property
@@ -265,10 +336,27 @@ class Settings(BaseSettings):
         return [s.strip().encode() for s in raw.split(",") if s.strip()]
 
     @cached_property
-    def operator_tokens(self) -> list[str]:
+    def named_operator_tokens(self) -> list[tuple[str, str]]:
+        """(name, token) of each IDP_API_TOKENS entry: `name:token`, or a bare token, named
+        `operator` (the first) and `operator-N` (the Nth bare one)."""
         if self.api_tokens is None:
             return []
-        return [t.strip() for t in self.api_tokens.get_secret_value().split(",") if t.strip()]
+        named: list[tuple[str, str]] = []
+        bare = 0
+        for entry in (e.strip() for e in self.api_tokens.get_secret_value().split(",")):
+            if not entry:
+                continue
+            name, sep, token = entry.partition(":")
+            if sep and _TOKEN_NAME.fullmatch(name.strip()) and token.strip():
+                named.append((name.strip(), token.strip()))
+                continue
+            bare += 1
+            named.append(("operator" if bare == 1 else f"operator-{bare}", entry))
+        return named
+
+    @cached_property
+    def operator_tokens(self) -> list[str]:
+        return [token for _, token in self.named_operator_tokens]
 
     def private_key(self) -> str | None:
         """The App's PEM private key, from the variable or the file it names."""

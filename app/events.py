@@ -37,7 +37,7 @@ FROM_START = "0-0"
 
 def valid_stream_id(value: str) -> bool:
     """True for a Redis stream id as the streams send it (`MILLISECONDS-SEQUENCE`)."""
-    return bool(STREAM_ID_RE.match(value))
+    return bool(STREAM_ID_RE.fullmatch(value))
 
 
 @dataclass(frozen=True)

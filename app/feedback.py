@@ -9,6 +9,7 @@ execution results), with the outcome read from the session at export time.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from typing import Any, Literal
@@ -28,10 +29,15 @@ _METRIC_KEYS = ("step_count", "duration_seconds", "tool_seconds", "token_usage")
 
 # Add the entry only if its dedupe key is new, in one step: a redelivered command or a
 # reaction seen again on the next poll stores nothing twice, and a crash cannot leave the
-# key marked without the entry.
+# key marked without the entry. Each dedupe key is a key of its own that lives as long as
+# a session (seeing it again renews it: the session is alive); the stream is capped.
+# KEYS: the stream, then the dedupe key when there is one. ARGV: data, maxlen, dedupe ttl.
 _ADD_ONCE = """
-if ARGV[1] ~= '' and redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return false end
-return redis.call('XADD', KEYS[1], '*', 'data', ARGV[2])
+if KEYS[2] and not redis.call('SET', KEYS[2], 1, 'NX', 'EX', ARGV[3]) then
+  redis.call('EXPIRE', KEYS[2], ARGV[3])
+  return false
+end
+return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'data', ARGV[1])
 """
 
 
@@ -56,13 +62,13 @@ def outcome_of(session: Session) -> dict[str, Any]:
 
 
 class FeedbackStore:
-    """Feedback entries under `settings.key("feedback")`, oldest first."""
+    """Feedback entries under `settings.key("feedback")`, oldest first; the stream keeps the
+    newest IDP_FEEDBACK_MAX_ENTRIES (approximately)."""
 
     def __init__(self, connection: redis.Redis, settings: Settings) -> None:
         self.redis = connection
         self.settings = settings
         self.key = settings.key("feedback")
-        self.seen_key = settings.key("feedback", "seen")
         self._add_once = connection.register_script(_ADD_ONCE)
 
     def add(
@@ -96,7 +102,13 @@ class FeedbackStore:
             "outcome": scrub(outcome or {}, secrets),
         }
         data = json.dumps(entry, ensure_ascii=False, default=str)
-        new_id = self._add_once(keys=[self.key, self.seen_key], args=[dedupe_key or "", data])
+        keys = [self.key]
+        if dedupe_key:
+            digest = hashlib.sha256(dedupe_key.encode()).hexdigest()[:32]
+            keys.append(self.settings.key("feedback", "seen", digest))
+        settings = self.settings
+        args = [data, settings.feedback_max_entries, settings.session_ttl]
+        new_id = self._add_once(keys=keys, args=args)
         if new_id is None:
             return None
         return new_id.decode() if isinstance(new_id, bytes) else new_id

@@ -30,6 +30,7 @@ from app.app_credentials import (
     write_env_file,
 )
 from app.config import Settings
+from app.github.permissions import APP_PERMISSIONS, missing
 
 MANIFEST_FILE = Path("github-app.yml")
 _EXAMPLE_HOST = "example.com"
@@ -111,6 +112,20 @@ def example_host_warning(manifest: dict[str, Any]) -> str | None:
     return None
 
 
+def permission_warning(manifest: dict[str, Any]) -> str | None:
+    """A warning when the manifest asks for less than the App's features need (a manifest
+    of one's own, or an old copy): jobs needing the rest would stop and name it."""
+    asked = manifest.get("default_permissions")
+    lacking = missing(APP_PERMISSIONS, asked if isinstance(asked, dict) else {})
+    if not lacking:
+        return None
+    listed = ", ".join(f"{name}: {level}" for name, level in lacking.items())
+    return (
+        f"The manifest does not ask for {listed}, which IDP Copilot needs (the README's "
+        "permission table says for what); add them under default_permissions."
+    )
+
+
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:44rem;margin:3rem auto;line-height:1.5}}
@@ -186,7 +201,9 @@ class RegistrationServer:
 
     def start_page(self) -> tuple[int, str]:
         owner = f"the organization <b>{html.escape(self.org)}</b>" if self.org else "your account"
-        warning = example_host_warning(self.manifest)
+        warnings = [
+            w for w in (example_host_warning(self.manifest), permission_warning(self.manifest)) if w
+        ]
         manifest = html.escape(json.dumps(self.manifest), quote=True)
         action = html.escape(f"{self.action}?state={self.state}", quote=True)
         body = (
@@ -194,7 +211,7 @@ class RegistrationServer:
             f"</b> for {owner} on {html.escape(self.web)}, from "
             f"<code>{html.escape(str(self.manifest_path))}</code>. GitHub shows its settings "
             "first; nothing is created until you confirm there.</p>"
-            + (f'<p class="warn">{html.escape(warning)}</p>' if warning else "")
+            + "".join(f'<p class="warn">{html.escape(w)}</p>' for w in warnings)
             + f'<form method="post" action="{action}">'
             f'<input type="hidden" name="manifest" value="{manifest}">'
             f'<button type="submit">Create the GitHub App</button></form>'
@@ -277,9 +294,9 @@ def run_register(settings: Settings, **options: Any) -> int:
     """`idp-copilot register`: serve the page until the App is created, then say what next.
     `options` are `RegistrationServer`'s (env_file, manifest_path, force, org, host, …)."""
     server = RegistrationServer(settings, **options)
-    warning = example_host_warning(server.manifest)
-    if warning:
-        print(f"warning: {warning}", file=sys.stderr)
+    for warning in (example_host_warning(server.manifest), permission_warning(server.manifest)):
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
     org = options.get("org")
     where = f"organization {org}" if org else "your user account"
     print(f"Open {server.url}/ in a browser to create the GitHub App for {where} on {server.web}.")

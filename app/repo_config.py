@@ -18,7 +18,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from app.commands import Verb
+from app.config_yaml import load_bounded
 from app.github.forge import PERMISSION_RANK, Forge, ForgeError, RepoRef, validate_path
+from app.repo_config_example import EXAMPLE_CONFIG as EXAMPLE_CONFIG
+from app.repo_config_example import render_example_config as render_example_config
+from app.untrusted import MAX_SUGGEST_CHARS, scrub
 from tools.service import LANGUAGE_RE, NAME_RE, ServiceType, suggest_name
 from tools.template_sets.manifest import SET_NAME_RE, VERSION_RE
 from tools.templates import BUILTIN_SET
@@ -29,6 +33,9 @@ if TYPE_CHECKING:
 
 CONFIG_PATH = ".github/idp-copilot.yml"
 MAX_CONFIG_BYTES = 64 * 1024
+# Problems named in one error comment; a file with hundreds names the first ones and counts
+# the rest (each is located by a walk of the file, and a comment holds 65,536 characters).
+MAX_PROBLEMS = 20
 Level = Literal["read", "triage", "write", "maintain", "admin"]
 
 # Who may run what (DESIGN.md "Who may run what"). The file may only make a command stricter:
@@ -74,7 +81,7 @@ class Defaults(_Strict):
     @classmethod
     def _language(cls, value: str | None) -> str | None:
         # Which languages exist is the template set's to say; the file only needs a word.
-        if value is not None and not LANGUAGE_RE.match(value):
+        if value is not None and not LANGUAGE_RE.fullmatch(value):
             raise ValueError(
                 f"{_show(value)} is not a language name such as python, go, node or java "
                 "(or one of the template set's)"
@@ -84,7 +91,7 @@ class Defaults(_Strict):
     @field_validator("team")
     @classmethod
     def _team(cls, value: str) -> str:
-        if not NAME_RE.match(value):
+        if not NAME_RE.fullmatch(value):
             raise ValueError(
                 f"a team name follows the service-name rule: try '{suggest_name(value)}'"
             )
@@ -119,14 +126,14 @@ class TemplatesConfig(_Strict):
     @field_validator("set")
     @classmethod
     def _set(cls, value: str) -> str:
-        if not SET_NAME_RE.match(value):
+        if not SET_NAME_RE.fullmatch(value):
             raise ValueError(f"{_show(value)} is not a template set name such as `builtin`")
         return value
 
     @field_validator("version")
     @classmethod
     def _version(cls, value: str | None) -> str | None:
-        if value is not None and not VERSION_RE.match(value):
+        if value is not None and not VERSION_RE.fullmatch(value):
             raise ValueError(f'{_show(value)} is not a version such as "2.1.0" (quote it)')
         return value
 
@@ -236,11 +243,13 @@ def parse_repo_config(
     text: str, registry: ToolRegistry | None = None
 ) -> tuple[RepoConfig | None, str | None]:
     """`text` as a `RepoConfig`, or None and the error sentence (see `load_repo_config`)."""
+    text = scrub(text)
     if len(text.encode()) > MAX_CONFIG_BYTES:
         return None, _error_text([f"the file is larger than {MAX_CONFIG_BYTES // 1024} KiB"])
     try:
-        data = yaml.safe_load(text)
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data, root, too_deep = load_bounded(text)
+        if too_deep is not None:
+            return None, _error_text([too_deep])
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -263,8 +272,12 @@ def parse_repo_config(
         problems = _policy_problems(config, data, registry)
         if not problems:
             return config, None
-    located = sorted((_line_of(root, loc) or 0, msg) for loc, msg in problems)
-    return None, _error_text([f"line {line}: {msg}" if line else msg for line, msg in located])
+    more = len(problems) - MAX_PROBLEMS
+    located = sorted((_line_of(root, loc) or 0, msg) for loc, msg in problems[:MAX_PROBLEMS])
+    shown = [f"line {line}: {msg}" if line else msg for line, msg in located]
+    if more > 0:
+        shown.append(f"and {more} more problems like these")
+    return None, _error_text(shown)
 
 
 # -- checks beyond the schema --------------------------------------------------------------
@@ -352,6 +365,8 @@ def _fields_at(loc: Sequence[Any]) -> list[str]:
 
 
 def _did_you_mean(word: str, choices: Sequence[str]) -> str:
+    if len(word) > MAX_SUGGEST_CHARS:
+        return ""  # difflib's cost grows with the product of the lengths
     close = difflib.get_close_matches(word.lower(), list(choices), n=1, cutoff=0.6)
     return f"did you mean `{close[0]}`?" if close else ""
 
@@ -409,60 +424,3 @@ def _code(text: str) -> str:
 
 def _kind(value: Any) -> str:
     return {dict: "a mapping", list: "a list"}.get(type(value), f"a {type(value).__name__}")
-
-
-EXAMPLE_CONFIG = """\
-# .github/idp-copilot.yml: how IDP Copilot works in this repository.
-# Read from the default branch. Every key is optional; a key left out keeps its default.
-
-# Folder of a service's generated files (manifests, CI, docs); {name} is the service name.
-manifests_path: services/{name}
-
-# Values a request gets when it does not say.
-defaults:
-  language: python        # python, go, node or java; leave out to have the todo ask
-  team: platform
-  type: api               # api, worker or web
-
-# Permission a command needs: read, triage, write, maintain or admin.
-# Defaults: create-service, plan, retry, cancel, answer and set need write; apply and deploy
-# need maintain; help, status, ask and feedback anyone. Commands can only be made stricter.
-permissions:
-  deploy: admin
-
-# Tools that wait for `/idp apply` from someone allowed to run it.
-approval_required:
-  - create_k8s_namespace
-  - deploy_to_staging
-  - create_repository
-  - create_git_repository_with_branch_protection
-
-# Narrow the tools the agent may use (`idp-copilot tools` lists them); leave out for all.
-# tools:
-#   - generate_k8s_manifests
-#   - setup_cicd_pipeline
-
-# The staging namespace, kinds and Ingress domains are the operator's (IDP_STAGING_*).
-# staging:
-#   context: staging-eu   # one of the operator's IDP_STAGING_CONTEXTS; leave out for the default
-
-auto_deploy_on_merge: false   # deploy to staging when the App's pull request is merged
-labels:                        # added to the App's pull requests
-  - idp-copilot
-draft_pull_requests: false
-agent_system: default
-
-reviewers:
-  min_permission: write   # permission a reviewer needs for the App to act on their review
-
-# The template set that renders new services: builtin, or one the operator lists
-# (IDP_TEMPLATE_SETS). Leave out the version for the set's current one.
-templates:
-  set: builtin
-  # version: "1.0.0"
-"""
-
-
-def render_example_config() -> str:
-    """A commented `.github/idp-copilot.yml` that validates: for the README and `init-repo`."""
-    return EXAMPLE_CONFIG

@@ -28,7 +28,8 @@ COOKIE = "idp_console"
 
 
 def session_cookie(settings: Settings) -> Middleware:
-    """The signed cookie the console and the API read (SameSite=Lax, HttpOnly)."""
+    """The signed cookie the console and the API read (SameSite=Lax, HttpOnly, and Secure
+    unless IDP_CONSOLE_INSECURE_COOKIE says the console is served over plain http)."""
     if settings.session_secret is not None and settings.session_secret.get_secret_value():
         secret = settings.session_secret.get_secret_value()
     else:
@@ -41,6 +42,7 @@ def session_cookie(settings: Settings) -> Middleware:
         session_cookie=COOKIE,
         max_age=SIGN_IN_TTL,
         same_site="lax",
+        https_only=not settings.console_insecure_cookie,
     )
 
 

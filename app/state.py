@@ -15,6 +15,7 @@ from redis.lock import Lock
 
 from app.agent.todo import Todo
 from app.config import Settings
+from app.session_line import SessionLine
 from tools.service import ServiceRequest
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,20 @@ class StepRecord(BaseModel):
     finished_at: float
 
 
+class Approval(BaseModel):
+    """One `/idp apply` (or an auto-deploy merge) for one gated call: the digest shown in the
+    todo (tools/approval.py) and who approved it. A call whose digest differs is not covered."""
+
+    task_id: str | None = None
+    tool: str
+    digest: str
+    args_digest: str | None = Field(
+        None, description="Digest of the tool and arguments alone: tells 'files changed' apart"
+    )
+    by: str
+    at: float = Field(default_factory=time.time)
+
+
 class Session(BaseModel):
     """Everything the agent knows about one issue or PR, checkpointed after every step."""
 
@@ -65,7 +80,13 @@ class Session(BaseModel):
     pr_number: int | None = None
     pr_url: str | None = None
     head_sha: str | None = None
+    # Who approved last (shown in the console and the model's prompt); what they approved
+    # is in `approvals`, one digest per gated call.
     approved_by: str | None = None
+    approvals: list[Approval] = Field(default_factory=list)
+    # Repositories (owner/name, lower case) the repository tools created for this session:
+    # the only ones they may touch again (protection, a retry).
+    created_repos: list[str] = Field(default_factory=list)
     # The RQ job running this session now (None between runs): what `/idp cancel` stops.
     job_id: str | None = None
     # When and by whom the App's pull request was merged (`pull_request.closed`, merged).
@@ -76,6 +97,18 @@ class Session(BaseModel):
     created_at: float = Field(default_factory=time.time)
     updated_at: float = Field(default_factory=time.time)
 
+    def approval_for(self, tool: str, digest: str | None) -> Approval | None:
+        """The approval covering a call of `tool` with this digest, if any."""
+        for approval in self.approvals:
+            if digest and approval.tool == tool and approval.digest == digest:
+                return approval
+        return None
+
+    def clear_approvals(self) -> None:
+        """New content: every approval given is void."""
+        self.approved_by = None
+        self.approvals = []
+
     def step_for(self, idempotency_key: str) -> StepRecord | None:
         """The recorded successful result of a side effect, if it already ran."""
         for step in self.steps:
@@ -84,16 +117,35 @@ class Session(BaseModel):
         return None
 
 
-class SessionLocked(Exception):
-    """Another worker is running this session right now."""
+def write_session(pipe: Any, settings: Settings, session: Session) -> None:
+    """Queue on `pipe` the writes of one save: the session, living IDP_SESSION_TTL after this
+    change (a running session is saved at every step, so it never expires while it runs;
+    an ended or abandoned one goes that long after its last change), and its index entry."""
+    key = settings.key("session", session.id)
+    pipe.set(key, session.model_dump_json(), ex=settings.session_ttl)
+    index_session(pipe, settings, session)
+
+
+def index_session(pipe: Any, settings: Settings, session: Session) -> None:
+    """The listing index (id → update time) with the entries of expired sessions trimmed,
+    so the index is bounded like the sessions it lists."""
+    index = settings.key("sessions")
+    pipe.zadd(index, {session.id: session.updated_at})
+    pipe.zremrangebyscore(index, "-inf", f"({session.updated_at - settings.session_ttl}")
+    pipe.expire(index, settings.session_ttl)
 
 
 class SessionStore:
     """Load, save and lock sessions. Keys live under the install's prefix."""
 
-    def __init__(self, connection: redis.Redis, settings: Settings) -> None:
+    def __init__(
+        self, connection: redis.Redis, settings: Settings, line: SessionLine | None = None
+    ) -> None:
         self.redis = connection
         self.settings = settings
+        # A worker's job passes a line with its waiter: a busy session puts the job in line
+        # behind the run (SessionQueued) instead of making it wait here.
+        self.line = line if line is not None else SessionLine(connection, settings)
 
     def _key(self, session_id: str) -> str:
         return self.settings.key("session", session_id)
@@ -108,16 +160,18 @@ class SessionStore:
         """Checkpoint: the whole session as JSON, indexed by update time for listings."""
         session.updated_at = time.time()
         pipe = self.redis.pipeline(transaction=True)
-        pipe.set(self._key(session.id), session.model_dump_json())
-        pipe.zadd(self.settings.key("sessions"), {session.id: session.updated_at})
+        write_session(pipe, self.settings, session)
         pipe.execute()
 
     def create(self, session: Session) -> bool:
         """Save `session` only if no session has its id yet (SET NX); True when it did."""
         session.updated_at = time.time()
-        if not self.redis.set(self._key(session.id), session.model_dump_json(), nx=True):
+        ttl = self.settings.session_ttl
+        if not self.redis.set(self._key(session.id), session.model_dump_json(), nx=True, ex=ttl):
             return False
-        self.redis.zadd(self.settings.key("sessions"), {session.id: session.updated_at})
+        pipe = self.redis.pipeline(transaction=True)
+        index_session(pipe, self.settings, session)
+        pipe.execute()
         return True
 
     def get_many(self, session_ids: list[str]) -> list[Session | None]:
@@ -138,18 +192,13 @@ class SessionStore:
 
     @contextmanager
     def lock(self, session_id: str, wait: float = 30.0) -> Iterator[Lock]:
-        """Hold the session for one run. A thread renews the lock every third of its TTL
+        """Hold the session for one run (or, with a line, join the line behind the run that
+        holds it: SessionQueued). A thread renews the lock every third of its TTL
         while the process lives, however long one step takes; when the process dies
         (SIGKILL, OOM) the TTL frees it. The loop's `lock.reacquire()` at every step stays
         harmless."""
-        lock = self.redis.lock(
-            self.settings.key("lock", session_id),
-            timeout=self.settings.lock_ttl,
-            blocking_timeout=wait,
-            thread_local=False,  # the renewing thread uses the token the run acquired
-        )
-        if not lock.acquire():
-            raise SessionLocked(session_id)
+        lock = self.line.lock(session_id)
+        self.line.enter(lock, session_id, wait)
         stop = threading.Event()
         renewer = threading.Thread(
             target=_renew,

@@ -29,44 +29,34 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from app import telemetry
+from app.body_limit import BodyTooLarge, read_body
 from app.config import ConfigError, Settings
 from app.logs import log_context
 from app.tracing import tracer
 from app.webhooks import KNOWN_EVENTS, Ignored, route, verify_signature
 from jobs.pipelined_redis import PipelinedRedis, supports
-from jobs.queue import AsyncRedis, enqueue_trigger_async, job_id_for, preload_async
+from jobs.queue import (
+    SEEN_BODY,
+    SEEN_DELIVERY,
+    AsyncRedis,
+    enqueue_trigger_async,
+    job_id_for,
+    preload_async,
+)
 
 log = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/api/github/webhooks"
 # Delivery ids are GUIDs and event names short words; anything longer is not from GitHub.
 _MAX_HEADER_CHARS = 200
-
-
-class _BodyTooLarge(Exception):
-    pass
+# Routing is linear and bounded (app/untrusted.py), yet a 64 KB comment of commands takes a
+# few tens of milliseconds: bodies past this size are routed on a thread, so the loop keeps
+# serving other deliveries and probes meanwhile. Smaller ones stay inline (no thread hop).
+_ROUTE_INLINE_BYTES = 16 * 1024
 
 
 def _reply(status_code: int, status: str, reason: str, **extra: object) -> JSONResponse:
     return JSONResponse({"status": status, "reason": reason, **extra}, status_code=status_code)
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing (before reading it) anything that says or turns out to be
-    larger than `limit`; never holds more than `limit` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and (
-        not (declared.isascii() and declared.isdigit()) or int(declared) > limit
-    ):
-        raise _BodyTooLarge
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _BodyTooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 class WebhookReceiver:
@@ -148,8 +138,8 @@ class WebhookReceiver:
             if len(value) > _MAX_HEADER_CHARS or not value.isprintable():
                 return _reply(400, "rejected", f"malformed {name} header"), "rejected"
         try:
-            body = await _read_body(request, settings.max_body_bytes)
-        except _BodyTooLarge:
+            body = await read_body(request, settings.max_body_bytes)
+        except BodyTooLarge:
             reason = f"body exceeds {settings.max_body_bytes} bytes"
             return _reply(413, "rejected", reason), "rejected"
         signature = request.headers.get("x-hub-signature-256")
@@ -164,20 +154,29 @@ class WebhookReceiver:
         if not isinstance(payload, dict):
             return _reply(400, "rejected", "body is not a JSON object"), "rejected"
 
-        routed = route(event, delivery_id, payload)
+        if len(body) <= _ROUTE_INLINE_BYTES:
+            routed = route(event, delivery_id, payload)
+        else:
+            routed = await run_in_threadpool(route, event, delivery_id, payload)
         if isinstance(routed, Ignored):
             return _reply(202, "ignored", routed.reason), "ignored"
+        # The verified signature is the HMAC of the body: a captured delivery replayed under
+        # a new delivery id carries the same one, and is not run again.
+        body_digest = signature.removeprefix("sha256=").strip().lower()  # type: ignore[union-attr]
         started = time.perf_counter()
         try:
-            queued = await enqueue_trigger_async(self.redis(), settings, routed)
+            queued = await enqueue_trigger_async(self.redis(), settings, routed, body_digest)
         except redis.RedisError as exc:
             # GitHub does not redeliver a failed delivery by itself: the 503 marks it failed in
             # the App's delivery log, where `idp-copilot redeliver` (or an operator) resends it.
             log.warning("webhook %s not queued: Redis error %s", delivery_id, type(exc).__name__)
             return _reply(503, "unavailable", "queue unavailable; redeliver later"), "unavailable"
         telemetry.enqueue_seconds.observe(time.perf_counter() - started)
-        if not queued:
+        if queued == SEEN_DELIVERY:
             return _reply(200, "duplicate", "delivery already received"), "duplicate"
+        if queued == SEEN_BODY:
+            reason = "this signed body was already received under another delivery id"
+            return _reply(200, "duplicate", reason), "duplicate"
         job_id = job_id_for(delivery_id)
         log.info("webhook %s queued as %s (%s.%s)", delivery_id, job_id, event, routed.action)
         return _reply(202, "queued", f"{event}.{routed.action}", job_id=job_id), "queued"

@@ -10,9 +10,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import AfterValidator, BaseModel, ValidationError
 
 from app.commands import (
     Command,
@@ -21,7 +21,9 @@ from app.commands import (
     is_issue_form,
     parse_comment,
     parse_issue_form,
+    read_comment,
 )
+from app.untrusted import MAX_BODY_CHARS, MAX_TITLE_CHARS, scrub
 
 NEW_SERVICE_LABEL = "idp:new-service"
 # Branches of the App's pull requests (tools/builtin/publish.py `branch_for`).
@@ -48,6 +50,14 @@ def verify_signature(secrets: Iterable[bytes], body: bytes, header: str | None) 
 # -- the fields the router reads -------------------------------------------------------------
 
 
+# Every text field gets its size bound before any parsing: GitHub's own limits, so a real
+# delivery is never cut; the rest of a longer field is never read.
+Body = Annotated[
+    str | None, AfterValidator(lambda v: None if v is None else scrub(v[:MAX_BODY_CHARS]))
+]
+Title = Annotated[str, AfterValidator(lambda v: scrub(v[:MAX_TITLE_CHARS]))]
+
+
 class _User(BaseModel):
     login: str
     type: str = "User"
@@ -63,8 +73,8 @@ class _PullRequestRef(BaseModel):
 
 class _Issue(BaseModel):
     number: int
-    title: str = ""
-    body: str | None = None
+    title: Title = ""
+    body: Body = None
     state: str = "open"
     locked: bool = False
     labels: list[_Label] = []
@@ -73,7 +83,7 @@ class _Issue(BaseModel):
 
 class _Comment(BaseModel):
     id: int
-    body: str | None = None
+    body: Body = None
 
 
 class _Repository(BaseModel):
@@ -105,7 +115,7 @@ class _Branch(BaseModel):
 
 class _PullRequest(BaseModel):
     number: int
-    title: str = ""
+    title: Title = ""
     state: str = "closed"
     locked: bool = False
     merged: bool = False
@@ -118,13 +128,13 @@ class _PullRequestPayload(_Envelope):
 
 class _Review(BaseModel):
     id: int
-    body: str | None = None
+    body: Body = None
     state: str = "commented"
 
 
 class _ReviewComment(BaseModel):
     id: int
-    body: str | None = None
+    body: Body = None
     pull_request_review_id: int | None = None
 
 
@@ -167,7 +177,7 @@ def _on_comment_created(event: str, delivery_id: str, p: _IssuePayload) -> Trigg
     """`/idp` lines in a comment on an issue or a pull request."""
     if p.comment is None:
         return Ignored(reason="issue_comment payload without a comment")
-    commands, errors = parse_comment(p.comment.body or "")
+    commands, errors, lines = read_comment(p.comment.body or "")
     if not commands and not errors:
         if p.issue.pull_request is not None and p.issue.state == "open" and p.comment.body:
             # Free text on a pull request: review feedback if the App opened it, which only
@@ -181,7 +191,14 @@ def _on_comment_created(event: str, delivery_id: str, p: _IssuePayload) -> Trigg
         if not commands:
             return Ignored(reason=f"{_kind(p)} is closed")
         errors = []
-    return _trigger(event, delivery_id, p, commands=commands, errors=[e.message for e in errors])
+    return _trigger(
+        event,
+        delivery_id,
+        p,
+        commands=commands,
+        errors=[e.message for e in errors],
+        command_lines=lines,
+    )
 
 
 def _new_service_trigger(event: str, delivery_id: str, p: _IssuePayload) -> Trigger:
@@ -288,11 +305,16 @@ def _review_or_commands(
         return _pull_request_trigger(
             event, delivery_id, p, commands=[Command(verb="review")], review_id=review_id
         )
-    commands, errors = parse_comment(body)
+    commands, errors, lines = read_comment(body)
     if not commands and not errors:
         return Ignored(reason="not a pull request the App opened, and no /idp command")
     return _pull_request_trigger(
-        event, delivery_id, p, commands=commands, errors=[e.message for e in errors]
+        event,
+        delivery_id,
+        p,
+        commands=commands,
+        errors=[e.message for e in errors],
+        command_lines=lines,
     )
 
 

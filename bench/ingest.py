@@ -17,6 +17,7 @@ Run: `python -m bench.ingest [--requests N] [--connections 16]`
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import platform
 import re
@@ -29,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -196,14 +198,18 @@ def profiler(args: argparse.Namespace, server: Server) -> subprocess.Popen | Non
 
 
 def drive(
-    args: argparse.Namespace, servers: dict[str, Server], load: Load, bodies: Path
+    args: argparse.Namespace,
+    servers: dict[str, Server],
+    load: Load,
+    bodies: Callable[[int], Path],
 ) -> tuple[list[Run], dict[str, list[Run]]]:
-    """A warm-up per server, then the measured rounds in alternating order; every run."""
+    """A warm-up per server, then the measured rounds in alternating order; every run.
+    `bodies(quota)` writes the signed bodies of one run (each request its own body)."""
 
     def run(label: str, name: str, quota: int) -> Run:
         process = servers[name].process
         assert process is not None
-        done = run_wrk(load, name, servers[name].url, process.pid, bodies, quota)
+        done = run_wrk(load, name, servers[name].url, process.pid, bodies(quota), quota)
         print(row(label, done))
         return done
 
@@ -240,13 +246,21 @@ def bench(args: argparse.Namespace, argv: list[str]) -> int:
     # Other work on the machine moves every figure: say how busy it was.
     print(f"load average (1 min) before the run: {os.getloadavg()[0]:.2f}")
     with tempfile.TemporaryDirectory(prefix="idp-bench-") as tmp:
-        bodies = Path(tmp) / "bodies.tsv"
-        write_bodies(bodies, secret)
+        runs_so_far = itertools.count()
+        first_number = [1]
+
+        def bodies(quota: int) -> Path:
+            path = Path(tmp) / f"bodies-{next(runs_so_far)}.tsv"
+            write_bodies(path, secret, quota, first_number[0])
+            first_number[0] += quota
+            return path
+
         try:
             for server in servers.values():
                 start(server, env, Path(tmp) / f"{server.name}.log")
                 print(f"{server.name} server: {shlex.join(server.command)}")
-            example = wrk_command(load, servers["serve"].url, bodies, args.requests)
+            sample = Path(tmp) / "bodies-N.tsv"
+            example = wrk_command(load, servers["serve"].url, sample, args.requests)
             print(f"load generator: {shlex.join(example)}")
             print(
                 "\nCPU us: server CPU time per request; server, wrk: share of one core used;"

@@ -60,11 +60,12 @@ class Run:
     server_cpu_us: float = 0.0
 
 
-def write_bodies(path: Path, secret: str, count: int = 64) -> None:
-    """`count` distinct `/idp plan` comments (issue numbers differ), each with its signature,
-    one `signature<TAB>body` line each: what the wrk script cycles through."""
+def write_bodies(path: Path, secret: str, count: int = 64, first: int = 1) -> None:
+    """`count` distinct `/idp plan` comments (issue numbers `first`, `first + 1`, …), each
+    with its signature, one `signature<TAB>body` line each: what the wrk script cycles
+    through. The receiver dedupes signed bodies too, so a run needs one body per request."""
     lines = []
-    for number in range(1, count + 1):
+    for number in range(first, first + count):
         body = payloads.encode(payloads.issue_comment("/idp plan", number=number))
         lines.append(f"{payloads.sign(body, secret)}\t{body.decode()}")
     path.write_text("\n".join(lines) + "\n")

@@ -18,6 +18,7 @@ import redis
 from app.agent.guard import GuardLimits
 from app.agent.loop import Agent
 from app.agent.providers.base import ChatModel
+from app.agent.providers.budgeted import budgeted
 from app.agent.providers.factory import make_chat_model
 from app.agent.systems import DEFAULT_NAME, AgentSystemStore
 from app.config import ConfigError, Settings
@@ -26,6 +27,7 @@ from app.github.forge import ForgeError
 from app.repo_config import RepoConfig
 from app.state import Session, StepRecord, session_id_for
 from jobs.audited import AuditedCluster
+from jobs.preflight import may_write
 from tools.service import ServiceRequest
 
 if TYPE_CHECKING:
@@ -148,7 +150,12 @@ async def agent_profile(ctx: JobContext) -> Profile:
                 system.model
             )
         try:
-            chat_model = make_chat_model(ctx.settings.model_copy(update=update))
+            chat_model = budgeted(
+                make_chat_model(ctx.settings.model_copy(update=update)),
+                ctx.connection,
+                ctx.settings,
+                ctx.trigger.installation_id,
+            )
         except ConfigError as exc:
             problem = f"agent system `{system.name}` cannot run here: {exc}"
         else:
@@ -184,14 +191,18 @@ async def run_agent(ctx: JobContext, prepare: Prepare) -> str:
     """One agent run for the trigger's session; returns the session's final status.
 
     The lock makes runs of one session strictly one at a time; its TTL frees it when a
-    worker dies, and the loop renews it at every step. `SessionLocked` propagates: RQ
-    retries the job once the other run has finished.
+    worker dies, and the loop renews it at every step. A job that finds the session held
+    joins its line (app/session_line.py): `SessionQueued` propagates to jobs/tasks.py, and
+    the rest of the trigger runs when the holder lets go.
     """
     with ctx.store.lock(ctx.session_id) as lock:
         session = ctx.store.get(ctx.session_id) or _new_session(ctx)
         if session.installation_id is None:
             session.installation_id = ctx.trigger.installation_id
         if prepare(session) is False:
+            return session.status
+        if not await may_write(ctx, session):
+            ctx.store.save(session)  # the todo names the missing permission; nothing else
             return session.status
         session.job_id = ctx.job_id
         ctx.store.save(session)
@@ -207,7 +218,9 @@ async def after_run(ctx: JobContext, session: Session) -> None:
     """Link the App's pull request to the session, and give it the config's labels once."""
     if session.pr_number is None:
         return
-    ctx.connection.set(pr_session_key(ctx.settings, session.repo, session.pr_number), session.id)
+    # The link lives as long as the session (refreshed at every run that reaches here).
+    link = pr_session_key(ctx.settings, session.repo, session.pr_number)
+    ctx.connection.set(link, session.id, ex=ctx.settings.session_ttl)
     labels = sorted(set(ctx.config.labels))
     key = f"labels:{session.pr_number}:{','.join(labels)}"
     if not labels or session.step_for(key) is not None:

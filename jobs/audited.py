@@ -15,7 +15,16 @@ from typing import Any, TypeVar
 import redis
 
 from app.audit import AuditAction, AuditLog
-from app.github.forge import CommitInfo, Forge, Permission, PullRequestInfo, RepoRef, Review
+from app.github.forge import (
+    CommitInfo,
+    Forge,
+    Permission,
+    PullRequestInfo,
+    RepoInfo,
+    RepoRef,
+    Review,
+)
+from app.github.protection import BranchRules
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -48,16 +57,17 @@ class AuditScope:
 
 
 class AuditedForge:
-    """A `Forge` whose writes are recorded in the audit log; reads pass straight through."""
+    """A `Forge` whose writes are recorded in the audit log; reads pass straight through.
+
+    Every method of the `Forge` protocol is written out here, with no `__getattr__`
+    pass-through: a write added to the protocol fails tests/test_audit_forge.py until it
+    is audited here, instead of slipping past the log. The concrete forge's extras are on
+    `inner`."""
 
     def __init__(self, inner: Forge, scope: AuditScope, known_branches: set[str] | None = None):
         self.inner = inner
         self.scope = scope
         self._branches = set(known_branches or ())
-
-    def __getattr__(self, name: str) -> Any:
-        # Extra methods of the concrete forge (`writes`, `comments`, …) stay reachable.
-        return getattr(self.inner, name)
 
     async def _logged(
         self,
@@ -109,9 +119,18 @@ class AuditedForge:
     async def get_review(self, repo: RepoRef, number: int, review_id: int) -> Review:
         return await self.inner.get_review(repo, number, review_id)
 
+    async def get_branch_protection(self, repo: RepoRef, branch: str) -> BranchRules | None:
+        return await self.inner.get_branch_protection(repo, branch)
+
+    async def list_reviews(self, repo: RepoRef, number: int) -> list[Review]:
+        return await self.inner.list_reviews(repo, number)
+
     async def add_reaction(self, repo: RepoRef, comment_id: int, content: str) -> None:
         # A reaction is an acknowledgement, not a change anyone reviews: not audited.
         await self.inner.add_reaction(repo, comment_id, content)
+
+    async def list_reactions(self, repo: RepoRef, comment_id: int) -> list[tuple[str, str]]:
+        return await self.inner.list_reactions(repo, comment_id)
 
     async def default_branch(self, repo: RepoRef) -> str:
         return await self.inner.default_branch(repo)
@@ -121,6 +140,9 @@ class AuditedForge:
 
     async def permission(self, repo: RepoRef, username: str) -> Permission:
         return await self.inner.permission(repo, username)
+
+    async def granted_permissions(self, repo: RepoRef) -> dict[str, str] | None:
+        return await self.inner.granted_permissions(repo)
 
     async def commit_files(
         self, repo: RepoRef, branch: str, files: dict[str, str], message: str
@@ -170,6 +192,56 @@ class AuditedForge:
             f"{repo.full_name}#{number}",
             lambda: self.inner.add_labels(repo, number, labels),
             lambda _: ("added", {"labels": list(labels)}),
+        )
+
+    async def create_repository(
+        self,
+        owner: str,
+        name: str,
+        *,
+        private: bool = True,
+        description: str = "",
+        template: str | None = None,
+    ) -> RepoInfo:
+        return await self._logged(
+            "repository",
+            f"{owner}/{name}",
+            lambda: self.inner.create_repository(
+                owner, name, private=private, description=description, template=template
+            ),
+            lambda info: (
+                "created" if info.created else "unchanged",
+                {"url": info.url, "private": info.private, "template": template},
+            ),
+        )
+
+    async def protect_branch(
+        self,
+        repo: RepoRef,
+        branch: str,
+        *,
+        required_reviews: int = 1,
+        required_checks: list[str],
+        enforce_admins: bool = True,
+    ) -> None:
+        await self._logged(
+            "branch_protection",
+            f"{repo.full_name}@{branch}",
+            lambda: self.inner.protect_branch(
+                repo,
+                branch,
+                required_reviews=required_reviews,
+                required_checks=required_checks,
+                enforce_admins=enforce_admins,
+            ),
+            lambda _: (
+                "applied",
+                {
+                    "required_reviews": required_reviews,
+                    "required_checks": list(required_checks),
+                    "enforce_admins": enforce_admins,
+                },
+            ),
         )
 
 

@@ -25,7 +25,8 @@ from app.agent.outcomes import Cancelled
 from app.agent.publisher import Publisher
 from app.commands import Command
 from app.config import Settings
-from app.state import Session
+from app.session_line import SessionLine
+from app.state import Session, write_session
 from jobs.agent_run import session_id_of
 from jobs.queue import queue_for
 
@@ -105,9 +106,11 @@ def session_jobs(
         and j.get_status() == JobStatus.STARTED
         and _trigger_session(connection, settings, j) == session_id
     ]
+    # Jobs waiting in the session's line (jobs/session_line.py) are queued work too.
+    waiting = SessionLine(connection, settings).waiting(session_id)
     queued = [
         j
-        for j in Job.fetch_many(queue.get_job_ids(), connection=connection)
+        for j in Job.fetch_many(queue.get_job_ids() + waiting, connection=connection)
         if j is not None
         and j.id != exclude
         and _verbs(j) & AGENT_VERBS
@@ -155,8 +158,7 @@ def mark_cancelled(connection: redis.Redis, settings: Settings, session_id: str)
                 session.status = "cancelled"
                 session.updated_at = time.time()
                 pipe.multi()
-                pipe.set(key, session.model_dump_json())
-                pipe.zadd(settings.key("sessions"), {session_id: session.updated_at})
+                write_session(pipe, settings, session)
                 pipe.execute()
                 return True
             except redis.WatchError:
@@ -202,11 +204,14 @@ async def cancel(ctx: JobContext, command: Command) -> str:
     await asyncio.to_thread(mark_cancelled, conn, settings, ctx.session_id)
     for job in queued:
         job.cancel()
+    line = SessionLine(conn, settings)
+    line.release_reserved(ctx.session_id, [j.id for j in queued])
     stopped = stop_jobs(conn, jobs)
     if stopped:
         if await asyncio.to_thread(wait_stopped, conn, stopped, STOP_WAIT_SECONDS):
-            # The killed run held the lock; nothing else can (runs are one at a time).
-            conn.delete(settings.key("lock", ctx.session_id))
+            # The killed run held the lock; nothing else can (runs are one at a time). The
+            # next job in the session's line, if any, gets it.
+            line.free(ctx.session_id)
         else:
             log.warning("jobs %s of %s did not stop in time", stopped, ctx.session_id)
     session = store.get(ctx.session_id)

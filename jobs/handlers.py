@@ -26,9 +26,9 @@ from app.feedback import FeedbackStore, outcome_of
 from app.github.forge import Forge, ForgeError, RepoRef
 from app.repo_config import DEFAULT_PERMISSIONS, RepoConfig, load_repo_config
 from app.state import Session, SessionStore
-from jobs import pr_commands, review, verbs
+from jobs import pr_commands, preflight, review, verbs
 from jobs.audited import AuditScope
-from jobs.authorize import authorize
+from jobs.authorize import admit, answer_refusals
 from jobs.cancel import cancel
 from tools.registry import ToolRegistry
 
@@ -105,30 +105,71 @@ async def handle_trigger(ctx: JobContext) -> dict[str, str]:
         return {"ignored": "locked"}  # a locked conversation gets nothing, not even a reaction
     if review.not_ours(ctx):
         return {"review": "ignored"}  # chat on a pull request the App did not open
+    if not await preflight.may_comment(ctx):
+        return {"blocked": "the App's installation lacks issues: write"}  # logged
+    if too_many_commands(ctx):
+        return await refuse_comment(ctx)
     outcomes: dict[str, str] = {}
-    if trigger.comment_id is not None:
-        await react(ctx, "eyes")
     await load_config(ctx)
+    # Sorted before any write: a comment of refused or rate-limited commands costs at most
+    # one reply and one reaction, whatever the number of commands in it.
+    admission = await admit(ctx, trigger.commands)
+    if trigger.comment_id is not None and (admission.allowed or trigger.errors):
+        await react(ctx, "eyes")
     if trigger.errors:
         ctx.scope.command = "errors"
         lines = "\n".join(f"- {e}" for e in trigger.errors)
         await ctx.reply(f"I could not run that:\n\n{lines}\n\n`/idp help` lists commands.")
         outcomes["errors"] = "answered"
-    failed = bool(trigger.errors) and not trigger.commands
-    for command in trigger.commands:
+    ctx.scope.command = "refused"
+    await answer_refusals(ctx, admission)
+    outcomes |= dict.fromkeys(admission.refused, "refused")
+    outcomes |= {c.verb: "rate-limited" for c in admission.limited}
+    failed = bool(admission.refused) or (bool(trigger.errors) and not trigger.commands)
+    for command in admission.allowed:
         ctx.scope.command = command.verb
-        if not await authorize(ctx, command):
-            outcomes[command.verb] = "refused"
-            failed = True
-            continue
         outcome = await HANDLERS.get(command.verb, not_available)(ctx, command)
         outcomes[command.verb] = outcome
         failed = failed or outcome in FAILED_OUTCOMES
-    if trigger.comment_id is not None and (trigger.commands or trigger.errors):
+    await tell_token_budget(ctx)
+    if trigger.comment_id is not None and (admission.allowed or trigger.errors or failed):
         await react(ctx, "confused" if failed else "rocket")
-    if trigger.commands:
+    if admission.allowed:
         await collect_reactions(ctx)
     return outcomes
+
+
+def too_many_commands(ctx: JobContext) -> bool:
+    """True when the comment holds more `/idp` lines than Settings.max_commands_per_comment."""
+    trigger = ctx.trigger
+    count = max(trigger.command_lines, len(trigger.commands) + len(trigger.errors))
+    return count > ctx.settings.max_commands_per_comment
+
+
+async def refuse_comment(ctx: JobContext) -> dict[str, str]:
+    """A comment past the command budget: none of its commands runs (they are often meant
+    together, and a part of them could do what none of them asked), one reply says why."""
+    trigger = ctx.trigger
+    count = max(trigger.command_lines, len(trigger.commands) + len(trigger.errors))
+    limit = ctx.settings.max_commands_per_comment
+    ctx.scope.command = "budget"
+    await ctx.reply(
+        f"This comment holds {count:,} `/idp` commands; one comment may hold at most {limit}, "
+        "so none of them ran. Split them over several comments."
+    )
+    if trigger.comment_id is not None:
+        await react(ctx, "confused")
+    return {"commands": "too many"}
+
+
+async def tell_token_budget(ctx: JobContext) -> None:
+    """Once per installation and day: the model token budget is spent (the job's model hit
+    it). The todo list of an agent run says it too."""
+    notice = getattr(ctx.chat_model, "spent_notice", None)
+    text = notice() if notice is not None else None
+    if text:
+        ctx.scope.command = "budget"
+        await ctx.reply(text)
 
 
 async def collect_reactions(ctx: JobContext) -> None:

@@ -38,12 +38,19 @@ RETRY_MAX = 3
 RETRY_INTERVALS = [5, 30, 120]
 _RETRY_INTERVALS_JSON = json.dumps(RETRY_INTERVALS)  # as RQ stores it
 _SCRIPTS: WeakKeyDictionary[redis.Redis, Script] = WeakKeyDictionary()
+QUEUED, SEEN_DELIVERY, SEEN_BODY = 1, 0, 2
 
-# KEYS: delivery key, job hash, queue list, rq:queues set
+# KEYS: delivery key, job hash, queue list, rq:queues set, and the signed body's key when
+# there is a signed body (a webhook; the operator API has none)
 # ARGV: delivery ttl, job id, queue key, then job hash field/value pairs
+# Returns 1 when queued, 0 for a delivery id seen before, 2 for a body seen before (a
+# captured delivery replayed under a new id).
 _DEDUPE_ENQUEUE = """
 if not redis.call('SET', KEYS[1], ARGV[2], 'NX', 'EX', ARGV[1]) then
   return 0
+end
+if KEYS[5] and not redis.call('SET', KEYS[5], ARGV[2], 'NX', 'EX', ARGV[1]) then
+  return 2
 end
 redis.call('HSET', KEYS[2], unpack(ARGV, 4))
 redis.call('RPUSH', KEYS[3], ARGV[2])
@@ -135,7 +142,9 @@ def job_hash(settings: Settings, trigger: Trigger, carrier: dict[str, str]) -> d
     return fields
 
 
-def _script_call(settings: Settings, trigger: Trigger, job_id: str) -> tuple[list, list]:
+def _script_call(
+    settings: Settings, trigger: Trigger, job_id: str, body_digest: str | None = None
+) -> tuple[list, list]:
     """KEYS and ARGV of the dedupe-and-enqueue script for `trigger` (inside the enqueue span,
     whose context the job's meta carries)."""
     queue_key = Queue.redis_queue_namespace_prefix + settings.queue_name
@@ -149,6 +158,8 @@ def _script_call(settings: Settings, trigger: Trigger, job_id: str) -> tuple[lis
         queue_key,
         Queue.redis_queues_keys,
     ]
+    if body_digest is not None:
+        keys.append(settings.key("body", body_digest))
     return keys, args
 
 
@@ -175,12 +186,14 @@ def enqueue_trigger(connection: redis.Redis, settings: Settings, trigger: Trigge
 
 
 async def enqueue_trigger_async(
-    connection: AsyncRedis, settings: Settings, trigger: Trigger
-) -> bool:
-    """`enqueue_trigger` on an asyncio client, for the receiver's event loop."""
+    connection: AsyncRedis, settings: Settings, trigger: Trigger, body_digest: str | None = None
+) -> int:
+    """`enqueue_trigger` on an asyncio client, for the receiver's event loop: QUEUED,
+    SEEN_DELIVERY, or SEEN_BODY when `body_digest` (the signed body's HMAC) was seen before
+    under another delivery id. Still one round trip."""
     job_id = job_id_for(trigger.delivery_id)
     with _enqueue_span(settings, job_id):
-        keys, args = _script_call(settings, trigger, job_id)
+        keys, args = _script_call(settings, trigger, job_id, body_digest)
         try:
             queued = await connection.execute_command(
                 "EVALSHA", _DEDUPE_ENQUEUE_SHA, len(keys), *keys, *args
@@ -189,4 +202,4 @@ async def enqueue_trigger_async(
             queued = await connection.execute_command(
                 "EVAL", _DEDUPE_ENQUEUE, len(keys), *keys, *args
             )
-        return bool(queued)
+        return int(queued)

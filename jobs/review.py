@@ -30,7 +30,9 @@ from app.github.forge import PERMISSION_RANK, RepoRef
 from app.repo_config import DEFAULT_PERMISSIONS, required_permission
 from app.state import Session, StepRecord
 from jobs import review_threads as say
+from jobs.agent_run import build_agent
 from jobs.authorize import sender_permission
+from jobs.preflight import may_write
 from jobs.revision import (
     RevisionStopped,
     Workspace,
@@ -151,6 +153,9 @@ async def revise(ctx: JobContext, key: str, threads: list[Thread]) -> str:
         # A failed revision is recorded too: the same review again must not retry it.
         step = next((s for s in session.steps if s.idempotency_key == key), None)
         outcome = "duplicate"
+        if step is None and not await may_write(ctx, session, revision=True):
+            ctx.store.save(session)  # the todo names the missing permission; nothing else
+            return "failed"
         if step is None:
             started = time.time()
             result = await Revision(ctx, session, threads, lock).run()
@@ -304,7 +309,9 @@ class Revision:
 
     def _record(self, sha: str, changed: dict[str, str], values: dict[str, str]) -> None:
         s = self.session
-        s.files.update(changed)
+        # The workspace follows the branch (human commits included), so the digests the
+        # todo shows are those of what is there now; an approval of other files is void.
+        s.files.update(self.ws.files)
         s.request = self.request
         s.head_sha = sha
         if s.todo is None:
@@ -317,6 +324,7 @@ class Revision:
         who = escape_user_text(self.ctx.trigger.sender)
         count = f"{len(changed)} file{'s' if len(changed) != 1 else ''}"
         s.todo.revisions.append(f"`{sha[:7]}` {what} ({count}; {kind} by {who})")
+        build_agent(self.ctx, s).gate_approvals(s)
         EventBus(self.ctx.connection, self.ctx.settings).sink(s.id)(
             "revision", {"sha": sha, "files": sorted(changed), "by": self.ctx.trigger.sender}
         )

@@ -16,6 +16,7 @@ from app.agent.sanitize import redact
 from app.commands import SET_KEYS, escape_user_text, parse_comment
 from app.github.forge import Review
 from app.state import Session
+from app.untrusted import MAX_BODY_CHARS
 
 if TYPE_CHECKING:
     from jobs.handlers import JobContext
@@ -38,6 +39,7 @@ def _without_commands(body: str) -> str:
 def thread(thread_id: str, kind: str, author: str, body: str, **where: object) -> Thread:
     """One thread from what a reviewer wrote: its `/idp set` values, bad `/idp` lines, other
     commands (which a review does not run) and the words around them."""
+    body = body[:MAX_BODY_CHARS]  # GitHub's limit; the rest is never read
     commands, errors = parse_comment(body)
     values: dict[str, str] = {}
     ignored: list[str] = []

@@ -8,6 +8,7 @@ from functools import cache
 from typing import Any
 
 import redis
+from rq.job import Job
 
 from app.agent.providers.base import ChatModel
 from app.audit import AuditLog
@@ -15,11 +16,20 @@ from app.commands import Trigger
 from app.config import Settings, load_settings
 from app.github.factory import make_forge
 from app.github.forge import Forge, RepoRef
+from app.session_line import (
+    SessionLine,
+    SessionQueued,
+    Waiter,
+    continuation_id,
+    deferred_fields,
+)
 from app.state import SessionStore, connect
+from app.tracing import inject_context
 from jobs.agent_run import session_id_of
 from jobs.audited import AuditedForge, AuditScope
 from jobs.cancel import register_running, unregister_running
 from jobs.handlers import JobContext, handle_trigger
+from jobs.queue import job_hash
 from tools.registry import ToolRegistry
 
 log = logging.getLogger(__name__)
@@ -74,6 +84,9 @@ async def run_parsed(
         from app.agent.providers.factory import make_chat_model
 
         chat_model = make_chat_model(settings)
+    from app.agent.providers.budgeted import budgeted
+
+    chat_model = budgeted(chat_model, connection, settings, trigger.installation_id)
     session_id = session_id_of(
         connection, settings, trigger.repo, trigger.number, trigger.is_pull_request
     )
@@ -95,10 +108,38 @@ async def run_parsed(
         cluster=cluster,
         job_id=_current_job_id(),
     )
+    if ctx.job_id is not None and connection.exists(Job.key_for(continuation_id(ctx.job_id))):
+        # This job joined its session's line before and was run again (its worker died after
+        # that): its continuation runs the commands, once.
+        return {"deferred": continuation_id(ctx.job_id)}
+    store.line = SessionLine(connection, settings, lambda: waiter_for(ctx))
+    # `SessionLocked` (a caller outside RQ waited its time) propagates as before.
     if ctx.job_id is not None:
         register_running(connection, settings, session_id, ctx.job_id)
     try:
         return await handle_trigger(ctx)
+    except SessionQueued as queued:
+        # The rest of the trigger runs as the continuation, once the session's run is over.
+        return {"deferred": queued.continuation_id}
     finally:
         if ctx.job_id is not None:
             unregister_running(connection, settings, session_id, ctx.job_id)
+
+
+def remaining(trigger: Trigger, verb: str | None) -> Trigger:
+    """The trigger from its first `verb` command on: what a job that found the session
+    busy at that command still has to run (the commands before it have run)."""
+    verbs = [c.verb for c in trigger.commands]
+    if verb not in verbs:
+        return trigger
+    return trigger.model_copy(update={"commands": trigger.commands[verbs.index(verb) :]})
+
+
+def waiter_for(ctx: JobContext) -> Waiter | None:
+    """How this job waits for a busy session: a continuation job of its remaining commands
+    (same delivery id, so replies already posted are not posted again). None outside RQ."""
+    if ctx.job_id is None:
+        return None
+    trigger = remaining(ctx.trigger, ctx.scope.command)
+    fields = job_hash(ctx.settings, trigger, inject_context())
+    return Waiter(ctx.job_id, continuation_id(ctx.job_id), deferred_fields(fields))

@@ -73,7 +73,7 @@ def _start_over(session: Session) -> None:
     session.todo = None
     session.files = {}
     session.messages = []
-    session.approved_by = None
+    session.clear_approvals()
     session.status = "new"
 
 
@@ -88,7 +88,7 @@ async def plan(ctx: JobContext, command: Command) -> str:
     def prepare(s: Session) -> None:
         resume_after_cancel(s)
         s.files = {}
-        s.approved_by = None  # new content needs a new approval
+        s.clear_approvals()  # new content needs a new approval
         s.status = "new"
         if ctx.chat_model is not None or s.todo is None:
             s.todo, s.messages = None, []

@@ -30,6 +30,7 @@ from typing import IO, Any
 from rq import Worker
 
 from app.config import Settings
+from app.session_line import drain_stranded
 from app.state import connect
 from jobs.queue import queue_for
 from jobs.recovery import requeue_abandoned
@@ -191,10 +192,14 @@ class ObservedWorker(Worker):
     maintenance puts the jobs of dead workers back on the queue (jobs/recovery.py)."""
 
     metrics_dir: Path | None = None
+    app_settings: Settings | None = None
 
     def run_maintenance_tasks(self) -> None:
         for queue in self.queues:
             requeue_abandoned(queue, stale_after=ABANDONED_AFTER)
+        if self.app_settings is not None:
+            # Sessions whose holder died: the next job in their line runs (jobs/session_line.py).
+            drain_stranded(self.connection, self.app_settings)
         super().run_maintenance_tasks()
 
     def monitor_work_horse(self, job: Any, queue: Any, execution: Any) -> None:
@@ -211,7 +216,7 @@ class ObservedWorker(Worker):
 def build_worker(settings: Settings, name: str | None = None) -> ObservedWorker:
     connection = connect(settings)
     queue = queue_for(connection, settings)
-    return ObservedWorker(
+    worker = ObservedWorker(
         [queue],
         connection=connection,
         name=name,
@@ -221,6 +226,8 @@ def build_worker(settings: Settings, name: str | None = None) -> ObservedWorker:
         # every worker_ttl - 15 s (RQ's default: 405 s): keep that to the maintenance interval.
         worker_ttl=MAINTENANCE_INTERVAL + 15,
     )
+    worker.app_settings = settings
+    return worker
 
 
 def preload(settings: Settings) -> None:

@@ -22,6 +22,7 @@ from app.github.forge import (
     validate_branch,
     validate_path,
 )
+from app.github.permissions import APP_PERMISSIONS
 from tools.service import ServiceRequest
 from tools.spec import ToolContext, ToolSpec
 
@@ -73,6 +74,7 @@ class FakeForge:
     check_runs: list[dict[str, Any]] = field(default_factory=list)
     labels: dict[int, list[str]] = field(default_factory=dict)
     fail_on: set[str] = field(default_factory=set)
+    granted: dict[str, str] | None = None
     _next_id: int = 1000
 
     def _record(self, method: str, **kwargs: Any) -> None:
@@ -189,6 +191,10 @@ class FakeForge:
     async def permission(self, repo: RepoRef, username: str) -> Permission:
         self._record("permission", username=username)
         return self.permissions.get(username, "read")
+
+    async def granted_permissions(self, repo: RepoRef) -> dict[str, str] | None:
+        """Everything the App asks for, unless a test set `granted` (not a call of note)."""
+        return dict(APP_PERMISSIONS if self.granted is None else self.granted)
 
     async def create_check_run(
         self,

@@ -1,6 +1,7 @@
 """GitHub-shaped REST response bodies for tests, complete enough that githubkit's response
-validation accepts them (in both REST versions we speak, 2026-03-10 and 2022-11-28), and
-`FakeGitHub`: a stateful GitHub for one repository on respx.
+validation accepts them (in both REST versions we speak, 2026-03-10 and 2022-11-28; held to
+that by tests/test_github_standin_contract.py). `FakeGitHub`, the stateful GitHub built on
+them, lives in tests/fake_github.py.
 
 Every builder takes `at=Where(...)` to say which GitHub and repository the body belongs to;
 `Where(api="https://ghe.example.com/api/v3")` plays GitHub Enterprise Server.
@@ -11,15 +12,12 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
-import itertools
-import json
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-import httpx
-import respx
+import yaml
 
 API = "https://api.github.com"
 OWNER, NAME, INSTALLATION_ID = "acme", "payments", 4242
@@ -332,14 +330,30 @@ def blob(sha: str, text: str, *, at: Where = HOME) -> dict:
     }
 
 
-def installation_token(token: str, *, minutes: int = 60) -> dict:
-    """POST /app/installations/{id}/access_tokens: GitHub's tokens live an hour."""
+MANIFEST = Path(__file__).resolve().parents[1] / "github-app.yml"
+
+
+def manifest_permissions() -> dict[str, str]:
+    """The repository permissions github-app.yml asks for: what an installation of the App
+    grants once its owner accepted them."""
+    return dict(yaml.safe_load(MANIFEST.read_text())["default_permissions"])
+
+
+def installation_token(
+    token: str,
+    *,
+    minutes: int = 60,
+    permissions: dict[str, str] | None = None,
+    repository_selection: str = "all",
+) -> dict:
+    """POST /app/installations/{id}/access_tokens: GitHub's tokens live an hour and list the
+    permissions the installation granted (default: all the App's manifest asks for)."""
     expires = datetime.now(UTC) + timedelta(minutes=minutes)
     return {
         "token": token,
         "expires_at": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "permissions": {"issues": "write", "contents": "write", "pull_requests": "write"},
-        "repository_selection": "all",
+        "permissions": manifest_permissions() if permissions is None else dict(permissions),
+        "repository_selection": repository_selection,
     }
 
 
@@ -580,13 +594,9 @@ def label(label_id: int, name: str, *, at: Where = HOME) -> dict:
     }
 
 
-def error(message: str, status: int = 404) -> dict:
+def error(message: str, status: int = 404, *, docs: str = "https://docs.github.com/rest") -> dict:
     """GitHub's error body (BasicError)."""
-    return {
-        "message": message,
-        "documentation_url": "https://docs.github.com/rest",
-        "status": str(status),
-    }
+    return {"message": message, "documentation_url": docs, "status": str(status)}
 
 
 def blob_sha(text: str) -> str:
@@ -595,474 +605,11 @@ def blob_sha(text: str) -> str:
     return hashlib.sha1(f"blob {len(data)}\0".encode() + data).hexdigest()  # noqa: S324
 
 
-class FakeGitHub:
-    """GitHub for one repository on a respx router: comments, git objects, branches, pull
-    requests, permissions, checks and labels in dicts; every request in `calls`.
+def __getattr__(name: str) -> Any:
+    # `FakeGitHub` lives in tests/fake_github.py (it builds on this module's bodies); it stays
+    # reachable as `github_api.FakeGitHub` for the tests that name it so.
+    if name == "FakeGitHub":
+        from tests.fake_github import FakeGitHub
 
-    `fail(method, path_regex, *outcomes)` makes the next matching requests answer with the
-    given responses, raise the given exceptions, or call the given hooks (request → response,
-    or None to serve it normally after the hook changed the state).
-    """
-
-    def __init__(
-        self, router: respx.MockRouter, *, at: Where = HOME, default_branch: str = "main"
-    ) -> None:
-        self.at, self.default_branch = at, default_branch
-        self.token_requests = 0
-        self.calls: list[tuple[str, str, Any]] = []
-        self.faults: list[tuple[str, re.Pattern[str], Any]] = []
-        self.comments: dict[int, dict[str, Any]] = {}
-        self.reactions: list[tuple[int, str]] = []
-        self.reaction_log: list[dict[str, Any]] = []  # everyone's, for GET …/reactions
-        self.trees: dict[str, dict[str, tuple[str, str]]] = {}
-        self.blobs: dict[str, str] = {}
-        self.commits: dict[str, dict[str, Any]] = {}
-        self.refs: dict[str, str] = {}
-        self.pulls: dict[int, dict[str, Any]] = {}
-        self.permissions: dict[str, tuple[str, str]] = {}
-        self.check_runs: list[dict[str, Any]] = []
-        self.labels: dict[int, list[str]] = {}
-        self.reviews: dict[int, dict[str, Any]] = {}
-        self.review_comments: dict[int, dict[str, Any]] = {}
-        self._ids = itertools.count(1000)
-        self.push(default_branch, {"README.md": f"# {at.name}\n"}, "Initial commit")
-        self._install(router)
-
-    # -- what a test does or looks at -------------------------------------------------------
-
-    def push(self, branch: str, files: dict[str, str], message: str) -> str:
-        """A commit made outside the App (a human's push); returns its sha."""
-        parent = self.refs.get(branch) or self.refs.get(self.default_branch)
-        entries = dict(self.trees[self.commits[parent]["tree"]]) if parent else {}
-        entries |= {path: ("100644", self._blob(text)) for path, text in files.items()}
-        self.refs[branch] = self._commit(self._tree(entries), [parent] if parent else [], message)
-        return self.refs[branch]
-
-    def files(self, branch: str) -> dict[str, str]:
-        tree = self.trees[self.commits[self.refs[branch]]["tree"]]
-        return {path: self.blobs[sha] for path, (_, sha) in tree.items()}
-
-    def add_comment(self, number: int, body: str, author: dict | None = None) -> int:
-        """A comment by `author` (default: the App's bot); returns its id."""
-        comment_id = next(self._ids)
-        self.comments[comment_id] = {"number": number, "body": body, "author": author}
-        return comment_id
-
-    def react(self, comment_id: int, content: str, author: dict | None) -> int:
-        """A person's reaction on a comment (`author` None: a deleted account); its id."""
-        reaction_id = next(self._ids)
-        self.reaction_log.append(
-            {"id": reaction_id, "comment_id": comment_id, "content": content, "user": author}
-        )
-        return reaction_id
-
-    def add_review(
-        self,
-        number: int,
-        login: str,
-        body: str = "",
-        state: str = "commented",
-        comments: list[tuple[str, int, str]] = (),  # type: ignore[assignment]
-    ) -> tuple[int, list[int]]:
-        """A review `login` submitted on pull request `number`, with line comments (path,
-        line, text) on its head; returns the review's id and its comments' ids."""
-        head = self.refs[self.pulls[number]["branch"]]
-        files = self.files(self.pulls[number]["branch"])
-        review_id = next(self._ids)
-        author = user(login, id=77, at=self.at)
-        self.reviews[review_id] = {
-            "number": number,
-            "body": body,
-            "state": state,
-            "author": author,
-            "commit_id": head,
-        }
-        ids = []
-        for path, line, text in comments:
-            comment_id = next(self._ids)
-            self.review_comments[comment_id] = {
-                "number": number,
-                "review_id": review_id,
-                "path": path,
-                "line": line,
-                "diff_hunk": diff_hunk(files.get(path, ""), line),
-                "body": text,
-                "author": author,
-                "commit_id": head,
-                "in_reply_to": None,
-            }
-            ids.append(comment_id)
-        return review_id, ids
-
-    def thread_replies(self, comment_id: int) -> list[str]:
-        """The bodies of the replies in line comment `comment_id`'s thread, oldest first."""
-        return [
-            c["body"]
-            for _, c in sorted(self.review_comments.items())
-            if c["in_reply_to"] == comment_id
-        ]
-
-    def writes(self) -> list[tuple[str, str]]:
-        """Every write request (method, path), the installation-token request aside."""
-        return [(m, p) for m, p, _ in self.calls if m != "GET" and "/access_tokens" not in p]
-
-    def fail(self, method: str, path_regex: str, *outcomes: Any) -> None:
-        self.faults += [(method, re.compile(path_regex), outcome) for outcome in outcomes]
-
-    # -- git objects ------------------------------------------------------------------------
-
-    def _blob(self, text: str) -> str:
-        self.blobs[blob_sha(text)] = text
-        return blob_sha(text)
-
-    def _tree(self, entries: dict[str, tuple[str, str]]) -> str:
-        sha = hashlib.sha1(json.dumps(sorted(entries.items())).encode()).hexdigest()  # noqa: S324
-        self.trees[sha] = entries
-        return sha
-
-    def _commit(self, tree: str, parents: list[str], message: str) -> str:
-        seed = json.dumps([tree, parents, message, next(self._ids)]).encode()
-        sha = hashlib.sha1(seed).hexdigest()  # noqa: S324
-        self.commits[sha] = {"tree": tree, "parents": parents, "message": message}
-        return sha
-
-    def _ancestors(self, sha: str) -> set[str]:
-        seen, todo = set(), [sha]
-        while todo:
-            if (current := todo.pop()) not in seen:
-                seen.add(current)
-                todo += self.commits[current]["parents"]
-        return seen
-
-    # -- routing ----------------------------------------------------------------------------
-
-    def _install(self, router: respx.MockRouter) -> None:
-        url = httpx.URL(self.at.api)
-        prefix = re.escape(url.path.rstrip("/"))
-        repo = rf"/repos/{re.escape(self.at.owner)}/{re.escape(self.at.name)}"
-        routes = [
-            ("POST", r"/app/installations/\d+/access_tokens", self._token),
-            ("GET", repo, self._repository),
-            ("GET", repo + r"/issues/(?P<number>\d+)/comments", self._list_comments),
-            ("POST", repo + r"/issues/(?P<number>\d+)/comments", self._create_comment),
-            ("PATCH", repo + r"/issues/comments/(?P<comment_id>\d+)", self._update_comment),
-            ("POST", repo + r"/issues/comments/(?P<comment_id>\d+)/reactions", self._react),
-            ("GET", repo + r"/issues/comments/(?P<comment_id>\d+)/reactions", self._reactions),
-            ("POST", repo + r"/issues/(?P<number>\d+)/labels", self._add_labels),
-            ("GET", repo + r"/contents/(?P<path>.+)", self._contents),
-            ("GET", repo + r"/git/ref/heads/(?P<branch>.+)", self._get_ref),
-            ("GET", repo + r"/git/commits/(?P<sha>\w+)", self._get_commit),
-            ("GET", repo + r"/git/trees/(?P<sha>\w+)", self._get_tree),
-            ("GET", repo + r"/git/blobs/(?P<sha>\w+)", self._get_blob),
-            ("POST", repo + r"/git/trees", self._create_tree),
-            ("POST", repo + r"/git/commits", self._create_commit),
-            ("PATCH", repo + r"/git/refs/heads/(?P<branch>.+)", self._update_ref),
-            ("POST", repo + r"/git/refs", self._create_ref),
-            ("GET", repo + r"/pulls", self._list_pulls),
-            ("POST", repo + r"/pulls", self._create_pull),
-            ("PATCH", repo + r"/pulls/(?P<number>\d+)", self._update_pull),
-            ("GET", repo + r"/collaborators/(?P<login>[^/]+)/permission", self._permission),
-            ("POST", repo + r"/check-runs", self._create_check_run),
-            ("GET", repo + r"/pulls/(?P<number>\d+)/reviews/(?P<review_id>\d+)", self._review),
-            (
-                "GET",
-                repo + r"/pulls/(?P<number>\d+)/reviews/(?P<review_id>\d+)/comments",
-                self._review_comments,
-            ),
-            (
-                "POST",
-                repo + r"/pulls/(?P<number>\d+)/comments/(?P<comment_id>\d+)/replies",
-                self._reply_to_review_comment,
-            ),
-        ]
-        for method, pattern, handler in routes:
-            route = router.route(method=method, host=url.host, path__regex=f"^{prefix}{pattern}$")
-            route.mock(side_effect=self._dispatcher(handler, url.path.rstrip("/")))
-
-    def _dispatcher(self, handler: Any, prefix: str) -> Any:
-        def dispatch(request: httpx.Request, **params: str) -> httpx.Response:
-            path = request.url.path.removeprefix(prefix)
-            body = json.loads(request.content) if request.content else None
-            self.calls.append((request.method, path, body))
-            for index, (method, pattern, outcome) in enumerate(self.faults):
-                if method == request.method and pattern.search(path):
-                    del self.faults[index]
-                    if isinstance(outcome, BaseException):
-                        raise outcome
-                    if callable(outcome):  # a hook: may change state; None serves normally
-                        outcome = outcome(request)
-                    if outcome is not None:
-                        return outcome
-                    break
-            return handler(request, body, **params)
-
-        return dispatch
-
-    @staticmethod
-    def _ok(data: Any, status: int = 200, headers: dict | None = None) -> httpx.Response:
-        return httpx.Response(status, json=data, headers=headers)
-
-    def _fail(self, message: str = "Not Found", status: int = 404) -> httpx.Response:
-        return self._ok(error(message, status), status)
-
-    # -- handlers: (request, json body, path params) → response -----------------------------
-
-    def _token(self, request: httpx.Request, body: Any) -> httpx.Response:
-        self.token_requests += 1
-        return self._ok(installation_token(f"ghs_fake{self.token_requests:04d}"), 201)
-
-    def _repository(self, request: httpx.Request, body: Any) -> httpx.Response:
-        return self._ok(repository(default_branch=self.default_branch, at=self.at))
-
-    def _comment(self, comment_id: int) -> dict:
-        c = self.comments[comment_id]
-        return issue_comment(
-            comment_id, c["body"], number=c["number"], author=c["author"], at=self.at
-        )
-
-    def _list_comments(self, request: httpx.Request, body: Any, number: str) -> httpx.Response:
-        per_page = int(request.url.params.get("per_page", 30))
-        page = int(request.url.params.get("page", 1))
-        ids = sorted(i for i, c in self.comments.items() if c["number"] == int(number))
-        headers = {}
-        if page * per_page < len(ids):
-            nxt = f"{self.at.url}/issues/{number}/comments?per_page={per_page}&page={page + 1}"
-            headers["Link"] = f'<{nxt}>; rel="next"'
-        chunk = ids[(page - 1) * per_page : page * per_page]
-        return self._ok([self._comment(i) for i in chunk], headers=headers)
-
-    def _create_comment(self, request: httpx.Request, body: Any, number: str) -> httpx.Response:
-        comment_id = self.add_comment(int(number), body["body"], app_user(self.at))
-        return self._ok(self._comment(comment_id), 201)
-
-    def _update_comment(self, request: httpx.Request, body: Any, comment_id: str) -> httpx.Response:
-        if int(comment_id) not in self.comments:
-            return self._fail()
-        self.comments[int(comment_id)]["body"] = body["body"]
-        return self._ok(self._comment(int(comment_id)))
-
-    def _react(self, request: httpx.Request, body: Any, comment_id: str) -> httpx.Response:
-        self.reactions.append((int(comment_id), body["content"]))
-        reaction_id = self.react(int(comment_id), body["content"], app_user(self.at))
-        return self._ok(reaction(reaction_id, body["content"], at=self.at), 201)
-
-    def _reactions(self, request: httpx.Request, body: Any, comment_id: str) -> httpx.Response:
-        if int(comment_id) not in self.comments:
-            return self._fail()
-        per_page = int(request.url.params.get("per_page", 30))
-        page = int(request.url.params.get("page", 1))
-        wanted = request.url.params.get("content")
-        found = [
-            r
-            for r in self.reaction_log
-            if r["comment_id"] == int(comment_id) and wanted in (None, r["content"])
-        ]
-        headers = {}
-        if page * per_page < len(found):
-            nxt = f"{self.at.url}/issues/comments/{comment_id}/reactions"
-            headers["Link"] = f'<{nxt}?per_page={per_page}&page={page + 1}>; rel="next"'
-        chunk = found[(page - 1) * per_page : page * per_page]
-        # A deleted account's reaction keeps `"user": null`, as GitHub sends it.
-        bodies = [{**reaction(r["id"], r["content"], at=self.at), "user": r["user"]} for r in chunk]
-        return self._ok(bodies, headers=headers)
-
-    def _add_labels(self, request: httpx.Request, body: Any, number: str) -> httpx.Response:
-        names = self.labels.setdefault(int(number), [])
-        names += [n for n in body["labels"] if n not in names]
-        return self._ok([label(i, n, at=self.at) for i, n in enumerate(names, 1)])
-
-    def _contents(self, request: httpx.Request, body: Any, path: str) -> httpx.Response:
-        ref = request.url.params.get("ref", self.default_branch)
-        sha = self.refs.get(ref, ref)
-        if sha not in self.commits:
-            return self._fail(f"No commit found for the ref {ref}")
-        entry = self.trees[self.commits[sha]["tree"]].get(path)
-        if entry is None:
-            return self._fail()
-        return self._ok(content_file(path, self.blobs[entry[1]], ref=ref, at=self.at))
-
-    def _get_ref(self, request: httpx.Request, body: Any, branch: str) -> httpx.Response:
-        if branch not in self.refs:
-            return self._fail()
-        return self._ok(git_ref(branch, self.refs[branch], at=self.at))
-
-    def _commit_body(self, sha: str) -> dict:
-        c = self.commits[sha]
-        return git_commit(sha, c["tree"], c["parents"], c["message"], at=self.at)
-
-    def _get_commit(self, request: httpx.Request, body: Any, sha: str) -> httpx.Response:
-        return self._ok(self._commit_body(sha)) if sha in self.commits else self._fail()
-
-    def _get_tree(self, request: httpx.Request, body: Any, sha: str) -> httpx.Response:
-        if sha not in self.trees:
-            return self._fail()
-        return self._ok(git_tree(sha, self.trees[sha], at=self.at))
-
-    def _get_blob(self, request: httpx.Request, body: Any, sha: str) -> httpx.Response:
-        if sha not in self.blobs:
-            return self._fail()
-        return self._ok(blob(sha, self.blobs[sha], at=self.at))
-
-    def _create_tree(self, request: httpx.Request, body: Any) -> httpx.Response:
-        entries = dict(self.trees[body["base_tree"]]) if "base_tree" in body else {}
-        for item in body["tree"]:
-            if "content" in item:
-                entries[item["path"]] = (item["mode"], self._blob(item["content"]))
-            elif item.get("sha") is None:
-                entries.pop(item["path"], None)
-            else:
-                entries[item["path"]] = (item["mode"], item["sha"])
-        return self._ok(git_tree(self._tree(entries), entries, at=self.at), 201)
-
-    def _create_commit(self, request: httpx.Request, body: Any) -> httpx.Response:
-        sha = self._commit(body["tree"], body.get("parents", []), body["message"])
-        return self._ok(self._commit_body(sha), 201)
-
-    def _update_ref(self, request: httpx.Request, body: Any, branch: str) -> httpx.Response:
-        if branch not in self.refs:
-            return self._fail("Reference does not exist", 422)
-        if not body.get("force") and self.refs[branch] not in self._ancestors(body["sha"]):
-            return self._fail("Update is not a fast forward", 422)
-        self.refs[branch] = body["sha"]
-        return self._ok(git_ref(branch, body["sha"], at=self.at))
-
-    def _create_ref(self, request: httpx.Request, body: Any) -> httpx.Response:
-        branch = body["ref"].removeprefix("refs/heads/")
-        if branch in self.refs:
-            return self._fail("Reference already exists", 422)
-        self.refs[branch] = body["sha"]
-        return self._ok(git_ref(branch, body["sha"], at=self.at), 201)
-
-    def _pull(self, number: int) -> dict:
-        p = self.pulls[number]
-        return pull_request(
-            number,
-            p["branch"],
-            self.refs[p["branch"]],
-            title=p["title"],
-            body=p["body"],
-            base=p["base"],
-            draft=p["draft"],
-            at=self.at,
-        )
-
-    def _list_pulls(self, request: httpx.Request, body: Any) -> httpx.Response:
-        head, state = request.url.params.get("head"), request.url.params.get("state", "open")
-        found = [
-            number
-            for number, p in sorted(self.pulls.items())
-            if head in (None, f"{self.at.owner}:{p['branch']}") and state in ("all", p["state"])
-        ]
-        return self._ok([self._pull(number) for number in found])
-
-    def _create_pull(self, request: httpx.Request, body: Any) -> httpx.Response:
-        branch = body["head"]
-        if branch not in self.refs:
-            return self._fail("Validation Failed", 422)
-        if any(p["branch"] == branch and p["state"] == "open" for p in self.pulls.values()):
-            return self._fail(f"A pull request already exists for {self.at.owner}:{branch}.", 422)
-        number = next(self._ids)
-        self.pulls[number] = {
-            "branch": branch,
-            "title": body["title"],
-            "body": body.get("body"),
-            "base": body["base"],
-            "draft": body.get("draft", False),
-            "state": "open",
-        }
-        return self._ok(self._pull(number), 201)
-
-    def _update_pull(self, request: httpx.Request, body: Any, number: str) -> httpx.Response:
-        if int(number) not in self.pulls:
-            return self._fail()
-        self.pulls[int(number)].update(
-            {k: body[k] for k in ("title", "body", "state") if k in body}
-        )
-        return self._ok(self._pull(int(number)))
-
-    def _permission(self, request: httpx.Request, body: Any, login: str) -> httpx.Response:
-        if login not in self.permissions:
-            return self._fail()
-        permission, role = self.permissions[login]
-        return self._ok(collaborator_permission(login, permission, role, at=self.at))
-
-    def _create_check_run(self, request: httpx.Request, body: Any) -> httpx.Response:
-        check_id = next(self._ids)
-        self.check_runs.append({"id": check_id, **body})
-        out = body.get("output", {})
-        run = check_run(
-            check_id,
-            body["head_sha"],
-            body["name"],
-            body["conclusion"],
-            out.get("title", ""),
-            out.get("summary", ""),
-            at=self.at,
-        )
-        return self._ok(run, 201)
-
-    def _review_comment_body(self, comment_id: int) -> dict:
-        c = self.review_comments[comment_id]
-        return review_comment(
-            comment_id,
-            c["number"],
-            review_id=c["review_id"],
-            path=c["path"],
-            line=c["line"],
-            diff_hunk=c["diff_hunk"],
-            body=c["body"],
-            commit_id=c["commit_id"],
-            in_reply_to=c["in_reply_to"],
-            author=c["author"],
-            at=self.at,
-        )
-
-    def _review(
-        self, request: httpx.Request, body: Any, number: str, review_id: str
-    ) -> httpx.Response:
-        r = self.reviews.get(int(review_id))
-        if r is None or r["number"] != int(number):
-            return self._fail()
-        return self._ok(
-            pull_review(
-                int(review_id),
-                r["number"],
-                r["body"],
-                r["state"],
-                r["commit_id"],
-                author=r["author"],
-                at=self.at,
-            )
-        )
-
-    def _review_comments(
-        self, request: httpx.Request, body: Any, number: str, review_id: str
-    ) -> httpx.Response:
-        if int(review_id) not in self.reviews:
-            return self._fail()
-        per_page = int(request.url.params.get("per_page", 30))
-        page = int(request.url.params.get("page", 1))
-        ids = sorted(i for i, c in self.review_comments.items() if c["review_id"] == int(review_id))
-        headers = {}
-        if page * per_page < len(ids):
-            nxt = f"{self.at.url}/pulls/{number}/reviews/{review_id}/comments"
-            headers["Link"] = f'<{nxt}?per_page={per_page}&page={page + 1}>; rel="next"'
-        chunk = ids[(page - 1) * per_page : page * per_page]
-        return self._ok([self._review_comment_body(i) for i in chunk], headers=headers)
-
-    def _reply_to_review_comment(
-        self, request: httpx.Request, body: Any, number: str, comment_id: str
-    ) -> httpx.Response:
-        parent = self.review_comments.get(int(comment_id))
-        if parent is None or parent["number"] != int(number):
-            return self._fail()
-        reply_id = next(self._ids)
-        # GitHub files a reply under a review of its own; the thread is what readers see.
-        self.review_comments[reply_id] = {
-            **parent,
-            "review_id": next(self._ids),
-            "body": body["body"],
-            "author": app_user(self.at),
-            "in_reply_to": int(comment_id),
-        }
-        return self._ok(self._review_comment_body(reply_id), 201)
+        return FakeGitHub
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -14,7 +14,10 @@ from typing import Any
 import httpx
 import respx
 
-from tests.github_api import HOME, INSTALLATION_ID, WHEN, FakeGitHub, Where, error, repository, user
+from app.github.permissions import REPO_CREATION
+from tests.fake_github import FakeGitHub
+from tests.github_api import HOME, INSTALLATION_ID, WHEN, Where, error, repository, user
+from tests.github_rules import read, write
 
 DOCS = "https://docs.github.com/rest"
 APP_SLUG = "idp-copilot"
@@ -53,14 +56,19 @@ def protected_branch(body: dict[str, Any], branch: str, *, at: Where = HOME) -> 
         "url": url,
         "required_signatures": {"url": f"{url}/required_signatures", "enabled": False},
         "enforce_admins": {"url": f"{url}/enforce_admins", "enabled": bool(body["enforce_admins"])},
-        "required_linear_history": {"enabled": False},
-        "allow_force_pushes": {"enabled": False},
-        "allow_deletions": {"enabled": False},
-        "block_creations": {"enabled": False},
-        "required_conversation_resolution": {"enabled": False},
-        "lock_branch": {"enabled": False},
-        "allow_fork_syncing": {"enabled": False},
     }
+    for flag in (
+        "required_linear_history",
+        "allow_force_pushes",
+        "allow_deletions",
+        "block_creations",
+        "required_conversation_resolution",
+        "lock_branch",
+        "allow_fork_syncing",
+    ):
+        answer[flag] = {"enabled": bool(body.get(flag, False))}
+    if body.get("restrictions") is not None:
+        answer["restrictions"] = restrictions(body["restrictions"], url)
     checks = body.get("required_status_checks")
     if checks is not None:
         names = [c["context"] for c in checks.get("checks", [])] or checks.get("contexts", [])
@@ -80,7 +88,25 @@ def protected_branch(body: dict[str, Any], branch: str, *, at: Where = HOME) -> 
             "required_approving_review_count": reviews.get("required_approving_review_count", 1),
             "require_last_push_approval": reviews.get("require_last_push_approval", False),
         }
+        if reviews.get("dismissal_restrictions"):
+            answer["required_pull_request_reviews"]["dismissal_restrictions"] = restrictions(
+                reviews["dismissal_restrictions"], f"{url}/dismissal_restrictions"
+            )
     return answer
+
+
+def restrictions(asked: dict[str, list[str]], url: str) -> dict[str, Any]:
+    """Who may push (or dismiss reviews) as GitHub answers it: users, teams and apps as
+    objects, where the PUT body names them by login and slug."""
+    return {
+        "url": url,
+        "users_url": f"{url}/users",
+        "teams_url": f"{url}/teams",
+        "apps_url": f"{url}/apps",
+        "users": [user(login) for login in asked.get("users", [])],
+        "teams": [{"id": 1, "slug": slug, "name": slug} for slug in asked.get("teams", [])],
+        "apps": [{"id": 2, "slug": slug, "name": slug} for slug in asked.get("apps", [])],
+    }
 
 
 def _is_jwt(request: httpx.Request) -> bool:
@@ -103,6 +129,8 @@ class FakeRepoAdmin:
         self.repos: dict[str, dict[str, Any]] = {}
         self.protection: dict[tuple[str, str], dict[str, Any]] = {}
         self._ids = itertools.count(600)
+        # An App that creates repositories asks for administration too (README, "Install").
+        github.granted.update(REPO_CREATION)
         self._install(router)
 
     # -- what a test sets up ----------------------------------------------------------------
@@ -157,19 +185,32 @@ class FakeRepoAdmin:
         prefix = url.path.rstrip("/")
         part = r"(?P<{}>[A-Za-z0-9._-]+)"
         owner, name, org = part.format("owner"), part.format("name"), part.format("org")
+        admin = write("administration")
         routes = [
-            ("GET", rf"/orgs/{org}/installation", self._org_installation),
-            ("GET", rf"/users/{part.format('login')}/installation", self._user_installation),
-            ("POST", rf"/orgs/{org}/repos", self._create_in_org),
-            ("POST", rf"/repos/{owner}/{name}/generate", self._generate),
-            ("PUT", rf"/repos/{owner}/{name}/branches/(?P<branch>.+)/protection", self._protect),
-            ("GET", rf"/repos/{owner}/{name}", self._get_repo),
+            ("GET", rf"/orgs/{org}/installation", self._org_installation, ()),
+            ("GET", rf"/users/{part.format('login')}/installation", self._user_installation, ()),
+            ("POST", rf"/orgs/{org}/repos", self._create_in_org, admin),
+            ("POST", rf"/repos/{owner}/{name}/generate", self._generate, admin),
+            (
+                "PUT",
+                rf"/repos/{owner}/{name}/branches/(?P<branch>.+)/protection",
+                self._protect,
+                admin,
+            ),
+            (
+                "GET",
+                rf"/repos/{owner}/{name}/branches/(?P<branch>.+)/protection",
+                self._get_protection,
+                read("administration"),
+            ),
+            ("GET", rf"/repos/{owner}/{name}", self._get_repo, read("metadata")),
         ]
-        for method, pattern, handler in routes:
+        for method, pattern, handler, needs in routes:
             route = router.route(
                 method=method, host=url.host, path__regex=f"^{re.escape(prefix)}{pattern}$"
             )
-            route.mock(side_effect=self.github._dispatcher(handler, prefix))
+            dispatch = self.github._dispatcher(handler, prefix, needs=needs, home=False)
+            route.mock(side_effect=dispatch)
 
     @staticmethod
     def _answer(data: Any, status: int = 200) -> httpx.Response:
@@ -255,6 +296,20 @@ class FakeRepoAdmin:
         )
         entry["template"] = f"{owner}/{name}"
         return self._answer(self.body(full_name), 201)
+
+    def _get_protection(
+        self, request: httpx.Request, body: Any, owner: str, name: str, branch: str
+    ) -> httpx.Response:
+        """GET …/branches/{branch}/protection: the protection, or 404 "Branch not protected"
+        (https://docs.github.com/rest/branches/branch-protection#get-branch-protection)."""
+        full_name = f"{owner}/{name}"
+        if not self._exists(full_name):
+            return self._not_found()
+        found = self.protection.get((full_name, branch))
+        if found is None:
+            return self._answer(error("Branch not protected", 404), 404)
+        at = Where(api=self.github.at.api, owner=owner, name=name)
+        return self._answer(protected_branch(found, branch, at=at))
 
     def _protect(self, request: httpx.Request, body: Any, owner: str, name: str, branch: str):
         full_name = f"{owner}/{name}"

@@ -14,7 +14,8 @@ import httpx
 import respx
 import uvicorn
 
-from tests.github_api import FakeGitHub, Where
+from tests.fake_github import FakeGitHub
+from tests.github_api import Where
 
 
 @dataclass

@@ -190,6 +190,9 @@ class World:
     ) -> dict[str, str]:
         """A comment as GitHub delivers it, routed and run by the job; the job's result."""
         payload = payloads.issue_comment(body, sender=sender, number=number, on_pull_request=on_pr)
+        # GitHub holds the comment it announces: the App reacts on it and reads it back.
+        author = gh.user(sender, id=77, at=self.github.at)
+        self.github.add_comment(number, body, author, comment_id=payload["comment"]["id"])
         return self.deliver("issue_comment", payload, **kw)
 
     def deliver(self, event: str, payload: dict, **kw: Any) -> dict[str, str]:
@@ -229,7 +232,9 @@ class World:
         return [
             c["body"]
             for _, c in sorted(self.github.comments.items())
-            if c["number"] == number and not c["body"].startswith(MARKER_PREFIX)
+            if c["number"] == number
+            and not c["body"].startswith(MARKER_PREFIX)
+            and (c["author"] is None or c["author"]["login"] == gh.APP_BOT)
         ]
 
     def reactions(self) -> list[str]:

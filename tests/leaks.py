@@ -16,13 +16,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import httpx
 import redis
 
 from app.audit import AuditLog
 from app.config import Settings
 from app.logs import configure_logging
-from tests import github_api as gh
 from tests.conftest import TEST_REDIS_URL
 from tests.job_world import World
 
@@ -66,8 +64,7 @@ class SecretWorld(World):
         super().__init__(secret_settings(settings), connection, router, monkeypatch, **kw)
         for name, value in ENVIRONMENT.items():
             monkeypatch.setenv(name, value)
-        token = httpx.Response(201, json=gh.installation_token(INSTALLATION_TOKEN))
-        self.github.fail("POST", r"/app/installations/\d+/access_tokens$", token)
+        self.github.next_tokens.append(INSTALLATION_TOKEN)
 
     def secrets(self) -> dict[str, str]:
         """Name → value of every secret to look for, the PEM key's lines one by one too."""

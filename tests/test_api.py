@@ -36,7 +36,9 @@ def api_settings(settings):
 
 @pytest.fixture
 def client(api_settings, redis_conn):
-    with TestClient(build_app(api_settings, redis_conn)) as test_client:
+    # https, as the console is served: the cookie is `Secure`.
+    app = build_app(api_settings, redis_conn)
+    with TestClient(app, base_url="https://testserver") as test_client:
         yield test_client
 
 
@@ -561,21 +563,29 @@ def test_a_user_whose_github_token_was_revoked_must_sign_in_again(
     assert json.loads(user_client.get("/api/me").text)["status"] == 401
 
 
-def test_cancel_stops_the_job_a_worker_is_running(client, api_settings, redis_conn, store):
+def test_cancel_drops_a_start_waiting_behind_the_sessions_run(
+    client, api_settings, redis_conn, store
+):
+    """The test holds the session (a long run); the API's start joins its line in a real
+    worker; the cancel drops it, so nothing runs when the long run ends."""
     from rq.job import Job, JobStatus
 
+    from app.session_line import SessionLine
+
     body = {"repo": "acme/web", "number": 4, "text": "/idp create-service a-b", "dry_run": True}
-    # The test holds the session's lock, so the worker's run waits inside the job.
+    line = SessionLine(redis_conn, api_settings)
     with store.lock("acme/web#4"), worker_process(api_settings):
         job_id = client.post("/api/sessions", headers=AUTH, json=body).json()["job_id"]
-        job = Job.fetch(job_id, connection=redis_conn)
-        wait_for(lambda: job.get_status(refresh=True) == JobStatus.STARTED)
+        waiting = wait_for(lambda: line.waiting("acme/web#4"))
 
         response = client.post("/api/sessions/acme/web/4/cancel", headers=AUTH)
 
-        assert response.json()["stopped_jobs"] == [job_id]
-        wait_for(lambda: job.get_status(refresh=True) == JobStatus.STOPPED)
+        assert response.json()["cancelled_jobs"] == waiting
+    job = Job.fetch(job_id, connection=redis_conn)
+    assert job.return_value() == {"deferred": waiting[0]}
+    assert Job.fetch(waiting[0], connection=redis_conn).get_status() == JobStatus.CANCELED
     assert store.get("acme/web#4").status == "cancelled"
+    assert queued(api_settings, redis_conn) == []  # the long run's end queued nothing
 
 
 def test_an_unreachable_redis_is_a_503_sentence_not_a_traceback(api_settings):

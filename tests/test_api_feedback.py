@@ -25,7 +25,10 @@ def api_settings(settings):
 
 @pytest.fixture
 def client(api_settings, redis_conn):
-    with TestClient(build_app(api_settings, redis_conn)) as test_client:
+    # https, as the console is served: the cookie is `Secure`.
+    with TestClient(
+        build_app(api_settings, redis_conn), base_url="https://testserver"
+    ) as test_client:
         yield test_client
 
 

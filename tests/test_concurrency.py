@@ -14,6 +14,7 @@ from rq.job import Job, JobStatus
 
 from app.agent.todo import marker
 from app.audit import AuditLog
+from app.session_line import SessionLine
 from app.state import SessionStore
 from jobs.queue import job_id_for
 from tests import payloads
@@ -62,11 +63,24 @@ def two_workers(env, redis_conn, tmp_path):
             worker.stop()
 
 
+def _ended(connection, job_id: str, workers) -> Job:
+    job = Job.fetch(job_id, connection=connection)
+    ended = (JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED)
+    wait_for(
+        lambda: job.get_status(refresh=True) in ended,
+        60,
+        what=f"job {job.id}:\n" + "\n".join(w.tail(2000) for w in workers),
+    )
+    return job
+
+
 def _finished(connection, delivery: str, workers) -> Job:
-    job = Job.fetch(job_id_for(delivery), connection=connection)
+    """The job of `delivery` once it ended, or, when it found the session busy and joined
+    its line, the continuation that ran its commands."""
+    job = _ended(connection, job_id_for(delivery), workers)
+    while job.get_status() == JobStatus.FINISHED and "deferred" in (job.return_value() or {}):
+        job = _ended(connection, job.return_value()["deferred"], workers)
     logs = "\n".join(w.tail(2000) for w in workers)
-    ended = (JobStatus.FINISHED, JobStatus.FAILED)
-    wait_for(lambda: job.get_status(refresh=True) in ended, 60, what=f"job {job.id}:\n{logs}")
     assert job.get_status() == JobStatus.FINISHED, logs
     return job
 
@@ -80,7 +94,8 @@ def test_two_commands_for_one_issue_on_two_workers_run_one_after_the_other(
     standin, env, redis_conn, two_workers
 ):
     """The first run is paused while GitHub opens its pull request, holding the session; the
-    second command arrives then and its worker waits for the session instead of running."""
+    second command arrives then and joins the session's line instead of running (or failing
+    after a few retries): it runs once the first run is over, however long that took."""
     settings = settings_of(env)
     hold = standin.hold("POST", r"/pulls$")
     first = deliver_comment(redis_conn, settings, REQUEST, sender="alice")
@@ -88,9 +103,9 @@ def test_two_commands_for_one_issue_on_two_workers_run_one_after_the_other(
     github = standin.github
     writes_before = len(github.writes())
     second = deliver_comment(redis_conn, settings, "/idp plan", sender="mia")
-    second_job = Job.fetch(job_id_for(second), connection=redis_conn)
-    wait_for(lambda: second_job.get_status(refresh=True) == JobStatus.STARTED, 30)
-    time.sleep(5)  # the second run's chance to write, were it not waiting for the session
+    second_job = _ended(redis_conn, job_id_for(second), two_workers)
+    waiting = second_job.return_value()["deferred"]
+    assert SessionLine(redis_conn, settings).waiting(SESSION) == [waiting]
     during = github.writes()[writes_before:]
     hold.release()
 
@@ -169,3 +184,30 @@ def test_a_dead_processs_session_lock_expires_and_the_next_run_proceeds(
 
     assert len(world.github.pulls) == 1 and world.session.pr_number == world.pr_number()
     assert not redis_conn.exists(key)
+
+
+@pytest.mark.slow  # two real worker processes
+def test_cancel_stops_the_run_a_worker_is_in_and_drops_the_command_waiting_behind_it(
+    standin, env, redis_conn, two_workers
+):
+    """The first run is paused while GitHub opens its pull request; `/idp plan` joins the
+    session's line behind it; `/idp cancel` (which waits for nothing) runs on the other
+    worker: it stops the run (RQ's stop-job command) and drops the plan waiting in line."""
+    settings = settings_of(env)
+    hold = standin.hold("POST", r"/pulls$")
+    first = deliver_comment(redis_conn, settings, REQUEST, sender="alice")
+    assert hold.reached.wait(60), "\n".join(w.tail() for w in two_workers)
+    plan = deliver_comment(redis_conn, settings, "/idp plan", sender="mia")
+    waiting = _ended(redis_conn, job_id_for(plan), two_workers).return_value()["deferred"]
+
+    cancel = deliver_comment(redis_conn, settings, "/idp cancel", sender="mia")
+    outcome = _finished(redis_conn, cancel, two_workers).return_value()
+    hold.release()
+
+    assert outcome == {"cancel": "cancelled"}
+    assert _ended(redis_conn, job_id_for(first), two_workers).get_status() == JobStatus.STOPPED
+    assert Job.fetch(waiting, connection=redis_conn).get_status() == JobStatus.CANCELED
+    session = SessionStore(redis_conn, settings).get(SESSION)
+    assert session is not None and session.status == "cancelled"
+    assert not redis_conn.exists(settings.key("lock", SESSION))  # freed for the next command
+    assert SessionLine(redis_conn, settings).waiting(SESSION) == []

@@ -38,7 +38,8 @@ def api_settings(settings, tmp_path):
 
 @pytest.fixture
 def operator(api_settings, redis_conn):
-    with TestClient(build_app(api_settings, redis_conn)) as client:
+    # https, as the console is served: the cookie is `Secure`.
+    with TestClient(build_app(api_settings, redis_conn), base_url="https://testserver") as client:
         assert sign_in(client).status_code == 303
         yield client
 

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from app.agent.todo import marker
+from tests import github_api as gh
 from tests import payloads
 from tests.conftest import TEST_REDIS_URL, WEBHOOK_SECRET
 from tests.github_api import private_key_pem
@@ -108,11 +109,23 @@ def _comment_posts(github) -> int:
     return sum(1 for m, p in github.writes() if m == "POST" and p.endswith("/issues/7/comments"))
 
 
+def _announce(github, payload: dict) -> None:
+    """GitHub holds the comment a webhook announces (the App reacts on it)."""
+    comment = payload["comment"]
+    author = gh.user(comment["user"]["login"], id=77, at=github.at)
+    github.add_comment(7, comment["body"], author, comment_id=comment["id"])
+
+
+def _todo(github) -> list[dict]:
+    return [c for c in github.comments.values() if marker(f"{payloads.REPO}#7") in c["body"]]
+
+
 def test_serve_and_worker_processes_answer_with_one_comment_and_one_pull_request(
     server, app_env, standin, tmp_path
 ):
     github = standin.github
     payload = payloads.issue_comment(REQUEST, sender="alice")
+    _announce(github, payload)
 
     first = _post(server, payload, "e2e-1")
     assert first.status_code == 202, first.text
@@ -120,7 +133,7 @@ def test_serve_and_worker_processes_answer_with_one_comment_and_one_pull_request
     assert _post(server, payload, "e2e-1").json()["status"] == "duplicate"
     _work(app_env, tmp_path)
 
-    todo = [c for c in github.comments.values() if marker(f"{payloads.REPO}#7") in c["body"]]
+    todo = _todo(github)
     assert len(todo) == 1, json.dumps(github.comments, indent=1)[:2000]
     assert "- [x]" in todo[0]["body"]
     assert len(github.pulls) == 1
@@ -131,10 +144,35 @@ def test_serve_and_worker_processes_answer_with_one_comment_and_one_pull_request
     commits_before = len(github.commits)
     assert _comment_posts(github) == 1
 
-    # The same command again, as a new delivery: no second comment, commit or pull request.
-    assert _post(server, payload, "e2e-2").json()["status"] == "queued"
+    # The same command again, as a new comment: no second comment, commit or pull request.
+    again = payloads.issue_comment(REQUEST, sender="alice")
+    assert _post(server, again, "e2e-2").json()["status"] == "queued"
     _work(app_env, tmp_path)
     assert _comment_posts(github) == 1
     assert len(github.pulls) == 1
     assert len(github.commits) == commits_before
+    assert standin.unmatched == []
+    assert github.reactions == [
+        (payload["comment"]["id"], "eyes"),
+        (payload["comment"]["id"], "rocket"),
+    ]
+
+
+def test_an_installation_without_workflows_gets_one_line_in_the_todo_and_no_branch(
+    server, app_env, standin, tmp_path
+):
+    """The token the stand-in mints lacks `workflows` (the owner has not accepted it): the
+    worker says so in the todo before it writes anything else."""
+    github = standin.github
+    github.granted.pop("workflows")
+    payload = payloads.issue_comment(REQUEST, sender="alice")
+    _announce(github, payload)
+
+    assert _post(server, payload, "e2e-no-workflows").status_code == 202
+    _work(app_env, tmp_path)
+
+    (todo,) = _todo(github)
+    assert "lacks the **Workflows: Read and write** permission" in todo["body"]
+    assert set(github.refs) == {"main"} and github.pulls == {} and github.check_runs == []
+    assert not [p for m, p in github.writes() if "/git/" in p]
     assert standin.unmatched == []

@@ -21,7 +21,8 @@ URL = "/api/sessions/acme/payments/7/events"
 
 @pytest.fixture
 def api_settings(settings):
-    return operator_settings(settings)
+    # The test server speaks plain http, where a client sends no `Secure` cookie.
+    return operator_settings(settings, console_insecure_cookie=True)
 
 
 @pytest.fixture

@@ -51,7 +51,8 @@ def test_a_read_only_user_gets_one_polite_refusal_and_nothing_else(world):
     assert "you have **read**" in refusal
     assert "@bob" not in refusal  # named, never pinged
     assert world.todo_comments() == [] and world.github.pulls == {}
-    assert world.reactions() == ["eyes", "confused", "eyes", "confused"]
+    # One reply and one reaction per comment at most: no 👀 for what will not run.
+    assert world.reactions() == ["confused", "confused"]
 
 
 def test_the_config_file_can_make_a_command_stricter_and_the_refusal_says_so(world):

@@ -9,12 +9,10 @@ import pytest
 from rq.job import Job, JobStatus
 
 from app.commands import Command, Trigger
-from app.state import Session, SessionStore, session_id_for
+from app.state import Session, SessionStore
 from jobs.queue import enqueue_trigger, job_id_for, queue_for
 from jobs.tasks import run_parsed
 from tests.job_world import World
-from tests.operator_api import wait_for, worker_process
-from tools.service import ServiceRequest
 
 CREATE = "/idp create-service payments-api --lang go --team checkout"
 
@@ -60,47 +58,6 @@ def test_cancel_needs_write_permission(world):
 
     assert world.comment("/idp cancel", sender="bob") == {"cancel": "refused"}
     assert world.session.status == "waiting"
-
-
-def test_cancel_stops_the_job_a_real_worker_is_running(settings, redis_conn):
-    """A real `idp-copilot worker` runs a `/idp plan` job; the test holds the session's lock
-    (a long run in progress), so the job waits inside the worker until the cancel stops it."""
-    repo, number = "acme/web", 4
-    session_id = session_id_for(repo, number)
-    store = SessionStore(redis_conn, settings)
-
-    def trigger(delivery: str, *commands: Command) -> Trigger:
-        return Trigger(
-            delivery_id=delivery,
-            event="issue_comment",
-            repo=repo,
-            number=number,
-            sender="alice",
-            commands=list(commands),
-        )
-
-    service = ServiceRequest(name="web-api", language="go")
-    asyncio.run(
-        run_parsed(
-            trigger("d-0", Command(verb="create-service", service=service)), settings, redis_conn
-        )
-    )
-    assert store.get(session_id) is not None
-    enqueue_trigger(redis_conn, settings, trigger("d-1", Command(verb="plan")))
-    job = Job.fetch(job_id_for("d-1"), connection=redis_conn)
-    with store.lock(session_id), worker_process(settings):
-        wait_for(lambda: job.get_status(refresh=True) == JobStatus.STARTED)
-
-        outcome = asyncio.run(
-            run_parsed(trigger("d-2", Command(verb="cancel")), settings, redis_conn)
-        )
-
-        assert outcome == {"cancel": "cancelled"}
-        wait_for(lambda: job.get_status(refresh=True) == JobStatus.STOPPED)
-    session = store.get(session_id)
-    assert session.status == "cancelled"
-    assert "Cancelled by alice" in session.rendered_todo
-    assert not redis_conn.exists(settings.key("lock", session_id))  # freed for the next run
 
 
 def test_cancel_drops_the_sessions_queued_commands_but_not_other_sessions(settings, redis_conn):

@@ -51,6 +51,14 @@ def world(settings, redis_conn, validator):
     return tools, forge, store
 
 
+def approve_waiting(session: Session, by: str = "maintainer") -> None:
+    """What `/idp apply` does: approve the digest each waiting task shows."""
+    from jobs.pr_commands import approve
+
+    waiting = [t for t in session.todo.tasks if t.status == "waiting_approval"]
+    approve(session, waiting, by, lambda name: name)
+
+
 def new_session(language: str | None = "go", text: str | None = None, request=True) -> Session:
     req = ServiceRequest(name="payments-api", language=language) if request else None
     return Session(
@@ -165,7 +173,7 @@ def test_second_run_of_the_same_session_writes_nothing(settings, world):
 def test_apply_runs_the_gated_steps_once_and_finishes(settings, world):
     tools, forge, store = world
     first = run(settings, world, new_session())
-    first.approved_by = "maintainer"
+    approve_waiting(first)
 
     done = run(settings, world, first)
 
@@ -441,7 +449,8 @@ def test_model_asking_for_a_gated_tool_without_approval_is_refused_visibly(setti
 
 def test_after_apply_the_model_may_run_the_gated_tool(settings, world):
     tools, _, store = world
-    plan = [{"id": "d", "title": "Deploy to staging", "tool": "deploy_to_staging"}]
+    args = {"service": "payments-api"}
+    plan = [{"id": "d", "title": "Deploy to staging", "tool": "deploy_to_staging", "args": args}]
     script = [
         turn(call("write_todo", {"tasks": plan}, "c1")),
         turn(text="Waiting for approval."),
@@ -452,10 +461,39 @@ def test_after_apply_the_model_may_run_the_gated_tool(settings, world):
     waiting = run(settings, world, new_session(), model=model)
     assert waiting.status == "waiting" and tools.calls["deploy_to_staging"] == 0
 
-    waiting.approved_by = "maintainer"
+    approve_waiting(waiting)
     done = run(settings, world, waiting, model=model)
     assert done.status == "done" and tools.calls["deploy_to_staging"] == 1
     assert "approved with `/idp apply`" in model.requests[2].messages[-1].content
+
+
+def test_a_model_that_changes_the_arguments_after_apply_is_refused_and_the_approval_voided(
+    settings, world
+):
+    tools, _, _ = world
+    args = {"service": "payments-api"}
+    plan = [{"id": "d", "title": "Deploy to staging", "tool": "deploy_to_staging", "args": args}]
+    other = {"service": "payments-api", "namespace": "production"}
+    script = [
+        turn(call("write_todo", {"tasks": plan}, "c1")),
+        turn(text="Waiting for approval."),
+        turn(call("deploy_to_staging", other, "c2")),
+        turn(text="Stopped."),
+    ]
+    model = ScriptedChatModel(script)
+    waiting = run(settings, world, new_session(), model=model)
+    shown = waiting.todo.task("d").digest
+    approve_waiting(waiting, by="mia")
+
+    after = run(settings, world, waiting, model=model)
+
+    assert tools.calls["deploy_to_staging"] == 0
+    assert after.approvals == [] and after.approved_by is None
+    assert (
+        "🔓 Approval voided for `deploy_to_staging`: arguments or target changed since "
+        f"`@mia` approved digest `{shown[:12]}`"
+    ) in after.rendered_todo
+    assert after.todo.task("d").status == "waiting_approval"
 
 
 def test_malformed_tool_arguments_go_back_to_the_model(settings, world):

@@ -24,8 +24,11 @@ def world(settings, redis_conn, no_unmocked_http, monkeypatch) -> World:
 
 
 def merged_payload(world: World, *, merged: bool = True, sender: str = "mia") -> dict:
-    """`pull_request.closed` for the App's pull request, as GitHub sends it."""
+    """`pull_request.closed` for the App's pull request, as GitHub sends it: by then the
+    branch's files are on the default branch."""
     pull = world.pull()
+    if merged:
+        world.github.push("main", world.github.files(pull["branch"]), "Merge pull request")
     author = payloads.user(sender)
     return {
         "action": "closed",
@@ -101,6 +104,18 @@ def test_the_staging_namespace_is_the_operators_not_the_repositorys(world):
         update={"staging_namespaces": "acme/payments=payments-staging"}
     )
     world.config("staging:\n  namespace_prefix: shop-\n")
+
+    # The todo showed the namespace before the operator's mapping: approving it approves
+    # nothing that would run now.
+    world.comment("/idp deploy staging", sender="root")
+
+    assert world.cluster.calls == []
+    todo = world.todo()
+    assert (
+        "🔓 Approval voided for `create_k8s_namespace`: arguments or target changed since `@root`"
+        in todo
+    )
+    assert "🔒 `create_k8s_namespace` → namespace `payments-staging`" in todo
 
     world.comment("/idp deploy staging", sender="root")
 

@@ -30,6 +30,7 @@ from app.agent.sanitize import clean_untrusted
 from app.agent.todo import MARKER_PREFIX
 from app.github.forge import validate_path
 from app.webhooks import Ignored, route
+from tests import github_api as gh
 from tests import payloads
 from tests.fakes import install_fake_validator
 from tests.job_world import ISSUE
@@ -53,7 +54,13 @@ SERVICE = {"name": "payments-api", "language": "python", "type": "api", "team": 
 REQUESTER = "alice"
 GITHUB_TEXT_LIMIT = 65_536  # characters of an issue body or comment
 CREATE = "/idp create-service payments-api --lang python --team payments"
-SECTIONS = {"### Tasks", "### Open questions", "### Notes", "### Revisions"}
+SECTIONS = {
+    "### Tasks",
+    "### Waiting for `/idp apply`",
+    "### Open questions",
+    "### Notes",
+    "### Revisions",
+}
 # Raw HTML (a tag, a comment, a declaration) where only text should be.
 HTML = re.compile(r"<[A-Za-z!/?]")
 # An @-mention GitHub would turn into a notification (not in an address or a code span).
@@ -212,7 +219,11 @@ def assert_model_read_only_quoted_visible_text(model: ScriptedChatModel, attempt
 
 def app_texts(world: SecretWorld) -> list[str]:
     """Everything the App wrote that people read: comments, pull request titles and bodies."""
-    texts = [c["body"] for c in world.github.comments.values()]
+    texts = [
+        c["body"]
+        for c in world.github.comments.values()
+        if c["author"] is None or c["author"]["login"] == gh.APP_BOT  # the people's own aside
+    ]
     return texts + [t for p in world.github.pulls.values() for t in (p["title"], p["body"])]
 
 

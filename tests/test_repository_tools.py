@@ -14,6 +14,8 @@ import pytest
 from app.github.forge import ForgeError, RepoRef
 from app.github.github_forge import GitHubForge
 from app.github.local_forge import LocalForge
+from app.github.protection import BranchRules
+from app.state import Session
 from tests import github_api as gh
 from tests.github_repos_api import FakeRepoAdmin
 from tools.registry import ToolRegistry, ToolResult, default_registry
@@ -63,13 +65,19 @@ def admin(github, no_unmocked_http):
 def app_ctx(settings, redis_conn, admin):
     app_settings = gh.as_app(settings)
     forge = GitHubForge(app_settings, redis_conn)
-    return ToolContext(settings=app_settings, forge=forge, repo=HOME, approved=True)
+    return ToolContext(
+        settings=app_settings, session=session(), forge=forge, repo=HOME, approved=True
+    )
 
 
 @pytest.fixture
 def local(tmp_path, settings):
     forge = LocalForge(tmp_path / "forge")
-    return ToolContext(settings=settings, forge=forge, repo=HOME, approved=True)
+    return ToolContext(settings=settings, session=session(), forge=forge, repo=HOME, approved=True)
+
+
+def session() -> Session:
+    return Session(id="acme/payments#7", repo="acme/payments", number=7)
 
 
 def ok(result: ToolResult) -> dict:
@@ -140,6 +148,7 @@ async def test_a_template_repository_is_generated_and_its_default_branch_protect
     }
     assert api_calls(github)[2:] == [
         ("POST", "/repos/acme/service-template/generate", generate),
+        ("GET", "/repos/acme/billing-api/branches/trunk/protection", None),
         ("PUT", "/repos/acme/billing-api/branches/trunk/protection", DEFAULT_PROTECTION),
     ]
     assert admin.repos["acme/billing-api"]["template"] == "acme/service-template"
@@ -148,25 +157,105 @@ async def test_a_template_repository_is_generated_and_its_default_branch_protect
     assert "1 approving review and the checks Lint, Test" in out["summary"]
 
 
-async def test_an_existing_repository_is_reused_and_left_as_it_is(registry, app_ctx, github, admin):
+async def test_an_existing_repository_the_app_did_not_create_is_refused_and_left_alone(
+    registry, app_ctx, github, admin
+):
     admin.add_repo("acme/billing-api", private=False)
-    out = ok(await registry.call(CREATE, {"name": "billing-api"}, app_ctx))
-    assert not out["created"] and not out["private"]
-    assert "already existed" in out["summary"] and "public, not private as asked" in out["summary"]
+    for name in (CREATE, PROTECTED):
+        result = await registry.call(name, {"name": "billing-api"}, app_ctx)
+        assert not result.ok
+        assert result.error.startswith(
+            "acme/billing-api already exists and the App did not create it for this request"
+        )
     assert [c for c in api_calls(github) if c[0] != "GET"] == []
+    assert ("acme/billing-api", "main") not in admin.protection
+    assert app_ctx.session.created_repos == []
 
 
-async def test_a_repository_created_by_a_concurrent_run_is_reused(registry, app_ctx, github, admin):
-    # Between our look-up and our create, another worker creates it: GitHub answers 422.
+async def test_a_repository_created_by_a_concurrent_run_is_not_this_sessions(
+    registry, app_ctx, github, admin
+):
+    # Between our look-up and our create, another run creates it: GitHub answers 422.
     github.fail(
         "POST", r"^/orgs/acme/repos$", lambda request: admin.add_repo("acme/billing-api") and None
     )
-    out = ok(await registry.call(CREATE, {"name": "billing-api"}, app_ctx))
-    assert not out["created"]
+    result = await registry.call(PROTECTED, {"name": "billing-api"}, app_ctx)
+    assert not result.ok and "the App did not create it for this request" in result.error
     assert [c[:2] for c in api_calls(github)][-2:] == [
         ("POST", "/orgs/acme/repos"),
         ("GET", "/repos/acme/billing-api"),
     ]
+
+
+async def test_the_sessions_own_repository_is_recorded_and_reused_by_a_retry(
+    registry, app_ctx, github, admin
+):
+    first = ok(await registry.call(PROTECTED, {"name": "billing-api"}, app_ctx))
+    again = ok(await registry.call(PROTECTED, {"name": "billing-api"}, app_ctx))
+
+    assert (first["created"], again["created"]) == (True, False)
+    assert app_ctx.session.created_repos == ["acme/billing-api"]
+    assert admin.protection[("acme/billing-api", "main")] == DEFAULT_PROTECTION
+
+
+async def test_protection_only_gets_stricter_and_keeps_what_a_human_tightened(
+    registry, app_ctx, github, admin
+):
+    ok(await registry.call(PROTECTED, {"name": "billing-api"}, app_ctx))
+    # An admin tightens the branch by hand after the App protected it.
+    tightened = {
+        "required_status_checks": {"strict": True, "checks": [{"context": "Security scan"}]},
+        "enforce_admins": True,
+        "required_pull_request_reviews": {
+            "dismiss_stale_reviews": True,
+            "require_code_owner_reviews": True,
+            "required_approving_review_count": 3,
+        },
+        "restrictions": {"users": ["lead"], "teams": ["platform"], "apps": []},
+        "required_linear_history": True,
+    }
+    admin.protection[("acme/billing-api", "main")] = dict(tightened)
+    weaker = {
+        "name": "billing-api",
+        "required_reviews": 1,
+        "required_checks": ["Test"],
+        "enforce_admins": False,
+    }
+
+    out = ok(await registry.call(PROTECTED, weaker, app_ctx))
+
+    both = [{"context": "Security scan"}, {"context": "Test"}]
+    assert admin.protection[("acme/billing-api", "main")] == {
+        **tightened,
+        "required_status_checks": {"strict": True, "checks": both},
+    }
+    assert (out["required_reviews"], out["enforce_admins"]) == (3, True)
+    assert "3 approving reviews and the checks Security scan, Test" in out["summary"]
+    assert "Where the branch's protection was already stricter, it was kept." in out["summary"]
+
+
+async def test_the_stand_in_answers_branch_protection_as_github_documents(app_ctx, admin):
+    """https://docs.github.com/rest/branches/branch-protection#get-branch-protection: 404
+    "Branch not protected" for an unprotected branch; the rules otherwise, with
+    `enforce_admins` and the switches as `{"enabled": …}` and people as objects."""
+    forge: GitHubForge = app_ctx.forge
+    admin.add_repo("acme/billing-api")
+    repo = RepoRef("acme", "billing-api", gh.INSTALLATION_ID)
+
+    assert await forge.get_branch_protection(repo, "main") is None
+
+    asked = BranchRules(
+        required_reviews=2,
+        required_checks=("Test",),
+        strict=True,
+        enforce_admins=True,
+        review_flags=frozenset({"dismiss_stale_reviews"}),
+        flags=frozenset({"lock_branch"}),
+        restrictions={"users": ["lead"], "teams": [], "apps": ["deployer"]},
+    )
+    await forge.protect_branch(repo, "main", rules=asked)
+
+    assert await forge.get_branch_protection(repo, "main") == asked
 
 
 async def test_another_organization_is_served_by_its_own_installation(
@@ -227,7 +316,7 @@ async def test_a_refused_protection_names_the_permission_and_keeps_the_repositor
     result = await registry.call(PROTECTED, {"name": "billing-api"}, app_ctx)
     assert not result.ok
     assert "acme/billing-api was created" in result.error
-    assert "'Administration: read and write'" in result.error and "/idp retry" in result.error
+    assert "**Administration: Read and write**" in result.error and "/idp retry" in result.error
     assert "acme/billing-api" in admin.repos  # the retry reuses it
 
 
@@ -313,3 +402,32 @@ async def test_locally_a_missing_template_or_branch_is_a_clear_error(registry, l
     assert not (local.forge.repo_path(RepoRef("acme", "billing-api")) / ".git").exists()
     with pytest.raises(ForgeError, match="Branch develop does not exist"):
         await local.forge.protect_branch(HOME, "develop", required_checks=["Test"])
+
+
+async def test_locally_protection_keeps_the_stricter_rules_on_file(registry, local):
+    forge: LocalForge = local.forge
+    ok(await registry.call(PROTECTED, {"name": "billing-api"}, local))
+    repo = RepoRef("acme", "billing-api")
+    stored = forge.root / "protection" / "acme" / "billing-api.json"
+    rules = json.loads(stored.read_text())
+    rules["main"]["required_pull_request_reviews"]["required_approving_review_count"] = 4
+    rules["main"]["required_conversation_resolution"] = True
+    stored.write_text(json.dumps(rules))
+
+    ok(await registry.call(PROTECTED, {"name": "billing-api", "enforce_admins": False}, local))
+
+    kept = forge.protection(repo)["main"]
+    assert kept["required_pull_request_reviews"]["required_approving_review_count"] == 4
+    assert kept["required_conversation_resolution"] is True and kept["enforce_admins"] is True
+
+
+async def test_another_repository_on_disk_is_refused_locally(registry, local):
+    other = ToolContext(
+        settings=local.settings, session=session(), forge=local.forge, repo=HOME, approved=True
+    )
+    ok(await registry.call(CREATE, {"name": "billing-api"}, other))
+
+    result = await registry.call(PROTECTED, {"name": "billing-api"}, local)
+
+    assert not result.ok and "the App did not create it for this request" in result.error
+    assert local.forge.protection(RepoRef("acme", "billing-api")) == {}

@@ -88,3 +88,19 @@ def test_published_model_text_cannot_mention_people():
     assert (
         neutralize_mentions("ping @org/team and @alice") == "ping @\u200borg/team and @\u200balice"
     )
+
+
+def test_hidden_elements_nest_and_quoted_brackets_do_not_end_a_tag():
+    text = (
+        "<div hidden><div>inner</div>still hidden</div>visible "
+        '<a title="x>y" hidden>secret</a>ok '
+        '<span style="opacity: 0.0">faint</span><span style="opacity: 0.5">half</span> '
+        '<p style="color: red; DISPLAY : none">shouted</p><img hidden src="x.png">end'
+    )
+    assert clean_untrusted(text) == 'visible ok <span style="opacity: 0.5">half</span> end'
+
+
+def test_a_tag_left_open_shows_as_text_and_an_element_left_open_hides_the_rest():
+    assert clean_untrusted("a <script b") == "a <script b"  # not a tag: GitHub shows it
+    assert clean_untrusted("before <style>p { color: red }") == "before"
+    assert clean_untrusted("x <span hidden>never closed") == "x"

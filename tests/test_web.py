@@ -84,6 +84,31 @@ def test_the_same_delivery_twice_gives_one_job(client, settings, redis_conn):
     assert queued(settings, redis_conn) == 1
 
 
+def test_a_signed_body_replayed_under_a_new_delivery_id_does_not_run_again(
+    client, settings, redis_conn
+):
+    """Someone who captured a delivery (a log, a proxy) sends its signed body again with a
+    fresh X-GitHub-Delivery: the body's digest was seen, so nothing is queued."""
+    body = payloads.encode(payloads.issue_comment("/idp create-service billing"))
+    headers = payloads.headers("issue_comment", body, WEBHOOK_SECRET, "original")
+    first = client.post(WEBHOOK_PATH, content=body, headers=headers)
+    replay = client.post(
+        WEBHOOK_PATH, content=body, headers={**headers, "X-GitHub-Delivery": "fresh-id"}
+    )
+
+    assert first.json()["status"] == "queued"
+    assert replay.status_code == 200
+    assert replay.json() == {
+        "status": "duplicate",
+        "reason": "this signed body was already received under another delivery id",
+    }
+    assert queued(settings, redis_conn) == 1
+    assert not redis_conn.exists(Job.key_for(job_id_for("fresh-id")))
+    # The body's key lives as long as a delivery id's.
+    (key,) = redis_conn.keys(settings.key("body", "*"))
+    assert 0 < redis_conn.ttl(key) <= settings.dedupe_ttl
+
+
 def test_new_issue_form_is_queued(client, settings, redis_conn):
     response = deliver(client, "issues", payloads.issues_opened())
     assert response.json()["status"] == "queued"
@@ -125,15 +150,19 @@ def test_an_accepted_delivery_costs_one_redis_round_trip(settings, redis_conn):
     counting = CountingRedis(TEST_REDIS_URL)
     app = create_app(settings, connection=redis_conn, webhook_connection=counting)
     payload = payloads.issue_comment("/idp plan")
+    other = payloads.issue_comment("/idp plan")  # another comment: another body
     # Start-up connects and loads the enqueue script, so even the first delivery is one call.
     with TestClient(app) as client:
         assert counting.commands == ["SELECT", "SCRIPT"]
         counting.commands.clear()
         first = deliver(client, "issue_comment", payload, delivery_id="first")
-        second = deliver(client, "issue_comment", payload, delivery_id="second")
+        second = deliver(client, "issue_comment", other, delivery_id="second")
         again = deliver(client, "issue_comment", payload, delivery_id="first")
-    assert [r.json()["status"] for r in (first, second, again)] == ["queued", "queued", "duplicate"]
-    assert counting.commands == ["EVALSHA", "EVALSHA", "EVALSHA"]
+        replayed = deliver(client, "issue_comment", payload, delivery_id="replayed")
+    statuses = [r.json()["status"] for r in (first, second, again, replayed)]
+    assert statuses == ["queued", "queued", "duplicate", "duplicate"]
+    # Both dedupes (delivery id and signed body) ride in the one script call.
+    assert counting.commands == ["EVALSHA", "EVALSHA", "EVALSHA", "EVALSHA"]
     assert queued(settings, redis_conn) == 2
 
 
@@ -141,11 +170,12 @@ def test_deliveries_after_redis_lost_its_scripts_are_still_queued(settings, redi
     counting = CountingRedis(TEST_REDIS_URL)
     app = create_app(settings, connection=redis_conn, webhook_connection=counting)
     payload = payloads.issue_comment("/idp plan")
+    other = payloads.issue_comment("/idp plan")
     with TestClient(app) as client:
         redis_conn.script_flush()  # Redis restarted while the App kept running
         counting.commands.clear()
         first = deliver(client, "issue_comment", payload, delivery_id="first")
-        second = deliver(client, "issue_comment", payload, delivery_id="second")
+        second = deliver(client, "issue_comment", other, delivery_id="second")
     assert [first.json()["status"], second.json()["status"]] == ["queued", "queued"]
     # EVAL runs the script and caches it again: only the first delivery pays a second call.
     assert counting.commands == ["EVALSHA", "EVAL", "EVALSHA"]

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from app.untrusted import linear
 from tools.service import ServiceRequest
 from tools.templates import RUN_AS_ID, builtin_set
 
@@ -33,12 +34,12 @@ INGRESS_CLASS = "nginx"
 ENVIRONMENTS = ("staging", "production")
 DEFAULT_LANGUAGE = "python"
 
-_BASE_PATH_RE = re.compile(r"^[A-Za-z0-9._/{}-]*$")
-_HTTP_PATH_RE = re.compile(r"^/[A-Za-z0-9._~/-]{0,200}$")
-_QUANTITY_RE = re.compile(r"^(\d+(\.\d+)?|\.\d+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
-_HOST_RE = re.compile(
-    r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$"
-)
+# RE2, whole values only (a trailing newline never passes); a host name's 253-character
+# limit is checked by length (RE2 has no look-ahead).
+_BASE_PATH_RE = linear(r"^[A-Za-z0-9._/{}-]*$")
+_HTTP_PATH_RE = linear(r"^/[A-Za-z0-9._~/-]{0,200}$")
+_QUANTITY_RE = linear(r"^([0-9]+(\.[0-9]+)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
+_HOST_RE = linear(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$")
 _BASE_BUCKETS = ("0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10")
 
 
@@ -58,17 +59,18 @@ def check_request(req: ServiceRequest) -> None:
     problems = []
     for field in ("liveness_path", "readiness_path"):
         value = getattr(req, field)
-        if not _HTTP_PATH_RE.match(value) or value == "/metrics":
+        if not _HTTP_PATH_RE.fullmatch(value) or value == "/metrics":
             problems.append(
                 f"{field} {value!r} must be an absolute URL path of letters, digits and "
                 "'._~/-' other than /metrics, e.g. '/healthz'"
             )
     for field in ("cpu_request", "cpu_limit", "memory_request", "memory_limit"):
         value = getattr(req, field)
-        if not _QUANTITY_RE.match(value):
+        if not _QUANTITY_RE.fullmatch(value):
             example = "'250m'" if field.startswith("cpu") else "'256Mi'"
             problems.append(f"{field} {value!r} is not a Kubernetes quantity, e.g. {example}")
-    if req.ingress_host is not None and not _HOST_RE.match(req.ingress_host):
+    host = req.ingress_host
+    if host is not None and (len(host) > 253 or not _HOST_RE.fullmatch(host)):
         problems.append(
             f"ingress_host {req.ingress_host!r} must be a lower-case DNS name with a dot, "
             f"e.g. '{req.name}.example.com'"
@@ -97,7 +99,7 @@ def service_dir(req: ServiceRequest, base_path: str = DEFAULT_BASE_PATH) -> str:
 
     `base_path` may hold `{name}` and `{team}`; it must stay inside the repository.
     """
-    if not _BASE_PATH_RE.match(base_path):
+    if not _BASE_PATH_RE.fullmatch(base_path):
         raise ValueError(
             f"base path {base_path!r} may hold only letters, digits, '.', '_', '-', '/' and "
             "the placeholders {name} and {team}; e.g. 'services/{name}'"

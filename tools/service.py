@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 
+from app.untrusted import linear, replace_all
+
 # Which languages exist is the template set's to say (tools/template_sets); a request only
 # needs a plausible language word. LANGUAGES are the built-in set's.
-LANGUAGE_RE = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
+LANGUAGE_RE = linear(r"^[a-z][a-z0-9-]{0,19}$")
 Language = Annotated[str, StringConstraints(pattern=LANGUAGE_RE.pattern)]
 ServiceType = Literal["api", "worker", "web"]
 LANGUAGES: tuple[str, ...] = ("python", "go", "node", "java")
@@ -17,18 +18,23 @@ SERVICE_TYPES: tuple[str, ...] = ("api", "worker", "web")
 
 # Kubernetes object names (DNS-1123 label): lower-case alphanumerics and '-', 63 at most,
 # starting with a letter here so the name is also a valid image and Backstage component name.
-NAME_RE = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+# RE2 (linear time); its `$` is the end of the text, so "name\n" fails `match` too.
+NAME_RE = linear(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 NAME_RULE = (
     "a service name must be 1-63 characters of lower-case letters, digits and '-', "
     "start with a letter and end with a letter or digit"
 )
 
 
+_NOT_NAME_RE = linear(rb"[^a-z0-9-]+")
+_DASHES_RE = linear(rb"-{2,}")
+
+
 def suggest_name(raw: str) -> str:
     """The closest valid name to `raw` (lower-cased, other characters to '-')."""
-    name = re.sub(r"[^a-z0-9-]+", "-", raw.strip().lower())
-    name = re.sub(r"-{2,}", "-", name).strip("-")
-    name = re.sub(r"^[^a-z]+", "", name)[:63].rstrip("-")
+    name = replace_all(_NOT_NAME_RE, raw[:256].strip().lower(), "-")
+    name = replace_all(_DASHES_RE, name, "-").strip("-")
+    name = name.lstrip("-0123456789")[:63].rstrip("-")
     return name or "my-service"
 
 

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from app.config import Settings
     from app.github.forge import Forge, RepoRef
     from app.state import Session
+    from tools.approval import ApprovalScope
 
 SideEffect = Literal["none", "repo", "external"]
 
@@ -41,6 +42,10 @@ class ToolContext:
 
 
 ToolFunc = Callable[[Any, ToolContext], "BaseModel | Awaitable[BaseModel]"]
+# (validated arguments, the session's workspace, the session's repository, the operator's
+# settings) → what a gated call acts on; its approval digest covers those files
+# (tools/approval.py).
+ScopeFunc = Callable[[Any, dict[str, str], "RepoRef | None", Any], "ApprovalScope"]
 
 
 @dataclass
@@ -58,6 +63,7 @@ class ToolSpec:
     capabilities_provider: Callable[[], dict[str, Any]] | None = None
     side_effect: SideEffect = "none"
     requires_approval: bool = False
+    approval_scope: ScopeFunc | None = None
 
     def __post_init__(self) -> None:
         if self.is_async is None:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.agent.approval import CallScope, approved_workspace, refresh, scope_of
 from app.agent.guard import GuardLimits, LoopGuard, idempotency_key
 from app.agent.outcomes import (
     AgentOutcome,
@@ -213,10 +214,26 @@ class Agent:
         return spec.requires_approval or spec.name in self.approval_tools
 
     def gate_approvals(self, s: Session) -> None:
-        """Approval-gated tasks wait while the session has no approval, and run once it has."""
-        if s.todo is not None:
-            for task in gate_approvals(s.todo, self.is_gated, bool(s.approved_by)):
-                self.emit("task", {"id": task.id, "status": task.status, "detail": task.detail})
+        """Each gated task shows what `/idp apply` would approve (its digest); it waits
+        until an approval names that digest, and waits again when the digest changes."""
+        if s.todo is None:
+            return
+        changed = refresh(s, lambda task: self.task_scope(s, task))
+        for task in gate_approvals(s.todo, self.is_gated, lambda t: self.is_approved(s, t)):
+            changed.append(task)
+        for task in changed:
+            self.emit("task", {"id": task.id, "status": task.status, "detail": task.detail})
+
+    def task_scope(self, s: Session, task: Task) -> CallScope | None:
+        spec = self.spec_or_none(task.tool)
+        if spec is None or not self.needs_approval(spec):
+            return None
+        repo = RepoRef.parse(s.repo, s.installation_id)
+        return scope_of(spec, self.call_args(spec, task.args), s.files, repo, self.settings)
+
+    def is_approved(self, s: Session, task: Task) -> bool:
+        spec = self.spec_or_none(task.tool)
+        return spec is not None and s.approval_for(spec.name, task.digest) is not None
 
     def is_gated(self, tool: str | None) -> bool:
         spec = self.spec_or_none(tool)
@@ -235,12 +252,16 @@ class Agent:
         if self.allowed is not None and spec.name not in self.allowed:
             error = f"`{spec.name}` is not enabled for this repository (.github/idp-copilot.yml)."
             return ToolResult(False, error=error, tool=spec.name)
-        if self.needs_approval(spec) and not s.approved_by:
-            raise NeedsApproval(spec.name, task_id)
-        # A secret in the arguments (pasted into an issue form, echoed by a model) would be
-        # rendered into files, the pull request or a cluster object: it never gets that far.
-        args = scrub(self.fixed_args(spec, args), self.settings.secret_values())
+        args = self.call_args(spec, args)
+        workspace = dict(s.files)
+        approved = self.needs_approval(spec)
+        if approved:
+            workspace = await approved_workspace(
+                self.forge, run.repo, s, spec, args, task_id, self.emit, self.settings
+            )
         files = s.files if spec.side_effect == "repo" else None
+        if approved and spec.side_effect == "external":
+            files = workspace  # a deploy of other (re-approved) files is a new side effect
         key = idempotency_key(s.id, spec.name, args, files)
         if spec.side_effect != "none" and (prior := s.step_for(key)) is not None:
             self.emit(
@@ -253,8 +274,8 @@ class Agent:
             forge=self.forge,
             repo=run.repo,
             cluster=self.cluster,
-            approved=bool(s.approved_by),
-            files=dict(s.files),
+            approved=approved,
+            files=workspace,
             idempotency_key=key,
         )
         self.emit("tool_call", {"tool": spec.name, "task": task_id, "args": args})
@@ -312,6 +333,11 @@ class Agent:
         run.steps.next(s)
 
     # -- small helpers ------------------------------------------------------------------------
+
+    def call_args(self, spec: ToolSpec, args: dict[str, Any]) -> dict[str, Any]:
+        """The arguments a call runs with: the config's fixed ones win, and a secret (pasted
+        into an issue form, echoed by a model) never reaches files, a PR or a cluster."""
+        return scrub(self.fixed_args(spec, args), self.settings.secret_values())
 
     def fixed_args(self, spec: ToolSpec, args: dict[str, Any]) -> dict[str, Any]:
         """`args` with the config's fixed arguments for `spec`, those its input declares."""

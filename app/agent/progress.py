@@ -62,17 +62,20 @@ def retry_failed(session: Session) -> None:
         session.status = "new"
 
 
-def gate_approvals(todo: Todo, gated: Callable[[str | None], bool], approved: bool) -> list[Task]:
-    """Pending gated tasks wait without approval; waiting ones run again once it is given.
-    Keeps one note explaining the 🔒. Returns the tasks that changed."""
+def gate_approvals(
+    todo: Todo, gated: Callable[[str | None], bool], approved: Callable[[Task], bool]
+) -> list[Task]:
+    """Pending gated tasks wait until an approval covers them (their digest); waiting ones
+    run once it does. Keeps one note explaining the 🔒. Returns the tasks that changed."""
     changed = []
     for task in todo.tasks:
         if not gated(task.tool):
             continue
-        if task.status == "pending" and not approved:
+        ok = approved(task)
+        if task.status == "pending" and not ok:
             task.status, task.detail = "waiting_approval", APPROVAL_WAIT
             changed.append(task)
-        elif task.status == "waiting_approval" and approved:
+        elif task.status == "waiting_approval" and ok:
             task.status, task.detail = "pending", None
             changed.append(task)
     todo.notes = [n for n in todo.notes if n != APPROVAL_NOTE]

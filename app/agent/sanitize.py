@@ -12,39 +12,25 @@ from __future__ import annotations
 import json
 import re
 
+from app.agent.hidden_html import strip_hidden
+from app.untrusted import linear, replace_all, scrub
+
 # Zero-width, joiners, bidi embeddings/overrides/isolates, BOM, soft hyphen, invisible
 # separators, Hangul fillers, Mongolian vowel separator, and the Unicode "tag" block
-# (U+E0000-U+E007F), which can spell out whole ASCII sentences invisibly.
-_INVISIBLE_RE = re.compile(
-    "["
-    "\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e"
-    "\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f"
-    "\u3164\ufe00-\ufe0e\ufeff\uffa0"
-    "\U000e0000-\U000e007f\U000e0100-\U000e01ef"
-    "]"
-)
-_HTML_COMMENT_RE = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
-# Elements whose content never shows: GitHub drops script/style/template; hidden attributes
-# and inline styles that hide text are removed with their content.
-_DROPPED_ELEMENT_RE = re.compile(
-    r"<(script|style|template|noscript|iframe|object)\b[^>]*>.*?(?:</\1\s*>|\Z)",
-    re.DOTALL | re.IGNORECASE,
-)
-_HIDING_ATTR = (
-    r"(?:\shidden\b|\saria-hidden\s*=\s*[\"']?true"
-    r"|style\s*=\s*[\"'][^\"']*(?:display\s*:\s*none|visibility\s*:\s*hidden"
-    r"|font-size\s*:\s*0(?![.\d]*[1-9])|opacity\s*:\s*0(?![.\d]*[1-9])))"
-)
-_HIDDEN_ELEMENT_RE = re.compile(
-    rf"<([a-z][a-z0-9]*)\b[^>]*?{_HIDING_ATTR}[^>]*>.*?(?:</\1\s*>|\Z)",
-    re.DOTALL | re.IGNORECASE,
-)
-_HIDDEN_VOID_RE = re.compile(rf"<[a-z][a-z0-9]*\b[^>]*?{_HIDING_ATTR}[^>]*/?>", re.IGNORECASE)
+# (U+E0000-U+E007F), which can spell out whole ASCII sentences invisibly. Deleted with
+# str.translate: one pass in C, whatever the text holds.
+_INVISIBLE_RANGES = (
+    (0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160),
+    (0x17B4, 0x17B5), (0x180E, 0x180E), (0x200B, 0x200F), (0x202A, 0x202E),
+    (0x2060, 0x2064), (0x2066, 0x206F), (0x3164, 0x3164), (0xFE00, 0xFE0E),
+    (0xFEFF, 0xFEFF), (0xFFA0, 0xFFA0), (0xE0000, 0xE007F), (0xE0100, 0xE01EF),
+)  # fmt: skip
+_INVISIBLE = dict.fromkeys(c for lo, hi in _INVISIBLE_RANGES for c in range(lo, hi + 1))
 # `[//]: # (text)` and `[comment]: <> (text)`: link reference definitions render as nothing.
-_REF_COMMENT_RE = re.compile(r"^[ ]{0,3}\[[^\]\n]+\]:[ \t]*(?:<>|#)[^\n]*$", re.MULTILINE)
-_DATA_IMAGE_MD_RE = re.compile(r"!\[[^\]\n]*\]\(\s*<?data:[^)]*\)", re.IGNORECASE)
-_DATA_IMAGE_HTML_RE = re.compile(r"<img\b[^>]*\bsrc\s*=\s*[\"']?data:[^>]*>", re.IGNORECASE)
-_BLANK_RUN_RE = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
+_REF_COMMENT_RE = linear(rb"(?m)^[ ]{0,3}\[[^\]\n]+\]:[ \t]*(?:<>|#)[^\n]*$")
+_DATA_IMAGE_MD_RE = linear(rb"(?i)!\[[^\]\n]*\]\([ \t\n]*<?data:[^)]*\)")
+_BLANK_RUN_RE = linear(rb"\n[ \t]*\n(?:[ \t]*\n)+")
+# One character class repeated: it cannot backtrack, so the stdlib engine is linear here.
 _BACKTICK_RUN_RE = re.compile(r"`+")
 
 REDACTED = "[redacted]"
@@ -56,19 +42,11 @@ def clean_untrusted(text: str | None) -> str:
     if not text:
         return ""
     # Invisible characters first: `<!-\u200b-` must not survive as a broken comment opener.
-    out = _INVISIBLE_RE.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
-    out = _HTML_COMMENT_RE.sub("", out)
-    out = _DROPPED_ELEMENT_RE.sub("", out)
-    # Nested hidden elements: repeat until nothing changes (bounded).
-    for _ in range(5):
-        new = _HIDDEN_VOID_RE.sub("", _HIDDEN_ELEMENT_RE.sub("", out))
-        if new == out:
-            break
-        out = new
-    out = _REF_COMMENT_RE.sub("", out)
-    out = _DATA_IMAGE_MD_RE.sub("", out)
-    out = _DATA_IMAGE_HTML_RE.sub("", out)
-    out = _BLANK_RUN_RE.sub("\n\n", out)
+    out = scrub(text).replace("\r\n", "\n").replace("\r", "\n").translate(_INVISIBLE)
+    out = strip_hidden(out)
+    out = replace_all(_REF_COMMENT_RE, out)
+    out = replace_all(_DATA_IMAGE_MD_RE, out)
+    out = replace_all(_BLANK_RUN_RE, out, "\n\n")
     return out.strip()
 
 
@@ -88,12 +66,11 @@ def quote_untrusted(text: str | None, source: str) -> str:
 
 # Credentials whose shape is known, caught even when they are not in Settings: installation
 # tokens minted at run time, tokens and keys pasted into issue text, PEM keys and JWTs.
-CREDENTIAL_RE = re.compile(
-    r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,}"
-    r"|sk-(?:ant-|proj-)?[A-Za-z0-9_-]{20,}"
-    r"|eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})"
-    r"|-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)",
-    re.DOTALL,
+CREDENTIAL_RE = linear(
+    rb"(?s)\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,}"
+    rb"|sk-(?:ant-|proj-)?[A-Za-z0-9_-]{20,}"
+    rb"|eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})"
+    rb"|-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|\z)"
 )
 
 
@@ -116,19 +93,19 @@ def redact(text: str | None, secrets: list[str]) -> str:
     for needle in sorted(needles, key=len, reverse=True):
         if len(needle) >= 4:
             text = text.replace(needle, REDACTED)
-    return CREDENTIAL_RE.sub(REDACTED, text)
+    return replace_all(CREDENTIAL_RE, text, REDACTED)
 
 
 def neutralize_mentions(text: str) -> str:
     """Text that may be published in a comment: `@name` no longer pings anyone. Applying it
     twice changes nothing more."""
-    return re.sub("@(?!\u200b)", "@\u200b", text)
+    return text.replace("@\u200b", "@").replace("@", "@\u200b")
 
 
 # Markdown that starts a block (heading, quote, fence, list, table, rule) when it opens a
 # line, even inside a list item; an ordered-list marker is escaped after its number.
-_BLOCK_MARKER_RE = re.compile(r"^([#>`~|=+*-])")
-_ORDERED_MARKER_RE = re.compile(r"^(\d+)([.)])")
+_BLOCK_MARKER_RE = linear(r"^([#>`~|=+*-])")
+_ORDERED_MARKER_RE = linear(r"^([0-9]+)([.)])")
 
 
 def inline_markdown(text: str | None, limit: int = 200) -> str:

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from tools.approval import short
+
 TaskStatus = Literal[
     "pending", "running", "done", "failed", "skipped", "waiting_approval", "blocked"
 ]
@@ -31,6 +33,11 @@ class Task(BaseModel):
     optional: bool = Field(
         False, description="A failure of this task does not fail the session (e.g. a search)."
     )
+    # Approval-gated tasks: what `/idp apply` would approve (tools/approval.py).
+    target: str | None = Field(None, description="What the call acts on, e.g. a namespace")
+    digest: str | None = Field(None, description="sha256 of the tool, arguments and files")
+    applies: int = Field(0, description="How many files the digest covers")
+    args_digest: str | None = Field(None, description="sha256 of the tool and arguments alone")
 
 
 class Todo(BaseModel):
@@ -80,6 +87,10 @@ def render_todo(todo: Todo, session_id: str) -> str:
         box = "[x]" if task.status in ("done", "skipped") else "[ ]"
         detail = f" — {task.detail}" if task.detail else ""
         lines.append(f"- {box} {_ICON[task.status]}{task.title}{detail}")
+    waiting = [t for t in todo.tasks if t.status == "waiting_approval" and t.digest]
+    if waiting:
+        lines += ["", "### Waiting for `/idp apply`"]
+        lines += [_approval_line(t) for t in waiting]
     if todo.open_questions:
         lines += ["", "### Open questions"]
         lines += [f"- {q}" for q in todo.open_questions]
@@ -90,3 +101,10 @@ def render_todo(todo: Todo, session_id: str) -> str:
         lines += ["", "### Revisions"]
         lines += [f"- {r}" for r in todo.revisions]
     return "\n".join(lines) + "\n"
+
+
+def _approval_line(task: Task) -> str:
+    """One call `/idp apply` would approve: tool, target, files and the digest it binds to."""
+    files = f" · {task.applies} file{'s' if task.applies != 1 else ''}" if task.applies else ""
+    target = f" → {task.target}" if task.target else ""
+    return f"- 🔒 `{task.tool}`{target}{files} · digest `{short(task.digest)}`"

@@ -29,7 +29,6 @@ from app.github.forge import PERMISSION_RANK
 
 log = logging.getLogger(__name__)
 
-OPERATOR = "operator"
 # GitHub App user tokens expire after eight hours; a console sign-in lasts as long.
 SIGN_IN_TTL = 8 * 3600
 # How long a user's readable repositories are trusted before GitHub is asked again.
@@ -62,18 +61,22 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def token_matches(settings: Settings, token: str) -> bool:
-    """True when `token` is one of IDP_API_TOKENS; every token is compared, in constant time."""
-    found = False
-    for known in settings.operator_tokens:
-        found |= hmac.compare_digest(token.encode(), known.encode())
-    return found and bool(token)
+def token_matches(settings: Settings, token: str) -> str | None:
+    """The name of `token` in IDP_API_TOKENS, or None; every token is compared, in constant
+    time, as bytes (a str compare raises on non-ASCII text)."""
+    found = None
+    for name, known in settings.named_operator_tokens:
+        if hmac.compare_digest(token.encode(), known.encode()):
+            found = name
+    return found if token else None
 
 
-def digest_matches(settings: Settings, digest: str) -> bool:
-    found = False
-    for known in settings.operator_tokens:
-        found |= hmac.compare_digest(digest.encode(), token_digest(known).encode())
+def digest_matches(settings: Settings, digest: str) -> str | None:
+    """The name of the token whose digest the console cookie holds, or None."""
+    found = None
+    for name, known in settings.named_operator_tokens:
+        if hmac.compare_digest(digest.encode(), token_digest(known).encode()):
+            found = name
     return found
 
 
@@ -109,6 +112,11 @@ class SignIns:
         pipe.set(self._roles_key(handle), json.dumps(roles), ex=ROLES_TTL)
         pipe.execute()
         return handle
+
+    def login(self, handle: str) -> str | None:
+        """The GitHub login of a sign-in still held, without asking GitHub."""
+        raw = self.redis.get(self._key(handle))
+        return None if raw is None else json.loads(raw)["login"]
 
     def forget(self, handle: str) -> None:
         self.redis.delete(self._key(handle), self._roles_key(handle))
@@ -151,13 +159,15 @@ class Gate:
         header = conn.headers.get("authorization")
         if header is not None:
             scheme, _, token = header.partition(" ")
-            if scheme.lower() != "bearer" or not token_matches(self.settings, token.strip()):
+            name = token_matches(self.settings, token.strip())
+            if scheme.lower() != "bearer" or name is None:
                 raise unauthorized("the bearer token is not valid; use one from IDP_API_TOKENS")
-            return Principal(login=OPERATOR, operator=True)
+            return Principal(login=name, operator=True)
         cookie = conn.scope.get("session") or {}
         digest = cookie.get("op")
-        if isinstance(digest, str) and digest_matches(self.settings, digest):
-            return Principal(login=OPERATOR, operator=True, via="cookie")
+        name = digest_matches(self.settings, digest) if isinstance(digest, str) else None
+        if name is not None:
+            return Principal(login=name, operator=True, via="cookie")
         handle = cookie.get("user")
         if isinstance(handle, str):
             return await self.sign_ins.principal(handle)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 import redis
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
@@ -21,13 +21,19 @@ from rq.registry import StartedJobRegistry
 
 from app.api.auth import Principal
 from app.api.errors import ApiError
+from app.audit import AuditLog
 from app.commands import Command, Trigger, parse_comment
 from app.config import Settings
 from app.events import EventBus
 from app.github.forge import PERMISSION_RANK
 from app.repo_config import DEFAULT_PERMISSIONS
-from app.state import Session, SessionStore, session_id_for
+from app.session_line import SessionLine
+from app.state import Session, SessionStore, session_id_for, write_session
+from app.untrusted import scrub
 from jobs.queue import enqueue_trigger, job_id_for, queue_for
+
+# Text an operator or a signed-in user types: lone surrogates (JSON can carry them) made `?`.
+UserText = Annotated[str, AfterValidator(scrub)]
 
 REPO_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$"
 FINISHED = ("done", "failed")
@@ -45,7 +51,7 @@ class StartSession(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     repo: str = Field(pattern=REPO_PATTERN, description="OWNER/REPO")
-    text: str = Field(
+    text: UserText = Field(
         min_length=1,
         max_length=20_000,
         description="`/idp …` command lines, or a free-text request.",
@@ -62,7 +68,7 @@ class SendMessage(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(min_length=1, max_length=20_000)
+    text: UserText = Field(min_length=1, max_length=20_000)
 
 
 def repo_of(session_id: str) -> str:
@@ -72,6 +78,8 @@ def repo_of(session_id: str) -> str:
 def commands_for(text: str, free_verb: str) -> list[Command]:
     """The commands in `text`: `/idp` lines parsed like a comment, anything else one
     free-text command with `free_verb`. A bad `/idp` line is a 422 with the fix."""
+    if not text.strip():
+        raise ApiError(422, "text: write a command or a request; it holds only blanks")
     if not text.lstrip().lower().startswith("/idp"):
         return [Command(verb=free_verb, text=text.strip(), line=text.strip()[:200])]  # type: ignore[arg-type]
     commands, errors = parse_comment(text)
@@ -97,6 +105,7 @@ class SessionControl:
         self.redis = connection
         self.store = SessionStore(connection, settings)
         self.bus = bus
+        self.audit = AuditLog(connection, settings)
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -137,7 +146,16 @@ class SessionControl:
         return matched[offset : offset + limit], len(matched)
 
     def is_dry_run(self, session_id: str) -> bool:
-        return bool(self.redis.sismember(self.settings.key("api", "dry-runs"), session_id))
+        return bool(self.redis.exists(self._dry_run_key(session_id)))
+
+    def _dry_run_key(self, session_id: str) -> str:
+        return self.settings.key("api", "dry-run", session_id)
+
+    def _mark_dry_run(self, session_id: str) -> None:
+        """A key per dry-run session, set again at every message: it outlives the session
+        (saved at most a job's time after the message) by a day, never the other way."""
+        ttl = self.settings.session_ttl + self.settings.job_timeout + 24 * 3600
+        self.redis.set(self._dry_run_key(session_id), 1, ex=ttl)
 
     # -- acting -----------------------------------------------------------------------------
 
@@ -167,7 +185,7 @@ class SessionControl:
         else:
             self._create_numbered(session)
         if body.dry_run:
-            self.redis.sadd(self.settings.key("api", "dry-runs"), session.id)
+            self._mark_dry_run(session.id)
         return self._enqueue(principal, session, commands, body.dry_run, body.text, "start")
 
     def message(self, principal: Principal, session: Session, body: SendMessage) -> dict[str, Any]:
@@ -183,6 +201,8 @@ class SessionControl:
         if not (own_answer and principal.can_read(session.repo)):
             self._check_may(principal, session.repo, commands)
         dry_run = self.is_dry_run(session.id)
+        if dry_run:
+            self._mark_dry_run(session.id)
         return self._enqueue(principal, session, commands, dry_run, body.text, "message")
 
     def cancel(self, principal: Principal, session: Session) -> dict[str, Any]:
@@ -195,6 +215,7 @@ class SessionControl:
         queued, running = self._jobs_of(session)
         for job in queued:
             job.cancel()
+        SessionLine(self.redis, self.settings).release_reserved(session.id, [j.id for j in queued])
         stopped = []
         for job in running:
             try:
@@ -208,6 +229,7 @@ class SessionControl:
             # status back; the job is stopped now, so this one is the last word.
             self._mark_cancelled(session.id)
         self.bus.publish(session.id, "status", {"status": "cancelled", "by": principal.login})
+        self._record(principal, session.id, "cancel", "cancelled", {"stopped_jobs": stopped})
         return {
             "session": session.id,
             "repo": session.repo,
@@ -235,7 +257,11 @@ class SessionControl:
         counter = self.settings.key("api", "next-number", session.repo.lower())
         first = GITHUB_DRY_RUN_NUMBERS_FROM if self.settings.uses_github else 1
         while True:
-            session.number = first - 1 + int(self.redis.incr(counter))
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.incr(counter)
+            # Bounded like the sessions it numbers; after a reset the loop skips used numbers.
+            pipe.expire(counter, self.settings.session_ttl)
+            session.number = first - 1 + int(pipe.execute()[0])
             session.id = session_id_for(session.repo, session.number)
             if self.store.create(session):
                 return
@@ -265,15 +291,33 @@ class SessionControl:
             session.id, "message", {"from": principal.login, "text": text.strip(), "action": action}
         )
         enqueue_trigger(self.redis, self.settings, trigger)
+        job_id = job_id_for(trigger.delivery_id)
+        detail = {"job_id": job_id, "commands": [c.verb for c in commands], "dry_run": dry_run}
+        self._record(principal, session.id, action, "queued", detail)
         return {
             "session": session.id,
             "repo": session.repo,
             "number": session.number,
             "status": "queued",
-            "job_id": job_id_for(trigger.delivery_id),
+            "job_id": job_id,
             "dry_run": dry_run,
             "commands": [c.verb for c in commands],
         }
+
+    def _record(
+        self, principal: Principal, session_id: str, action: str, result: str, detail: dict
+    ) -> None:
+        """One audit entry for an operator API or console action, naming who took it: the
+        operator token's name or the GitHub login, and which door (`api` or `console`)."""
+        self.audit.record(
+            "session",
+            session_id=session_id,
+            actor=principal.login,
+            command=action,
+            target=session_id,
+            result=result,
+            detail={"via": "console" if principal.via == "cookie" else "api", **detail},
+        )
 
     def _mark_cancelled(self, session_id: str) -> None:
         """Set the status in one optimistic transaction, so no concurrent save is merged
@@ -290,8 +334,7 @@ class SessionControl:
                     session.status = "cancelled"
                     session.updated_at = time.time()
                     pipe.multi()
-                    pipe.set(key, session.model_dump_json())
-                    pipe.zadd(self.settings.key("sessions"), {session_id: session.updated_at})
+                    write_session(pipe, self.settings, session)
                     pipe.execute()
                     return
                 except redis.WatchError:
@@ -306,7 +349,8 @@ class SessionControl:
             jobs = Job.fetch_many(job_ids, connection=self.redis)
             return [j for j in jobs if j is not None and _trigger_session(j) == session.id]
 
-        return mine(queue.get_job_ids()), mine(registry.get_job_ids())
+        waiting = SessionLine(self.redis, self.settings).waiting(session.id)
+        return mine(queue.get_job_ids() + waiting), mine(registry.get_job_ids())
 
     def _wait_stopped(self, job_ids: list[str]) -> None:
         deadline = time.monotonic() + STOP_WAIT_SECONDS

@@ -15,6 +15,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.body_limit import BodyTooLarge, read_body
+
 log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
@@ -47,12 +49,10 @@ def validation_sentence(exc: ValidationError) -> str:
 async def parse_body(request: Request, model: type[M]) -> M:
     """The JSON body as `model`: 400 for a body that is not JSON, 422 for one that breaks
     the model (every bad field named)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise ApiError(413, f"body exceeds {MAX_BODY_BYTES} bytes")
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise ApiError(413, f"body exceeds {MAX_BODY_BYTES} bytes")
+    try:
+        raw = await read_body(request, MAX_BODY_BYTES)
+    except BodyTooLarge:
+        raise ApiError(413, f"body exceeds {MAX_BODY_BYTES} bytes") from None
     try:
         data: Any = json.loads(raw or b"null")
     except ValueError:

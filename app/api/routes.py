@@ -25,7 +25,7 @@ from app.api.agent_systems import (
     AgentSystemStore,
     checked_system,
 )
-from app.api.auth import Gate
+from app.api.auth import Gate, Principal
 from app.api.control import REPO_PATTERN, SendMessage, SessionControl, StartSession, repo_of
 from app.api.errors import ApiError, parse_body, validate
 from app.api.feedback import FeedbackQuery, FeedbackView
@@ -33,6 +33,7 @@ from app.api.files import file_tree, forge_for, last_revision
 from app.api.openapi import openapi_document
 from app.api.session_json import session_detail, session_summary
 from app.api.sse import HEARTBEAT_SECONDS, event_response, resume_from
+from app.audit import AuditLog
 from app.config import Settings
 from app.events import EventBus
 from app.state import Session, SessionStatus
@@ -127,16 +128,17 @@ class OperatorApi:
         return self.json(system.model_dump(mode="json"))
 
     async def create_system(self, request: Request) -> Response:
-        await self._operator(request)
+        principal = await self._operator(request)
         body = await parse_body(request, AgentSystemBody)
         if body.name is None:
             raise ApiError(422, "invalid request: name: Field required")
         system = checked_system(body, body.name, self.registry)
         await run_in_threadpool(self._store, self.systems.create, system)
+        await run_in_threadpool(self._audit, principal, "create", system.name, "created")
         return self.json(system.model_dump(mode="json"), status=201)
 
     async def put_system(self, request: Request) -> Response:
-        await self._operator(request)
+        principal = await self._operator(request)
         name = request.path_params["system"]
         body = await parse_body(request, AgentSystemBody)
         if body.name not in (None, name):
@@ -147,17 +149,33 @@ class OperatorApi:
             )
         system = checked_system(body, name, self.registry)
         created = await run_in_threadpool(self._store, self.systems.put, system)
+        result = "created" if created else "updated"
+        await run_in_threadpool(self._audit, principal, "put", system.name, result)
         return self.json(system.model_dump(mode="json"), status=201 if created else 200)
 
     async def delete_system(self, request: Request) -> Response:
-        await self._operator(request)
-        await run_in_threadpool(self._store, self.systems.delete, request.path_params["system"])
+        principal = await self._operator(request)
+        name = request.path_params["system"]
+        await run_in_threadpool(self._store, self.systems.delete, name)
+        await run_in_threadpool(self._audit, principal, "delete", name, "deleted")
         return Response(status_code=204)
 
-    async def _operator(self, request: Request) -> None:
+    async def _operator(self, request: Request) -> Principal:
         principal = await self.gate.require(request, write=True)
         if not principal.operator:
             raise ApiError(403, "only operators change agent systems")
+        return principal
+
+    def _audit(self, principal: Principal, action: str, name: str, result: str) -> None:
+        """Agent-system changes go into the audit log with the operator token's name."""
+        AuditLog(self.redis, self.settings).record(
+            "agent_system",
+            session_id=None,
+            actor=principal.login,
+            command=action,
+            target=name,
+            result=result,
+        )
 
     @staticmethod
     def _store(action: Any, arg: Any) -> Any:

@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
 from app.api.errors import ApiError
+from app.body_limit import BodyTooLarge, read_body
 from app.console.markdown import to_html, to_inline_html
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -45,13 +46,15 @@ async def read_form(request: Request) -> dict[str, str]:
     """An url-encoded form (first value of each field), after checking its CSRF token."""
     if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
         raise ApiError(400, "expected a form post")
-    body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
-        raise ApiError(413, f"the form exceeds {MAX_FORM_BYTES} bytes")
+    try:
+        body = await read_body(request, MAX_FORM_BYTES)
+    except BodyTooLarge:
+        raise ApiError(413, f"the form exceeds {MAX_FORM_BYTES} bytes") from None
     fields = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace"), True).items()}
     expected = request.session.get("csrf")
     given = fields.get("csrf", "")
-    if not isinstance(expected, str) or not hmac.compare_digest(given, expected):
+    # Bytes: compare_digest raises TypeError on a str with non-ASCII characters.
+    if not isinstance(expected, str) or not hmac.compare_digest(given.encode(), expected.encode()):
         raise ApiError(400, "the form has expired; reload the page and send it again")
     return fields
 

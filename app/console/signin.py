@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from app.api.auth import Gate, token_digest, token_matches
+from app.api.auth import Gate, digest_matches, token_digest, token_matches
 from app.api.errors import ApiError
 from app.api.github_user import (
     SignInError,
@@ -21,6 +21,7 @@ from app.api.github_user import (
     fetch_login,
     fetch_repo_roles,
 )
+from app.audit import AuditLog
 from app.config import Settings
 from app.console.render import read_form, render, safe_next
 
@@ -71,11 +72,33 @@ class SignIn:
         except ApiError as exc:
             return self.page(request, exc.message, exc.status)
         token = fields.get("token", "").strip()
-        if not token_matches(self.settings, token):
+        name = token_matches(self.settings, token)
+        if name is None:
+            # Refusals are not audited: a flood of them would trim real entries off the log.
             return self.page(request, "That token is not one of IDP_API_TOKENS.", 401)
         request.session.pop("user", None)
         request.session["op"] = token_digest(token)
+        await run_in_threadpool(self._audit, name, "token", "signed in")
         return RedirectResponse(safe_next(fields.get("next")), status_code=303)
+
+    def _signed_in_as(self, request: Request) -> str | None:
+        """Who the cookie names, without asking GitHub: the token's name or the login."""
+        digest, handle = request.session.get("op"), request.session.get("user")
+        if isinstance(digest, str):
+            return digest_matches(self.settings, digest)
+        if isinstance(handle, str):
+            return self.gate.sign_ins.login(handle)
+        return None
+
+    def _audit(self, login: str, how: str, result: str) -> None:
+        AuditLog(self.gate.sign_ins.redis, self.settings).record(
+            "sign_in",
+            session_id=None,
+            actor=login,
+            command=how,
+            target="console",
+            result=result,
+        )
 
     def _callback_url(self, request: Request) -> str:
         return str(request.url.replace(path=CALLBACK_PATH, query=""))
@@ -93,7 +116,10 @@ class SignIn:
         expected = request.session.pop("oauth_state", None)
         state = request.query_params.get("state", "")
         code = request.query_params.get("code", "")
-        if not isinstance(expected, str) or not hmac.compare_digest(state, expected):
+        # Bytes: compare_digest raises TypeError on a str with non-ASCII characters.
+        if not isinstance(expected, str) or not hmac.compare_digest(
+            state.encode(), expected.encode()
+        ):
             return self.page(request, "The sign-in expired or came from elsewhere; try again.", 400)
         if not code:
             reason = request.query_params.get("error_description") or "no code"
@@ -107,6 +133,7 @@ class SignIn:
         handle = await run_in_threadpool(self.gate.sign_ins.remember, login, token, roles)
         request.session.pop("op", None)
         request.session["user"] = handle
+        await run_in_threadpool(self._audit, login, "github", "signed in")
         log.info("console sign-in of %s (%d repositories)", login, len(roles))
         return RedirectResponse(safe_next(request.session.pop("next", None)), status_code=303)
 
@@ -115,8 +142,11 @@ class SignIn:
             await read_form(request)
         except ApiError as exc:
             return self.page(request, exc.message, exc.status)
+        login = await run_in_threadpool(self._signed_in_as, request)
         handle = request.session.get("user")
         if isinstance(handle, str):
             await run_in_threadpool(self.gate.sign_ins.forget, handle)
         request.session.clear()
+        if login is not None:
+            await run_in_threadpool(self._audit, login, "console", "signed out")
         return RedirectResponse("/console/login", status_code=303)

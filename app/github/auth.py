@@ -14,14 +14,10 @@ import ssl
 from dataclasses import dataclass
 from datetime import timedelta
 
-import anyio.to_thread
 import httpx
 import redis
-from githubkit import AppAuthStrategy, GitHub
-from githubkit.cache.base import AsyncBaseCache, BaseCacheStrategy
-from githubkit.cache.redis import RedisCache
+from githubkit import GitHub
 from githubkit.exception import (
-    CacheUnsupportedError,
     GitHubException,
     RateLimitExceeded,
     RequestError,
@@ -32,7 +28,9 @@ from githubkit.retry import RetryOption
 from githubkit.throttling import BaseThrottler
 
 from app.config import ConfigError, Settings
+from app.github.permissions import grant_sentence, refused_permission
 from app.github.throttle import RedisWriteThrottler, WriteBudgetExhausted
+from app.github.tokens import GrantKeepingInstallationAuth, SharedTokenCache
 from app.telemetry import github_event_hooks
 
 log = logging.getLogger(__name__)
@@ -48,46 +46,6 @@ def api_version(settings: Settings) -> str:
         return settings.github_api_version
     host = httpx.URL(settings.github_api_url).host
     return LATEST_API_VERSION if host == "api.github.com" else ENTERPRISE_API_VERSION
-
-
-class _ThreadedRedisCache(AsyncBaseCache):
-    """githubkit's Redis cache used from async code: each call runs in a worker thread."""
-
-    def __init__(self, cache: RedisCache) -> None:
-        self._cache = cache
-
-    async def aget(self, key: str) -> str | None:
-        return await anyio.to_thread.run_sync(self._cache.get, key)
-
-    async def aset(self, key: str, value: str, ex: timedelta) -> None:
-        await anyio.to_thread.run_sync(self._cache.set, key, value, ex)
-
-
-class SharedTokenCache(BaseCacheStrategy):
-    """githubkit's Redis cache for the App JWT and installation tokens, on our sync Redis
-    connection, so every worker process reuses one token until shortly before it expires.
-
-    githubkit's own async strategy needs a `redis.asyncio` client, whose connections belong
-    to the event loop that opened them; a worker runs each job in a fresh loop, so the sync
-    client (thread-safe, loop-free) serves both the sync and the async side here. HTTP
-    response caching is off: we always want GitHub's current state.
-    """
-
-    def __init__(self, connection: redis.Redis, prefix: str) -> None:
-        self._cache = RedisCache(connection, prefix)
-        self._async_cache = _ThreadedRedisCache(self._cache)
-
-    def get_cache_storage(self) -> RedisCache:
-        return self._cache
-
-    async def get_async_cache_storage(self) -> AsyncBaseCache:
-        return self._async_cache
-
-    def get_hishel_storage(self):
-        raise CacheUnsupportedError("HTTP response caching is off for the App's clients")
-
-    async def get_async_hishel_storage(self):
-        raise CacheUnsupportedError("HTTP response caching is off for the App's clients")
 
 
 def root_cause(exc: BaseException) -> BaseException:
@@ -256,6 +214,11 @@ def explain(exc: BaseException, where: str, retry: RetryPolicy) -> str:
         status = cause.response.status_code
         if status >= 500 or status == 429:
             return f"GitHub kept failing on {where} ({status}) {tries}. {later}"
+        lacking = lacking_permission(cause)
+        if lacking:
+            return f"GitHub refused {where} ({status}: {_github_message(cause)}): " + (
+                grant_sentence(lacking)
+            )
         return _REFUSALS.get(status, "GitHub answered {status} to {where}.").format(
             where=where, status=status, message=_github_message(cause)
         )
@@ -264,11 +227,26 @@ def explain(exc: BaseException, where: str, retry: RetryPolicy) -> str:
     return f"GitHub could not be reached for {where} ({describe(cause)}) {tries}. {later}"
 
 
+def lacking_permission(exc: BaseException) -> dict[str, str] | None:
+    """The App permission a 403 or 422 from GitHub says is missing, or None: read from
+    GitHub's message, its X-Accepted-GitHub-Permissions header, or the endpoint."""
+    cause = root_cause(exc)
+    if not isinstance(cause, RequestFailed) or cause.response.status_code not in (403, 422):
+        return None
+    request = _request_of(cause)
+    return refused_permission(
+        cause.response.status_code,
+        _github_message(cause),
+        request.method if request is not None else "",
+        request.url.path if request is not None else "",
+        cause.response.headers.get("X-Accepted-GitHub-Permissions", ""),
+    )
+
+
 _REFUSALS = {
     401: "GitHub did not accept the App's credentials for {where}: check GITHUB_APP_ID and "
     "the private key, and that the App is installed.",
-    403: "GitHub refused {where} (403): the App needs write access to issues, pull requests, "
-    "contents and checks on this repository.",
+    403: "GitHub refused {where} (403: {message}).",
     404: "GitHub found nothing for {where} (404): check that the repository exists and the "
     "App is installed on it.",
     409: "GitHub rejected {where} (409: {message}).",
@@ -317,7 +295,7 @@ def app_client(
             "GitHub calls need GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY "
             "(or GITHUB_APP_PRIVATE_KEY_PATH) of the registered App"
         )
-    auth = AppAuthStrategy(settings.github_app_id, private_key).as_installation(installation_id)
+    auth = GrantKeepingInstallationAuth(settings.github_app_id, private_key, installation_id)
     return GitHub(
         auth,
         base_url=settings.github_api_url,

@@ -10,7 +10,12 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
+
+if TYPE_CHECKING:
+    from app.github.protection import BranchRules
+
+from app.untrusted import linear
 
 Permission = Literal["admin", "maintain", "write", "triage", "read", "none"]
 PERMISSION_RANK: dict[str, int] = {
@@ -143,19 +148,26 @@ def validate_branch(name: str) -> str:
 
 # GitHub's rules: logins are letters, digits and single inner hyphens (39 at most);
 # repository names are letters, digits, '.', '_' and '-' (100 at most), never '.' or '..'.
-_LOGIN_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")
-_REPO_NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
+# RE2 (linear, and `$` is the end of the text); the 39-character limit is checked by length
+# because RE2 has no look-ahead.
+_LOGIN_RE = linear(r"^[A-Za-z0-9](?:-?[A-Za-z0-9])*$")
+_REPO_NAME_RE = linear(r"^[A-Za-z0-9._-]{1,100}$")
+
+
+def is_login(value: str) -> bool:
+    """True when `value` follows GitHub's rule for account names."""
+    return len(value) <= 39 and _LOGIN_RE.fullmatch(value) is not None
 
 
 def validate_repo_name(owner: str, name: str) -> RepoRef:
     """`owner/name` as a RepoRef if both follow GitHub's naming rules, else ForgeError saying
     which rule is broken (also keeps them from reaching a URL path unchecked)."""
-    if not _LOGIN_RE.match(owner):
+    if not is_login(owner):
         raise ForgeError(
             f"{owner[:60]!r} is not a GitHub account name: use 1 to 39 letters, digits and "
             "single hyphens, not starting or ending with a hyphen."
         )
-    if not _REPO_NAME_RE.match(name) or name in (".", ".."):
+    if not _REPO_NAME_RE.fullmatch(name) or name in (".", ".."):
         raise ForgeError(
             f"{name[:120]!r} is not a GitHub repository name: use 1 to 100 letters, digits, "
             "'.', '_' and '-'."
@@ -189,31 +201,6 @@ def validate_path(path: str) -> str:
     if problem:
         raise ForgeError(f"File path {path[:120]!r} is not valid: it {problem}.")
     return path
-
-
-def branch_protection(
-    required_reviews: int, required_checks: list[str], enforce_admins: bool
-) -> dict[str, Any]:
-    """Branch protection as GitHub's PUT …/branches/{branch}/protection takes it (LocalForge
-    records the same): pull requests with `required_reviews` approvals, stale ones dismissed,
-    the checks passing on an up-to-date branch, no push restrictions. Checks go in `checks`,
-    never next to the closing-down `contexts`: GitHub refuses a body with both (422)."""
-    if not 0 <= required_reviews <= 6:
-        raise ForgeError(
-            f"required_reviews must be 0 to 6 (GitHub's range), not {required_reviews}."
-        )
-    checks = list(dict.fromkeys(c.strip() for c in required_checks if c.strip()))
-    return {
-        "required_status_checks": (
-            {"strict": True, "checks": [{"context": c} for c in checks]} if checks else None
-        ),
-        "enforce_admins": enforce_admins,
-        "required_pull_request_reviews": {
-            "dismiss_stale_reviews": True,
-            "required_approving_review_count": required_reviews,
-        },
-        "restrictions": None,
-    }
 
 
 def git_blob_sha(content: str) -> str:
@@ -269,6 +256,11 @@ class Forge(Protocol):
         """The user's permission on the repository (collaborator-permission API)."""
         ...
 
+    async def granted_permissions(self, repo: RepoRef) -> dict[str, str] | None:
+        """The App permissions the installation on `repo` granted (`{"contents": "write",
+        …}`, as GitHub's installation token lists them), or None when unknown."""
+        ...
+
     async def create_check_run(
         self,
         repo: RepoRef,
@@ -288,6 +280,11 @@ class Forge(Protocol):
 
     async def get_review(self, repo: RepoRef, number: int, review_id: int) -> Review:
         """Review `review_id` of pull request `number` with all its line comments."""
+        ...
+
+    async def list_reviews(self, repo: RepoRef, number: int) -> list[Review]:
+        """Every submitted review of pull request `number`, oldest first, without their
+        line comments (who approved, who asked for changes)."""
         ...
 
     async def reply_to_review_comment(
@@ -312,17 +309,22 @@ class Forge(Protocol):
         in personal accounts."""
         ...
 
+    async def get_branch_protection(self, repo: RepoRef, branch: str) -> BranchRules | None:
+        """The branch's current protection, or None when it has none."""
+        ...
+
     async def protect_branch(
         self,
         repo: RepoRef,
         branch: str,
         *,
         required_reviews: int = 1,
-        required_checks: list[str],
+        required_checks: list[str] = (),  # type: ignore[assignment]
         enforce_admins: bool = True,
+        rules: BranchRules | None = None,
     ) -> None:
         """Protect `branch`: changes only through pull requests with `required_reviews`
         approvals (stale ones dismissed on new pushes), the `required_checks` passing on an
-        up-to-date branch, and administrators bound too when `enforce_admins`. Replaces any
-        protection the branch had."""
+        up-to-date branch, and administrators bound too when `enforce_admins`; or exactly
+        `rules` when given. Replaces any protection the branch had."""
         ...

@@ -23,31 +23,35 @@ from githubkit import GitHub
 from githubkit.exception import GitHubException, RequestFailed
 from githubkit.throttling import BaseThrottler
 
-from app.agent.todo import marker
 from app.config import Settings
-from app.github.auth import RetryPolicy, api_version, app_client, explain, is_status
+from app.github.auth import (
+    RetryPolicy,
+    api_version,
+    app_client,
+    explain,
+    is_status,
+    lacking_permission,
+)
 from app.github.forge import (
     CHECK_CONCLUSIONS,
-    PERMISSION_RANK,
-    REACTIONS,
     CommitInfo,
     ForgeError,
-    Permission,
     PullRequestInfo,
     RepoRef,
     git_blob_sha,
     validate_branch,
     validate_path,
 )
+from app.github.github_access import GitHubAccess
+from app.github.github_comments import GitHubComments
 from app.github.github_repos import GitHubRepositories
 from app.github.github_reviews import GitHubReviews
 
-PERMISSION_TTL = 60
 CHECK_SUMMARY_LIMIT = 65_535  # GitHub rejects longer check-run summaries
 REF_RACE_ATTEMPTS = 3
 
 
-class GitHubForge(GitHubRepositories, GitHubReviews):
+class GitHubForge(GitHubComments, GitHubAccess, GitHubRepositories, GitHubReviews):
     """The `Forge` protocol on GitHub. One instance per job is fine: tokens live in Redis.
     Without a `throttler`, each installation's client paces its writes through the budget
     all workers share in Redis (`RedisWriteThrottler`)."""
@@ -109,101 +113,6 @@ class GitHubForge(GitHubRepositories, GitHubReviews):
 
     def _count(self, operation: str) -> None:
         self.writes[operation] += 1
-
-    # -- comments and reactions -------------------------------------------------------------
-
-    async def upsert_todo_comment(
-        self, repo: RepoRef, number: int, session_id: str, body: str, comment_id: int | None
-    ) -> int:
-        """Edit our todo comment (by id, else found by its marker), or create it."""
-        tag = marker(session_id)
-        if tag not in body:
-            body = f"{tag}\n{body}"
-        rest = self._rest(repo)
-        async with self._errors("updating the todo comment", repo):
-            if comment_id is not None:
-                try:
-                    self._count("update_comment")
-                    await rest.issues.async_update_comment(
-                        repo.owner, repo.name, comment_id, body=body
-                    )
-                    return comment_id
-                except RequestFailed as exc:
-                    if exc.response.status_code != 404:  # 404: someone deleted it
-                        raise
-            found = await self._find_comment(repo, number, tag)
-            if found is not None:
-                if found.body != body:
-                    self._count("update_comment")
-                    await rest.issues.async_update_comment(
-                        repo.owner, repo.name, found.id, body=body
-                    )
-                return found.id
-            self._count("create_comment")
-            created = await rest.issues.async_create_comment(
-                repo.owner, repo.name, number, body=body
-            )
-            return created.parsed_data.id
-
-    async def _find_comment(self, repo: RepoRef, number: int, tag: str) -> Any | None:
-        """The oldest comment by a Bot (the App) on the issue whose body holds `tag`."""
-        client = self._client(repo)
-        pages = client.rest.paginate(
-            self._rest(repo).issues.async_list_comments,
-            owner=repo.owner,
-            repo=repo.name,
-            issue_number=number,
-            per_page=100,
-            headers={"X-GitHub-Api-Version": self._version},
-        )
-        async for comment in pages:
-            user = comment.user
-            if user is not None and user.type == "Bot" and tag in (comment.body or ""):
-                return comment
-        return None
-
-    async def post_comment(self, repo: RepoRef, number: int, body: str) -> int:
-        async with self._errors("posting a comment", repo):
-            self._count("create_comment")
-            resp = await self._rest(repo).issues.async_create_comment(
-                repo.owner, repo.name, number, body=body
-            )
-            return resp.parsed_data.id
-
-    async def add_reaction(self, repo: RepoRef, comment_id: int, content: str) -> None:
-        if content not in REACTIONS:
-            raise ForgeError(
-                f"{content!r} is not a GitHub reaction: use one of {sorted(REACTIONS)}."
-            )
-        async with self._errors("adding a reaction", repo):
-            self._count("create_reaction")
-            await self._rest(repo).reactions.async_create_for_issue_comment(
-                repo.owner, repo.name, comment_id, content=content
-            )
-
-    async def list_reactions(self, repo: RepoRef, comment_id: int) -> list[tuple[str, str]]:
-        """(login, content) of every reaction on the comment, all pages; [] if it is gone."""
-        client = self._client(repo)
-        pages = client.rest.paginate(
-            self._rest(repo).reactions.async_list_for_issue_comment,
-            owner=repo.owner,
-            repo=repo.name,
-            comment_id=comment_id,
-            per_page=100,
-            headers={"X-GitHub-Api-Version": self._version},
-        )
-        found: list[tuple[str, str]] = []
-        async with self._errors("reading reactions", repo):
-            try:
-                async for item in pages:
-                    # A deleted account's reactions stay, without a user: GitHub shows "ghost".
-                    login = item.user.login if item.user is not None else "ghost"
-                    found.append((login, item.content))
-            except RequestFailed as exc:
-                if exc.response.status_code != 404:  # 404: the comment was deleted
-                    raise
-                return []
-        return found
 
     # -- repository contents ----------------------------------------------------------------
 
@@ -293,7 +202,10 @@ class GitHubForge(GitHubRepositories, GitHubReviews):
                         self._count("create_ref")
                         await rest.git.async_create_ref(o, r, ref=f"refs/heads/{branch}", sha=sha)
                 except RequestFailed as exc:
-                    if exc.response.status_code == 422 and attempt + 1 < REF_RACE_ATTEMPTS:
+                    # 422 is also how GitHub refuses a workflow file without `workflows`:
+                    # a rebuild cannot help there.
+                    race = is_status(exc, 422) and lacking_permission(exc) is None
+                    if race and attempt + 1 < REF_RACE_ATTEMPTS:
                         continue
                     raise
                 return CommitInfo(sha=sha, branch=branch, changed=True)
@@ -380,33 +292,6 @@ class GitHubForge(GitHubRepositories, GitHubReviews):
             await self._rest(repo).issues.async_add_labels(
                 repo.owner, repo.name, number, labels=labels
             )
-
-    # -- permissions ------------------------------------------------------------------------
-
-    async def permission(self, repo: RepoRef, username: str) -> Permission:
-        """The user's role on the repository, cached in Redis for a minute for all workers."""
-        key = self._settings.key("perm", repo.owner.lower(), repo.name.lower(), username.lower())
-        cached = self._redis.get(key)
-        if cached is not None:
-            return cached.decode() if isinstance(cached, bytes) else cached  # type: ignore[return-value]
-        async with self._errors(f"reading {username}'s permission", repo):
-            try:
-                resp = await self._rest(repo).repos.async_get_collaborator_permission_level(
-                    repo.owner, repo.name, username
-                )
-                data = resp.parsed_data
-                # `permission` folds maintain into write and triage into read; `role_name`
-                # keeps them (and names custom roles, which we map through `permission`).
-                role = (
-                    data.role_name if data.role_name in ("maintain", "triage") else data.permission
-                )
-                level: Permission = role if role in PERMISSION_RANK else "read"  # type: ignore[assignment]
-            except RequestFailed as exc:
-                if exc.response.status_code != 404:  # 404: no such user, or not visible
-                    raise
-                level = "none"
-        self._redis.set(key, level, ex=PERMISSION_TTL)
-        return level
 
 
 def _pull_info(pull: Any, branch: str, *, created: bool) -> PullRequestInfo:

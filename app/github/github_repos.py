@@ -1,7 +1,7 @@
 """Repository administration on GitHub for `GitHubForge`: creating an organization's
 repository (empty or from a template repository) and protecting a branch.
 
-Both need the App's "Administration: read and write" repository permission. The installation
+Both need the App's "Administration: Read and write" repository permission. The installation
 to act as is looked up for the owner, signed as the App, because a new repository may belong
 to another organization than the issue that asked for it.
 """
@@ -20,16 +20,17 @@ from githubkit import AppAuthStrategy, GitHub
 from githubkit.exception import RequestFailed
 
 from app.config import ConfigError
-from app.github.auth import RetryPolicy, _github_message, is_status
+from app.github.auth import RetryPolicy, _github_message, is_status, lacking_permission
 from app.github.forge import (
     ForgeError,
     RepoInfo,
     RepoRef,
-    branch_protection,
     template_ref,
     validate_branch,
     validate_repo_name,
 )
+from app.github.permissions import REPO_CREATION, grant_sentence
+from app.github.protection import BranchRules, branch_protection
 
 if TYPE_CHECKING:
     from app.config import Settings
@@ -39,8 +40,8 @@ if TYPE_CHECKING:
 # IDP_GITHUB_RETRY_BASE_DELAY (1, 2, 4, 8 s by default).
 BRANCH_WAIT_ATTEMPTS = 5
 ADMIN_PERMISSION = (
-    "the App needs the 'Administration: read and write' repository permission (App settings → "
-    "Permissions), accepted by the organization's owners"
+    "the App needs the **Administration: Read and write** repository permission (the App's "
+    "settings page → Permissions & events), accepted by the organization's owners"
 )
 
 
@@ -133,13 +134,17 @@ class GitHubRepositories:
         branch: str,
         *,
         required_reviews: int = 1,
-        required_checks: list[str],
+        required_checks: list[str] = (),  # type: ignore[assignment]
         enforce_admins: bool = True,
+        rules: BranchRules | None = None,
     ) -> None:
         """PUT /repos/{owner}/{repo}/branches/{branch}/protection (idempotent: it replaces)."""
         validate_branch(branch)
         validate_repo_name(repo.owner, repo.name)
-        body = branch_protection(required_reviews, required_checks, enforce_admins)
+        if rules is not None:
+            body = rules.body()
+        else:
+            body = branch_protection(required_reviews, list(required_checks), enforce_admins)
         url = f"/repos/{repo.owner}/{repo.name}/branches/{quote(branch)}/protection"
         client = self._client(repo)
         async with self._admin_errors(f"protecting branch {branch}", repo):
@@ -162,6 +167,25 @@ class GitHubRepositories:
                         ) from exc
                 await anyio.sleep(self._settings.github_retry_base_delay * 2**attempt)
 
+    async def get_branch_protection(self, repo: RepoRef, branch: str) -> BranchRules | None:
+        """GET …/branches/{branch}/protection; None on GitHub's 404 "Branch not protected"
+        (or a branch that does not exist yet: nothing to keep then either)."""
+        validate_branch(branch)
+        validate_repo_name(repo.owner, repo.name)
+        url = f"/repos/{repo.owner}/{repo.name}/branches/{quote(branch)}/protection"
+        client = self._client(repo)
+        async with self._admin_errors(f"reading the protection of branch {branch}", repo):
+            try:
+                resp = await client.arequest(
+                    "GET", url, headers={"X-GitHub-Api-Version": self._version}
+                )
+            except RequestFailed as exc:
+                if is_status(exc, 404):
+                    return None
+                raise
+            data = resp.json()
+        return BranchRules.from_github(data if isinstance(data, dict) else {})
+
     # -- plumbing ---------------------------------------------------------------------------
 
     @asynccontextmanager
@@ -174,9 +198,9 @@ class GitHubRepositories:
             except RequestFailed as exc:
                 if is_status(exc, 403):
                     raise ForgeError(
-                        f"GitHub refused {what} (403: {_github_message(exc)}): {ADMIN_PERMISSION}"
-                        ". Protected branches on private repositories also need GitHub Team or "
-                        "Enterprise."
+                        f"GitHub refused {what} (403: {_github_message(exc)}): "
+                        f"{grant_sentence(lacking_permission(exc) or REPO_CREATION)} Protected "
+                        "branches on private repositories also need GitHub Team or Enterprise."
                     ) from exc
                 raise
 

@@ -58,6 +58,28 @@ class GitHubReviews:
             comments=tuple(comments),
         )
 
+    async def list_reviews(self, repo: RepoRef, number: int) -> list[Review]:
+        """GET …/pulls/{n}/reviews, every page, oldest first; without line comments."""
+        rest = self._rest(repo)
+        async with self._errors(f"listing the reviews of #{number}", repo):
+            pages = self._client(repo).rest.paginate(
+                rest.pulls.async_list_reviews,
+                owner=repo.owner,
+                repo=repo.name,
+                pull_number=number,
+                per_page=100,
+                headers={"X-GitHub-Api-Version": self._version},
+            )
+            return [
+                Review(
+                    id=item.id,
+                    author=item.user.login if item.user is not None else GHOST,
+                    state=str(item.state).lower(),
+                    body=item.body or "",
+                )
+                async for item in pages
+            ]
+
     async def reply_to_review_comment(
         self, repo: RepoRef, number: int, comment_id: int, body: str
     ) -> int:

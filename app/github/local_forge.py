@@ -11,16 +11,11 @@ it (the App's reactions as bare contents, a person's as {"user", "content"}); `p
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import json
-import os
 import re
-import subprocess
 import tempfile
 import threading
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,41 +28,39 @@ from app.github.forge import (
     ForgeError,
     Permission,
     PullRequestInfo,
-    RepoInfo,
     RepoRef,
-    branch_protection,
-    template_ref,
     validate_branch,
     validate_path,
-    validate_repo_name,
 )
+from app.github.local_git import NO_REF as _NO_REF
+from app.github.local_git import git as _git
+from app.github.local_git import json_file as _json_file
+from app.github.local_git import locked as _locked
+from app.github.local_repos import LocalRepositories
 from app.github.local_reviews import LocalReviews
+from app.github.permissions import APP_PERMISSIONS, REPO_CREATION
 
-# Fixed identity and no user or system git config: works on a machine with no git setup,
-# and a global `commit.gpgsign` or hook path cannot get in the way.
-_GIT_ENV = {
-    "GIT_AUTHOR_NAME": "IDP Copilot",
-    "GIT_AUTHOR_EMAIL": "idp-copilot@localhost",
-    "GIT_COMMITTER_NAME": "IDP Copilot",
-    "GIT_COMMITTER_EMAIL": "idp-copilot@localhost",
-    "GIT_CONFIG_NOSYSTEM": "1",
-    "GIT_CONFIG_GLOBAL": os.devnull,
-    "GIT_TERMINAL_PROMPT": "0",
-}
-_NO_REF = "0" * 40  # update-ref's "must not exist yet"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _SHA = re.compile(r"^[0-9a-f]{7,40}$")
 # Who the App's own reactions are from, as GitHub names an App's bot user.
 APP_LOGIN = "idp-copilot[bot]"
 
 
-class LocalForge(LocalReviews):
+class LocalForge(LocalRepositories, LocalReviews):
     """The `Forge` protocol on local files; `permissions` maps usernames to roles (default
-    "admin": the local user owns the local repository)."""
+    "admin": the local user owns the local repository); `granted` is what the App's
+    installation grants (default: every permission the App asks for)."""
 
-    def __init__(self, root: Path, *, permissions: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        permissions: dict[str, str] | None = None,
+        granted: dict[str, str] | None = None,
+    ) -> None:
         self.root = Path(root).resolve()  # PR links are file:// URIs: absolute
         self._permissions = {k.lower(): v for k, v in (permissions or {}).items()}
+        self.granted = dict(APP_PERMISSIONS | REPO_CREATION if granted is None else granted)
         self._init_lock = threading.Lock()
         self.writes: Counter[str] = Counter()
 
@@ -187,7 +180,7 @@ class LocalForge(LocalReviews):
     async def read_file(self, repo: RepoRef, path: str, ref: str | None = None) -> str | None:
         validate_path(path)
         ref = ref or "main"
-        if not _SHA.match(ref):
+        if not _SHA.fullmatch(ref):
             validate_branch(ref)  # also keeps a ref that looks like an option away from git
 
         def read() -> str | None:
@@ -320,156 +313,20 @@ class LocalForge(LocalReviews):
         if labels:
             await asyncio.to_thread(record)
 
+    async def granted_permissions(self, repo: RepoRef) -> dict[str, str] | None:
+        return dict(self.granted)
+
     async def permission(self, repo: RepoRef, username: str) -> Permission:
         level = self._permissions.get(username.lower(), "admin")
         return level if level in PERMISSION_RANK else "none"  # type: ignore[return-value]
 
-    # -- repository administration ----------------------------------------------------------
-
-    def repository_settings(self, repo: RepoRef) -> dict[str, Any] | None:
-        """What `create_repository` was asked for (private, description, template), or None
-        for a repository it did not create."""
-        path = self._area("settings", repo).with_suffix(".json")
-        return json.loads(path.read_text()) if path.exists() else None
-
-    def protection(self, repo: RepoRef) -> dict[str, dict[str, Any]]:
-        """Branch → the protection `protect_branch` recorded, as GitHub's API spells it."""
-        path = self._area("protection", repo).with_suffix(".json")
-        return json.loads(path.read_text()) if path.exists() else {}
-
-    async def create_repository(
-        self,
-        owner: str,
-        name: str,
-        *,
-        private: bool = True,
-        description: str = "",
-        template: str | None = None,
-    ) -> RepoInfo:
-        """A new local repository with a README on `main`, or with the files of the local
-        template repository's `main` in one fresh commit; an existing one is returned."""
-        repo = validate_repo_name(owner, name)
-        source = template_ref(template)
-        return await asyncio.to_thread(self._create_repo, repo, private, description, source)
-
-    def _create_repo(
-        self, repo: RepoRef, private: bool, description: str, source: RepoRef | None
-    ) -> RepoInfo:
-        with _locked(self._area("settings", repo).with_suffix(".lock")):
-            created = not (self.repo_path(repo) / ".git").is_dir()
-            if created and source is not None:
-                self._generate(repo, source)
-            cwd = self._ensure_repo(repo)
-            if created:
-                wanted = {"private": private, "description": description}
-                wanted["template"] = source.full_name if source else None
-                with _json_file(self._area("settings", repo).with_suffix(".json"), {}) as data:
-                    data.update(wanted)
-                self.writes["create_repository"] += 1
-        recorded = self.repository_settings(repo) or {}
-        private = bool(recorded.get("private", True))
-        return RepoInfo(repo.owner, repo.name, cwd.as_uri(), "main", private, created)
-
-    def _generate(self, repo: RepoRef, source: RepoRef) -> None:
-        """Like GitHub's generate: the template's files in one new commit, not its history."""
-        template = self.repo_path(source)
-        if not (template / ".git").is_dir() or not _has_branch(template, "main"):
-            raise ForgeError(
-                f"There is no template repository {source.full_name} in {self.root / 'repos'}: "
-                "create it there (a git repository with a main branch), or leave template empty."
-            )
-        path = self.repo_path(repo)
-        path.mkdir(parents=True, exist_ok=True)
-        with self._init_lock:
-            _git(path, "init", "-q", "-b", "main")
-            _git(path, "fetch", "-q", "--no-tags", str(template), "refs/heads/main")
-            tree = _git(path, "rev-parse", "FETCH_HEAD^{tree}")
-            message = f"Initial commit from template {source.full_name}"
-            sha = _git(path, "commit-tree", tree, "--no-gpg-sign", "-m", message)
-            _git(path, "update-ref", "refs/heads/main", sha, _NO_REF)
-
-    async def protect_branch(
-        self,
-        repo: RepoRef,
-        branch: str,
-        *,
-        required_reviews: int = 1,
-        required_checks: list[str],
-        enforce_admins: bool = True,
-    ) -> None:
-        validate_branch(branch)
-        rules = branch_protection(required_reviews, required_checks, enforce_admins)
-
-        def record() -> None:
-            cwd = self._ensure_repo(repo)
-            if not _has_branch(cwd, branch):
-                raise ForgeError(f"Branch {branch} does not exist in {cwd}: push it first.")
-            with _json_file(self._area("protection", repo).with_suffix(".json"), {}) as rules_of:
-                rules_of[branch] = rules
-            self.writes["protect_branch"] += 1
-
-        await asyncio.to_thread(record)
-
-
-def _has_branch(cwd: Path, branch: str) -> bool:
-    return _git(cwd, "rev-parse", "--verify", "-q", f"refs/heads/{branch}", check=False) is not None
-
 
 def _safe(part: str) -> str:
     """An owner or repository name fit to be one folder name."""
-    if not _NAME.match(part) or part in (".", ".."):
+    if not _NAME.fullmatch(part) or part in (".", ".."):
         raise ForgeError(f"{part[:60]!r} is not a valid GitHub owner or repository name.")
     return part
 
 
 def _comment_files(folder: Path) -> list[Path]:
     return sorted((p for p in folder.glob("*.md") if p.stem.isdigit()), key=lambda p: int(p.stem))
-
-
-def _git(
-    cwd: Path,
-    *args: str,
-    stdin: str | None = None,
-    env: dict[str, str] | None = None,
-    check: bool = True,
-    strip: bool = True,
-) -> Any:
-    """Run git (never through a shell); its output, or None when `check` is off and git
-    fails. A failure with `check` on is a ForgeError naming the command and git's reason."""
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    result = subprocess.run(
-        ["git", *args],
-        cwd=cwd,
-        input=stdin.encode() if stdin is not None else None,
-        capture_output=True,
-        env={**inherited, **_GIT_ENV, **(env or {})},
-        check=False,
-    )
-    if result.returncode != 0:
-        if not check:
-            return None
-        reason = result.stderr.decode(errors="replace").strip().splitlines() or ["no output"]
-        raise ForgeError(f"git {args[0]} failed in {cwd}: {reason[-1]}")
-    out = result.stdout.decode("utf-8", errors="replace")
-    return out.strip() if strip else out
-
-
-@contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
-    """An exclusive lock between threads and processes (the web and worker processes may
-    share one LocalForge root)."""
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
-
-
-@contextmanager
-def _json_file(path: Path, default: Any) -> Iterator[Any]:
-    """Read-modify-write of a JSON file under its lock; written atomically on success."""
-    with _locked(path.with_name(path.name + ".lock")):
-        data = json.loads(path.read_text()) if path.exists() else default
-        yield data
-        scratch = path.with_name(path.name + ".tmp")
-        scratch.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-        os.replace(scratch, path)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.github.forge import ForgeError, RepoRef, Review, ReviewComment, validate_path
+from app.github.local_git import json_file
 
 APP_LOGIN = "idp-copilot[bot]"
 REVIEW_STATES = ("approved", "changes_requested", "commented")
@@ -101,6 +102,17 @@ class LocalReviews:
 
         return await asyncio.to_thread(read)
 
+    async def list_reviews(self, repo: RepoRef, number: int) -> list[Review]:
+        def read() -> list[Review]:
+            data = _load(self._reviews_file(repo))
+            return [
+                Review(int(rid), r["author"], r["state"], r["body"])
+                for rid, r in sorted(data["reviews"].items(), key=lambda item: int(item[0]))
+                if r["number"] == number
+            ]
+
+        return await asyncio.to_thread(read)
+
     async def reply_to_review_comment(
         self, repo: RepoRef, number: int, comment_id: int, body: str
     ) -> int:
@@ -140,8 +152,5 @@ def _next_id(data: dict[str, Any]) -> int:
 
 
 def _store(path: Path) -> Any:
-    # The LocalForge's locked read-modify-write; imported here, where it is used, because
-    # local_forge imports this module.
-    from app.github.local_forge import _json_file
-
-    return _json_file(path, _empty())
+    """The LocalForge's locked read-modify-write of the reviews file."""
+    return json_file(path, _empty())

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, Field, field_validator
 
+from tools.approval import ApprovalScope
 from tools.cluster import FIELD_MANAGER, Cluster, ClusterError, KubernetesCluster
 from tools.deploy import (
     apply_all,
@@ -195,7 +196,9 @@ async def deploy_to_staging(args: DeployInput, ctx: ToolContext) -> DeployOutput
     policy, repo, namespace = _place(ctx)
     folder = args.manifests_dir or MANIFESTS_DIR.format(name=args.service)
     sources = files_in(ctx.files, folder)
-    from_repo = not sources
+    # An approved deploy applies only the files whose digest was approved, which the loop
+    # passes in; reading others from the repository would apply what nobody saw.
+    from_repo = not sources and not ctx.approved
     if from_repo:
         sources = await files_from_repo(ctx, folder)
     if not sources:
@@ -271,6 +274,40 @@ def _set_image(
     )
 
 
+def namespace_scope(
+    args: NamespaceInput, files: dict[str, str], repo: Any, settings: Any
+) -> ApprovalScope:
+    """What `/idp apply` approves for create_k8s_namespace: this repository's namespace."""
+    return ApprovalScope(f"namespace `{_scope_namespace(repo, settings)}`")
+
+
+def deploy_scope(
+    args: DeployInput, files: dict[str, str], repo: Any, settings: Any
+) -> ApprovalScope:
+    """What `/idp apply` approves for deploy_to_staging: the namespace, the base manifests
+    and the staging overlay built over them."""
+    folder = args.manifests_dir or MANIFESTS_DIR.format(name=args.service)
+    applied = files_in(files, folder)
+    overlay_path = _overlay_path(folder)
+    if overlay_path in files:
+        applied[overlay_path] = files[overlay_path]
+    return ApprovalScope(f"namespace `{_scope_namespace(repo, settings)}`", applied)
+
+
+def _overlay_path(folder: str) -> str:
+    """The staging overlay's kustomization beside a service's `k8s/base` folder."""
+    return f"{folder.removesuffix('/base').removesuffix('base')}/{STAGING_OVERLAY}".lstrip("/")
+
+
+def _scope_namespace(repo: Any, settings: Any) -> str:
+    if repo is None or settings is None:
+        return "this repository's staging namespace"
+    try:
+        return StagingPolicy.from_settings(settings).namespace_for(repo.full_name)
+    except StagingPolicyError:
+        return "(the operator's staging settings are invalid)"
+
+
 async def _rollout(
     ctx: ToolContext,
     cluster: Cluster,
@@ -308,7 +345,7 @@ async def _staging_overlay(
     """The staging kustomization next to the base, from where the base came (the workspace
     or the repository); else rendered again from the session's request, the values the App
     wrote it from."""
-    path = f"{folder.removesuffix('/base').removesuffix('base')}/{STAGING_OVERLAY}".lstrip("/")
+    path = _overlay_path(folder)
     text = ctx.files.get(path)
     if from_repo and ctx.forge is not None and ctx.repo is not None:
         text = await ctx.forge.read_file(ctx.repo, path)
@@ -342,6 +379,7 @@ TOOLS = [
         aliases=["create_namespace"],
         side_effect="external",
         requires_approval=True,
+        approval_scope=namespace_scope,
     ),
     ToolSpec(
         name="deploy_to_staging",
@@ -358,5 +396,6 @@ TOOLS = [
         aliases=["deploy_staging"],
         side_effect="external",
         requires_approval=True,
+        approval_scope=deploy_scope,
     ),
 ]

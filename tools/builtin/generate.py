@@ -107,7 +107,7 @@ class ValidateFilesOutput(BaseModel):
 def validate_project_name_and_type(args: NameAndTypeInput, ctx: ToolContext) -> NameAndTypeOutput:
     """Normalize name, type and language; a bad value raises with the rule and a fix."""
     name = args.name.strip().lower()
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise ToolError(f"{NAME_RULE}; try '{suggest_name(args.name)}'")
     kind = _TYPE_ALIASES.get(args.type.strip().lower(), args.type.strip().lower())
     if kind not in SERVICE_TYPES:

@@ -2,26 +2,38 @@
 
 Both wait for approval (`/idp apply`) and act through the Forge: on GitHub a repository of
 an organization the App is installed on, empty or generated from a template repository;
-locally a git repository under the LocalForge root. Both are safe to repeat: a repository
-that exists is reused as it is, and protection is replaced by the same rules.
+locally a git repository under the LocalForge root.
+
+They stay on their own ground: they touch only repositories they created for this session
+(recorded on the session), so a retry reuses the session's own repository and any other
+existing repository is refused. Protection only ever gets stricter: the branch's current
+protection is read first, and each of its rules that is stricter than the one asked for is
+kept (more reviews, more checks, admins bound, linear history, push restrictions…).
 """
 
 from __future__ import annotations
 
-import re
+from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
-from app.github.forge import Forge, ForgeError, RepoInfo
+from app.github.forge import Forge, ForgeError, RepoInfo, RepoRef, is_login
+from app.github.protection import BranchRules
+from app.untrusted import linear
+from tools.approval import ApprovalScope
 from tools.render_workflow import workflow
 from tools.service import NAME_RE, NAME_RULE, ServiceRequest, suggest_name
 from tools.spec import ToolContext, ToolError, ToolSpec
 
-# GitHub account names: letters, digits and single inner hyphens, 39 at most.
-OWNER_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")
-TEMPLATE_RE = re.compile(
-    r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}/[A-Za-z0-9._-]{1,100}$"
-)
+# GitHub repository names (owners: app.github.forge.is_login); RE2, whole value only.
+_REPO_PART_RE = linear(r"^[A-Za-z0-9._-]{1,100}$")
+
+
+def _is_template(value: str) -> bool:
+    owner, slash, name = value.partition("/")
+    return bool(slash) and is_login(owner) and _REPO_PART_RE.fullmatch(name) is not None
+
+
 DESCRIPTION_LIMIT = 350  # GitHub cuts longer repository descriptions
 
 
@@ -45,7 +57,7 @@ class CreateRepositoryInput(BaseModel):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not NAME_RE.match(value):
+        if not NAME_RE.fullmatch(value):
             raise ValueError(
                 f"{NAME_RULE.replace('service', 'repository')}; try '{suggest_name(value)}'"
             )
@@ -57,7 +69,7 @@ class CreateRepositoryInput(BaseModel):
         if value is None or not value.strip():
             return None
         value = value.strip().lstrip("@")
-        if not OWNER_RE.match(value):
+        if not is_login(value):
             raise ValueError(
                 "an owner is a GitHub organization name: letters, digits and single hyphens, "
                 "at most 39 characters"
@@ -70,7 +82,7 @@ class CreateRepositoryInput(BaseModel):
         if value is None or not value.strip():
             return None
         value = value.strip().removesuffix(".git")
-        if not TEMPLATE_RE.match(value):
+        if not _is_template(value):
             raise ValueError("a template is named OWNER/REPO, e.g. acme/service-template")
         return value
 
@@ -145,9 +157,11 @@ def _owner(args: CreateRepositoryInput, ctx: ToolContext) -> str:
 
 
 async def _create(args: CreateRepositoryInput, ctx: ToolContext) -> RepoInfo:
+    """Create the repository and record it on the session; an existing repository is
+    reused only when this session created it."""
     owner = _owner(args, ctx)
     try:
-        return await _forge(ctx).create_repository(
+        info = await _forge(ctx).create_repository(
             owner,
             args.name,
             private=args.private,
@@ -156,6 +170,27 @@ async def _create(args: CreateRepositoryInput, ctx: ToolContext) -> RepoInfo:
         )
     except ForgeError as exc:
         raise ToolError(f"Creating the repository {owner}/{args.name} failed: {exc}") from None
+    mine = ctx.session.created_repos if ctx.session is not None else []
+    key = info.full_name.lower()
+    if info.created:
+        if ctx.session is not None and key not in mine:
+            mine.append(key)
+    elif key not in mine:
+        raise ToolError(
+            f"{info.full_name} already exists and the App did not create it for this request, "
+            "so it leaves it alone: the repository tools touch only repositories they created "
+            "here. Choose another name, or ask an administrator of "
+            f"{info.owner} to set that repository up."
+        )
+    return info
+
+
+def repository_scope(
+    args: CreateRepositoryInput, files: dict[str, str], repo: RepoRef | None, settings: Any
+) -> ApprovalScope:
+    """What `/idp apply` approves for a repository tool: the repository it creates."""
+    owner = args.owner or (repo.owner if repo is not None else "?")
+    return ApprovalScope(f"repository `{owner}/{args.name}`")
 
 
 def _repository_summary(info: RepoInfo, args: CreateRepositoryInput) -> str:
@@ -199,29 +234,29 @@ async def create_git_repository_with_branch_protection(
         request = ctx.session.request if ctx.session and ctx.session.request else None
         checks = required_checks_for(request or ServiceRequest(name=args.name))
     branch = info.default_branch
+    asked = BranchRules.asked(args.required_reviews, checks, args.enforce_admins)
     try:
-        await _forge(ctx).protect_branch(
-            info.ref,
-            branch,
-            required_reviews=args.required_reviews,
-            required_checks=checks,
-            enforce_admins=args.enforce_admins,
-        )
+        current = await _forge(ctx).get_branch_protection(info.ref, branch)
+        rules = asked.stricter(current)
+        await _forge(ctx).protect_branch(info.ref, branch, rules=rules)
     except ForgeError as exc:
         made = "was created" if info.created else "exists"
         raise ToolError(
             f"The repository {info.full_name} {made} ({info.url}), but protecting its branch "
             f"{branch} failed: {exc} `/idp retry` reuses the repository and tries again."
         ) from None
-    reviews = args.required_reviews
-    rules = f"{reviews} approving review{'s' if reviews > 1 else ''}"
+    reviews = rules.required_reviews or 0
+    checks = list(rules.required_checks)
+    said = f"{reviews} approving review{'s' if reviews != 1 else ''}"
     if checks:
-        rules += f" and the checks {', '.join(checks)} passing on an up-to-date branch"
-    who = ", administrators included" if args.enforce_admins else ""
+        said += f" and the checks {', '.join(checks)} passing on an up-to-date branch"
+    who = ", administrators included" if rules.enforce_admins else ""
     summary = (
         f"{_repository_summary(info, args)}. Branch {branch} is protected: changes need a "
-        f"pull request with {rules}{who}."
+        f"pull request with {said}{who}."
     )
+    if rules != asked:
+        summary += " Where the branch's protection was already stricter, it was kept."
     if args.required_checks is None and checks:
         # Required checks that never report block every merge: GitHub waits for them.
         summary += (
@@ -231,9 +266,9 @@ async def create_git_repository_with_branch_protection(
     return ProtectedRepositoryOutput(
         **(_output(info, args) | {"summary": summary}),
         protected_branch=branch,
-        required_reviews=args.required_reviews,
+        required_reviews=reviews,
         required_checks=checks,
-        enforce_admins=args.enforce_admins,
+        enforce_admins=rules.enforce_admins,
     )
 
 
@@ -251,6 +286,7 @@ TOOLS = [
         aliases=["create_repo", "new_repository"],
         side_effect="repo",
         requires_approval=True,
+        approval_scope=repository_scope,
     ),
     ToolSpec(
         name="create_git_repository_with_branch_protection",
@@ -267,5 +303,6 @@ TOOLS = [
         aliases=["create_protected_repository", "create_repository_with_branch_protection"],
         side_effect="repo",
         requires_approval=True,
+        approval_scope=repository_scope,
     ),
 ]

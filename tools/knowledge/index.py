@@ -24,9 +24,20 @@ out should so than that the their them then there these they this those to too u
 were what when where which while who why will with would you your
 """
 STOP_WORDS = frozenset(_STOP_WORDS.split())
-_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _WORD = re.compile(r"[a-z0-9]+")
+
+
+def _heading(line: str) -> tuple[int, str] | None:
+    """An ATX heading line's level and text (closing `#`s dropped), else None. String work,
+    not a pattern: the files may hold text a user wrote."""
+    text = line.rstrip()
+    level = len(text) - len(text.lstrip("#"))
+    if not 1 <= level <= 6 or not text[level : level + 1].isspace():
+        return None
+    title = text[level:].strip()
+    title = title.rstrip("#").rstrip() or title
+    return (level, title) if title else None
 
 
 def stem(word: str) -> str:
@@ -92,14 +103,14 @@ def split_sections(source: str, markdown: str) -> list[Section]:
     for line in markdown.splitlines():
         if _FENCE.match(line):
             in_fence = not in_fence
-        match = None if in_fence else _HEADING.match(line)
-        if match is None:
+        found = None if in_fence else _heading(line)
+        if found is None:
             lines.append(line)
             continue
         close()
         lines = []
-        heading = match.group(2)
-        if len(match.group(1)) == 1:
+        level, heading = found
+        if level == 1:
             title = heading
     close()
     return sections

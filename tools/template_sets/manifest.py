@@ -8,18 +8,17 @@ relative to the set's folder.
 
 from __future__ import annotations
 
-import re
-
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from app.untrusted import linear
 from tools.service import LANGUAGE_RE, SERVICE_TYPES
 
 MANIFEST_NAME = "template-set.yaml"
-SET_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
+SET_NAME_RE = linear(r"^[a-z][a-z0-9-]{0,39}$")
 # Semantic versions without build metadata: what a repository pins and a tag `v<version>` names.
-VERSION_RE = re.compile(r"^\d{1,6}\.\d{1,6}\.\d{1,6}(-[0-9A-Za-z.-]{1,40})?$")
+VERSION_RE = linear(r"^\d{1,6}\.\d{1,6}\.\d{1,6}(-[0-9A-Za-z.-]{1,40})?$")
 # A template path: relative, no '..', no hidden tricks; what the set's folder may hold.
-TEMPLATE_PATH_RE = re.compile(
+TEMPLATE_PATH_RE = linear(
     r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}(/[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}){0,5}$"
 )
 # Paths a template may write inside the service's folder: not the ones the App writes itself
@@ -72,7 +71,7 @@ class Templates(_Strict):
     @model_validator(mode="after")
     def _paths(self) -> Templates:
         for path in self.model_dump().values():
-            if not TEMPLATE_PATH_RE.match(path):
+            if not TEMPLATE_PATH_RE.fullmatch(path):
                 raise ValueError(f"template path {path!r} is not a plain relative path")
         return self
 
@@ -101,7 +100,7 @@ class Combination(_Strict):
     @field_validator("schema_path")
     @classmethod
     def _schema(cls, value: str) -> str:
-        if not TEMPLATE_PATH_RE.match(value):
+        if not TEMPLATE_PATH_RE.fullmatch(value):
             raise ValueError(f"schema path {value!r} is not a plain relative path")
         return value
 
@@ -113,7 +112,7 @@ class Combination(_Strict):
                 raise ValueError(f"source path {out!r} is not a plain relative path")
             if out in RESERVED_OUTPUTS or out.startswith(RESERVED_FOLDERS):
                 raise ValueError(f"source path {out!r} is a file the App writes itself")
-            if not TEMPLATE_PATH_RE.match(template):
+            if not TEMPLATE_PATH_RE.fullmatch(template):
                 raise ValueError(f"template path {template!r} is not a plain relative path")
         return value
 
@@ -138,7 +137,7 @@ class Manifest(_Strict):
         if self.version not in self.release_notes:
             raise ValueError(f"release_notes has no entry for the version {self.version}")
         for version in self.release_notes:
-            if not VERSION_RE.match(version):
+            if not VERSION_RE.fullmatch(version):
                 raise ValueError(f"release_notes key {version!r} is not a version like 1.2.0")
         seen: set[tuple[str, str]] = set()
         for combo in self.combinations:

@@ -112,7 +112,7 @@ class TemplateSetCatalog:
             raise TemplateSetError(
                 f"set {name!r} is not a template set of this App; it has {', '.join(self.names)}"
             )
-        if version is not None and not VERSION_RE.match(version):
+        if version is not None and not VERSION_RE.fullmatch(version):
             raise TemplateSetError(f"version {version!r} is not a version such as 2.1.0")
         if forge is None:
             raise TemplateSetError(f"the template set {name} is read from GitHub, not here")

@@ -1,0 +1,77 @@
+"""Who may do what on GitHub, for `GitHubForge`: a user's role on a repository, and the
+permissions the App's installation granted.
+
+A commenter's role decides which commands they may run (jobs/authorize.py); the App's grants
+decide whether a job may start writing at all (jobs/preflight.py).
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any
+
+import redis
+from githubkit.exception import RequestFailed
+
+from app.github.forge import PERMISSION_RANK, Permission, RepoRef
+from app.github.tokens import installation_grants
+
+if TYPE_CHECKING:
+    from githubkit import GitHub
+
+    from app.config import Settings
+
+PERMISSION_TTL = 60
+
+
+class GitHubAccess:
+    """`permission` and `granted_permissions` of the Forge protocol; mixed into
+    `GitHubForge`, whose client and error translation they use."""
+
+    _settings: Settings
+    _redis: redis.Redis
+    _default_branches: dict[str, str]
+
+    if TYPE_CHECKING:
+
+        def _client(self, repo: RepoRef) -> GitHub: ...
+        def _rest(self, repo: RepoRef) -> Any: ...
+        def _errors(self, what: str, repo: RepoRef) -> AbstractAsyncContextManager[None]: ...
+
+    async def granted_permissions(self, repo: RepoRef) -> dict[str, str] | None:
+        """What the installation granted, from its token response (kept with the cached
+        token in Redis); None when GitHub did not say."""
+        client = self._client(repo)
+
+        async def probe() -> None:
+            # Any call as the installation fetches a token; this one is needed anyway.
+            resp = await self._rest(repo).repos.async_get(repo.owner, repo.name)
+            self._default_branches[repo.full_name] = resp.parsed_data.default_branch
+
+        async with self._errors("reading the App's permissions", repo):
+            return await installation_grants(client, probe)
+
+    async def permission(self, repo: RepoRef, username: str) -> Permission:
+        """The user's role on the repository, cached in Redis for a minute for all workers."""
+        key = self._settings.key("perm", repo.owner.lower(), repo.name.lower(), username.lower())
+        cached = self._redis.get(key)
+        if cached is not None:
+            return cached.decode() if isinstance(cached, bytes) else cached  # type: ignore[return-value]
+        async with self._errors(f"reading {username}'s permission", repo):
+            try:
+                resp = await self._rest(repo).repos.async_get_collaborator_permission_level(
+                    repo.owner, repo.name, username
+                )
+                data = resp.parsed_data
+                # `permission` folds maintain into write and triage into read; `role_name`
+                # keeps them (and names custom roles, which we map through `permission`).
+                role = (
+                    data.role_name if data.role_name in ("maintain", "triage") else data.permission
+                )
+                level: Permission = role if role in PERMISSION_RANK else "read"  # type: ignore[assignment]
+            except RequestFailed as exc:
+                if exc.response.status_code != 404:  # 404: no such user, or not visible
+                    raise
+                level = "none"
+        self._redis.set(key, level, ex=PERMISSION_TTL)
+        return level

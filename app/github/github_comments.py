@@ -1,0 +1,129 @@
+"""The App's conversation on GitHub for `GitHubForge`: the todo comment (found again by its
+marker), plain comments, and reactions on issue comments.
+
+Creating a comment is the one write GitHub does not make safe to repeat; the todo comment is
+therefore always looked up by its marker before one is created.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any
+
+from githubkit.exception import RequestFailed
+
+from app.agent.todo import marker
+from app.github.forge import REACTIONS, ForgeError, RepoRef
+
+if TYPE_CHECKING:
+    from githubkit import GitHub
+
+
+class GitHubComments:
+    """`upsert_todo_comment`, `post_comment`, `add_reaction` and `list_reactions` of the Forge
+    protocol; mixed into `GitHubForge`, whose client, error translation and write counter
+    they use."""
+
+    _version: str
+    writes: Counter[str]
+
+    if TYPE_CHECKING:
+
+        def _client(self, repo: RepoRef) -> GitHub: ...
+        def _rest(self, repo: RepoRef) -> Any: ...
+        def _errors(self, what: str, repo: RepoRef) -> AbstractAsyncContextManager[None]: ...
+        def _count(self, operation: str) -> None: ...
+
+    async def upsert_todo_comment(
+        self, repo: RepoRef, number: int, session_id: str, body: str, comment_id: int | None
+    ) -> int:
+        """Edit our todo comment (by id, else found by its marker), or create it."""
+        tag = marker(session_id)
+        if tag not in body:
+            body = f"{tag}\n{body}"
+        rest = self._rest(repo)
+        async with self._errors("updating the todo comment", repo):
+            if comment_id is not None:
+                try:
+                    self._count("update_comment")
+                    await rest.issues.async_update_comment(
+                        repo.owner, repo.name, comment_id, body=body
+                    )
+                    return comment_id
+                except RequestFailed as exc:
+                    if exc.response.status_code != 404:  # 404: someone deleted it
+                        raise
+            found = await self._find_comment(repo, number, tag)
+            if found is not None:
+                if found.body != body:
+                    self._count("update_comment")
+                    await rest.issues.async_update_comment(
+                        repo.owner, repo.name, found.id, body=body
+                    )
+                return found.id
+            self._count("create_comment")
+            created = await rest.issues.async_create_comment(
+                repo.owner, repo.name, number, body=body
+            )
+            return created.parsed_data.id
+
+    async def _find_comment(self, repo: RepoRef, number: int, tag: str) -> Any | None:
+        """The oldest comment by a Bot (the App) on the issue whose body holds `tag`."""
+        client = self._client(repo)
+        pages = client.rest.paginate(
+            self._rest(repo).issues.async_list_comments,
+            owner=repo.owner,
+            repo=repo.name,
+            issue_number=number,
+            per_page=100,
+            headers={"X-GitHub-Api-Version": self._version},
+        )
+        async for comment in pages:
+            user = comment.user
+            if user is not None and user.type == "Bot" and tag in (comment.body or ""):
+                return comment
+        return None
+
+    async def post_comment(self, repo: RepoRef, number: int, body: str) -> int:
+        async with self._errors("posting a comment", repo):
+            self._count("create_comment")
+            resp = await self._rest(repo).issues.async_create_comment(
+                repo.owner, repo.name, number, body=body
+            )
+            return resp.parsed_data.id
+
+    async def add_reaction(self, repo: RepoRef, comment_id: int, content: str) -> None:
+        if content not in REACTIONS:
+            raise ForgeError(
+                f"{content!r} is not a GitHub reaction: use one of {sorted(REACTIONS)}."
+            )
+        async with self._errors("adding a reaction", repo):
+            self._count("create_reaction")
+            await self._rest(repo).reactions.async_create_for_issue_comment(
+                repo.owner, repo.name, comment_id, content=content
+            )
+
+    async def list_reactions(self, repo: RepoRef, comment_id: int) -> list[tuple[str, str]]:
+        """(login, content) of every reaction on the comment, all pages; [] if it is gone."""
+        client = self._client(repo)
+        pages = client.rest.paginate(
+            self._rest(repo).reactions.async_list_for_issue_comment,
+            owner=repo.owner,
+            repo=repo.name,
+            comment_id=comment_id,
+            per_page=100,
+            headers={"X-GitHub-Api-Version": self._version},
+        )
+        found: list[tuple[str, str]] = []
+        async with self._errors("reading reactions", repo):
+            try:
+                async for item in pages:
+                    # A deleted account's reactions stay, without a user: GitHub shows "ghost".
+                    login = item.user.login if item.user is not None else "ghost"
+                    found.append((login, item.content))
+            except RequestFailed as exc:
+                if exc.response.status_code != 404:  # 404: the comment was deleted
+                    raise
+                return []
+        return found

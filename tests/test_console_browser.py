@@ -4,13 +4,14 @@ starts a session from the chat box, watches its todo tick to the end through Ser
 Events (the page is never reloaded), opens a tool call in the conversation, sends a message
 with hostile markup in it and sees the agent's answer stream in, then follows the pull
 request link. The end is `done`, or `waiting` when only approval-gated steps (namespace,
-deploy) are left for `/idp apply`. The screenshot of that page lands in docs/console.png,
-where the README shows it. A second story reads a revised session's file tree and diff, and
-the feedback page."""
+deploy) are left for `/idp apply`. With IDP_UPDATE_SCREENSHOT=1 the screenshot of that page
+replaces docs/console.png, where the README shows it (a plain run leaves the tree clean).
+A second story reads a revised session's file tree and diff, and the feedback page."""
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 from pathlib import Path
 
@@ -142,8 +143,8 @@ def watch_a_session(browser, base: str, store: SessionStore, tmp_path: Path) -> 
     browser.execute_script("window.scrollTo(0, 0);")
     shot = tmp_path / "console.png"
     assert browser.save_screenshot(str(shot))
-    DOCS_SCREENSHOT.parent.mkdir(exist_ok=True)
-    shutil.copyfile(shot, DOCS_SCREENSHOT)
+    if os.environ.get("IDP_UPDATE_SCREENSHOT") == "1":
+        shutil.copyfile(shot, DOCS_SCREENSHOT)
     assert browser.execute_script("return window.stillTheSamePage === true;")
 
     tree = browser.find_element(By.ID, "file-tree")

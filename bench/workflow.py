@@ -196,6 +196,9 @@ def run_burst(count: int, workers: int, args: argparse.Namespace) -> Figures:
             # would otherwise cap one installation at ~5 workflows a minute.
             IDP_GITHUB_WRITES_PER_MINUTE="0",
             IDP_GITHUB_WRITES_PER_HOUR="0",
+            # GitHub asks for a second between writes; the App's default spacing (1 s) would
+            # set the pace of a burst. --write-interval puts it back for what one user waits.
+            IDP_GITHUB_WRITE_INTERVAL=f"{args.write_interval:g}",
             # A trap for model calls: anything sent to an OpenAI-compatible server would
             # reach the stand-in, which records requests it cannot answer.
             OPENAI_BASE_URL=f"{standin.url}{TRAP}/v1",
@@ -231,6 +234,7 @@ def run_burst(count: int, workers: int, args: argparse.Namespace) -> Figures:
         if not burst and feeder.problem:
             figures.problems.insert(0, feeder.problem)
         figures.github_latency_ms, figures.one_at_a_time = args.github_latency_ms, not burst
+        figures.write_interval_s = args.write_interval
         waited = milestones(standin, queued_at)
         for record in figures.per_workflow:
             record |= waited[record["issue"]]
@@ -315,6 +319,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="the GitHub stand-in answers every request after this delay (0)",
     )
     parser.add_argument(
+        "--write-interval",
+        type=float,
+        default=0.0,
+        help="least seconds between two GitHub writes (IDP_GITHUB_WRITE_INTERVAL; the App's "
+        "default is 1, the benchmark's 0)",
+    )
+    parser.add_argument(
         "--one-at-a-time",
         action="store_true",
         help="queue each workflow once the last one ended, to running workers (no burst)",
@@ -327,8 +338,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.workflows < 1:
         parser.error("--workflows must be at least 1")
-    if args.github_latency_ms < 0:
-        parser.error("--github-latency-ms cannot be negative")
+    if args.github_latency_ms < 0 or args.write_interval < 0:
+        parser.error("--github-latency-ms and --write-interval cannot be negative")
     return args
 
 

@@ -35,6 +35,7 @@ class Figures:
     per_workflow: list[dict[str, Any]] = field(default_factory=list)
     github_latency_ms: float = 0.0
     one_at_a_time: bool = False
+    write_interval_s: float = 0.0
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -51,7 +52,8 @@ def report(f: Figures) -> str:
     arrival = "one at a time" if f.one_at_a_time else "queued at once"
     lines = [
         f"workers {f.workers}, workflows {n} ({arrival}; GitHub stand-in answering after "
-        f"{f.github_latency_ms:g} ms, write budget off, rules provider)",
+        f"{f.github_latency_ms:g} ms, writes {f.write_interval_s:g} s apart at least, "
+        "write budget off, rules provider)",
         f"  outcome: {'OK' if not f.problems else 'FAILED'}: "
         f"{sum(1 for r in f.per_workflow if r['status'] == 'finished')} of {n} jobs finished, "
         f"{sum(len(r['pull_requests']) for r in f.per_workflow)} pull requests and "

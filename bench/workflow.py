@@ -27,23 +27,16 @@ import shlex
 import shutil
 import sys
 import tempfile
-import threading
 import time
-import uuid
 from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 
-import redis
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
-from rq import Worker
 from rq.job import Job, JobStatus
 
 from app.agent.todo import marker
-from app.commands import Trigger
-from app.config import Settings
-from app.webhooks import route
 from bench.ingest import bench_redis, machine
 from bench.worker_watch import (
     Watched,
@@ -52,80 +45,17 @@ from bench.worker_watch import (
     run_workers,
     worker_command,
 )
+from bench.workflow_arrivals import OneAtATime, enqueue_burst
 from bench.workflow_latency import SlowGitHub, milestones
 from bench.workflow_report import Figures, percentile, report
 from bench.wrk import BenchError
-from jobs.queue import enqueue_trigger, job_id_for, preload
 from tests import payloads
 from tests.github_standin import GitHubStandIn
 from tests.processes import app_environment, settings_of
 from tools.builtin.publish import branch_for
 
-REQUEST = "/idp create-service svc-{k} --lang python"
 TRAP = "/llm-trap"  # the path under the stand-in that OPENAI_BASE_URL points at
 HTTP_LINE = re.compile(r'^HTTP Request: (\w+) (\S+) "HTTP/[\d.]+ (\d+)')
-
-
-def enqueue_one(connection: redis.Redis, settings: Settings, k: int) -> str:
-    """Queue the create-service command of issue #k as the receiver would; its job id."""
-    payload = payloads.issue_comment(REQUEST.format(k=k), sender="alice", number=k)
-    delivery = f"bench-{uuid.uuid4()}"
-    trigger = route("issue_comment", delivery, payload)
-    if not isinstance(trigger, Trigger):
-        raise BenchError(f"the receiver would not queue workflow {k}: {trigger}")
-    if not enqueue_trigger(connection, settings, trigger):
-        raise BenchError(f"workflow {k} was not queued (delivery {delivery} seen before)")
-    return job_id_for(delivery)
-
-
-def enqueue_burst(
-    connection: redis.Redis, settings: Settings, count: int, queued_at: dict[int, float]
-) -> dict[str, int]:
-    """Queue `count` create-service commands, one per issue; job id → issue number."""
-    preload(connection)
-    jobs = {}
-    for k in range(1, count + 1):
-        queued_at[k] = time.time()
-        jobs[enqueue_one(connection, settings, k)] = k
-    return jobs
-
-
-ENDED = (JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED)
-
-
-class OneAtATime(threading.Thread):
-    """Queues workflow 1 once `workers` workers are listening, each next one when the last
-    ended, then sets `stop`; `jobs` and `queued_at` fill as it goes."""
-
-    def __init__(self, redis_url: str, settings: Settings, args: argparse.Namespace, workers):
-        super().__init__(daemon=True)
-        self.connection = redis.Redis.from_url(redis_url)
-        self.settings, self.count, self.workers = settings, args.workflows, workers
-        self.deadline = time.monotonic() + args.timeout
-        self.jobs: dict[str, int] = {}
-        self.queued_at: dict[int, float] = {}
-        self.stop = threading.Event()
-        self.problem: str | None = None
-
-    def _wait(self, ready, what: str) -> None:
-        while not ready():
-            if time.monotonic() > self.deadline:
-                raise BenchError(f"timed out waiting for {what}")
-            time.sleep(0.01)
-
-    def run(self) -> None:
-        try:
-            preload(self.connection)
-            self._wait(lambda: Worker.count(connection=self.connection) >= self.workers, "workers")
-            for k in range(1, self.count + 1):
-                self.queued_at[k] = time.time()
-                job = Job(enqueue_one(self.connection, self.settings, k), self.connection)
-                self.jobs[job.id] = k
-                self._wait(lambda job=job: job.get_status() in ENDED, f"workflow {k}")
-        except (BenchError, redis.RedisError) as exc:
-            self.problem = str(exc)
-        finally:
-            self.stop.set()
 
 
 def logged_requests(logs: list[Path]) -> list[tuple[str | None, str, str]]:
@@ -209,16 +139,16 @@ def run_burst(count: int, workers: int, args: argparse.Namespace) -> Figures:
         queued_at: dict[int, float] = {}
         if burst:
             jobs = enqueue_burst(connection, settings_of(env), count, queued_at)
-        feeder = OneAtATime(redis_url, settings_of(env), args, workers)
+        feeder = None if burst else OneAtATime(redis_url, settings_of(env), args, workers)
         commands = [
             worker_command(f"bench-{i + 1}", profile if i == 0 else None, burst)
             for i in range(workers)
         ]
         cpu, busy, spawned = own_cpu_seconds(), machine_busy_seconds(), time.time()
-        if not burst:
+        if feeder is not None:
             feeder.start()
-        watched = run_workers(commands, env, folder, timeout, None if burst else feeder.stop)
-        if not burst:
+        watched = run_workers(commands, env, folder, timeout, feeder and feeder.stop)
+        if feeder is not None:
             feeder.join()
             jobs, queued_at = feeder.jobs, feeder.queued_at
         wall, standin_cpu = time.time() - spawned, own_cpu_seconds() - cpu
@@ -231,7 +161,7 @@ def run_burst(count: int, workers: int, args: argparse.Namespace) -> Figures:
         figures = Figures(workers, count, worker_cpu_s=watched.cpu_seconds)
         figures.standin_cpu_s, figures.others_cores = standin_cpu, max(others, 0.0)
         figures.problems, figures.per_workflow = check_outcome(standin, jobs, fetched)
-        if not burst and feeder.problem:
+        if feeder is not None and feeder.problem:
             figures.problems.insert(0, feeder.problem)
         figures.github_latency_ms, figures.one_at_a_time = args.github_latency_ms, not burst
         figures.write_interval_s = args.write_interval

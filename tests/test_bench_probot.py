@@ -2,7 +2,14 @@
 counts on: it takes in a delivery signed with its secret (200, the delivery in its Redis
 list) and refuses one whose signature does not match (400, nothing pushed), as Probot's
 @octokit/webhooks does for any Probot app. Needs Node.js 20+ and npm; the pinned packages
-are installed with `npm ci` on first use."""
+are installed with `npm ci` on first use.
+
+The signature GitHub sends and how a receiver checks it:
+https://docs.github.com/en/webhooks/using-webhooks/validating-webhook-deliveries
+What @octokit/webhooks' `createNodeMiddleware` (which Probot's Server mounts) answers:
+https://app.unpkg.com/@octokit/webhooks@14.1.1/files/README.md#createnodemiddleware
+(Probot 14.3.2 pins @octokit/webhooks 14.2.0)
+"""
 
 from __future__ import annotations
 

@@ -1,17 +1,20 @@
 """Ingest benchmark: how many signed deliveries per second `idp-copilot serve` takes in, next
-to a bare Starlette endpoint on the same uvicorn stack (bench/bare_app.py).
+to Probot 14 verifying each delivery and pushing it to Redis (bench/probot/, from npm) and a
+bare Starlette endpoint on the same uvicorn stack as serve (bench/bare_app.py).
 
-Both servers run as one process each on loopback for the whole run; wrk (Debian package
-`wrk`) drives them in alternating rounds (bare, serve, then serve, bare, ...) so drift on the
-machine hits both alike. Every request is a signed `issue_comment` carrying `/idp plan` with
-a delivery id of its own, so every one the App accepts is a new RQ job. Each wrk run stops
-after a fixed number of responses (or its time limit). Figures are the medians over rounds;
-the ratio serve/bare is the headline.
+The servers run as one process each on loopback for the whole run; wrk (Debian package
+`wrk`) drives them in alternating rounds (bare, serve, probot, then probot, serve, bare, ...)
+so drift on the machine hits them alike, and each round's ratios compare runs seconds apart
+(the paired ratios: the median of per-round ratios). Every request is a signed
+`issue_comment` carrying `/idp plan` with a delivery id of its own, so every one the App
+accepts is a new RQ job and every one Probot accepts a new entry in its Redis list. Each
+wrk run stops after a fixed number of responses (or its time limit). Figures are the medians
+over rounds; the ratios serve/probot and serve/bare are the headline.
 
 The Redis DB given by --redis-url is flushed before the run (and after it, unless
 --keep-queue): give the benchmark a DB of its own.
 
-Run: `python -m bench.ingest [--requests N] [--connections 16]`
+Run: `python -m bench.ingest [--requests N] [--connections 16] [--no-probot]`
 """
 
 from __future__ import annotations
@@ -31,19 +34,19 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
-from rq import Queue
 
 from app.web import WEBHOOK_PATH
+from bench import probot_peer
+from bench.ingest_report import report
 from bench.wrk import (
     HEADER,
     BenchError,
     Load,
     Run,
-    median_run,
     row,
     run_wrk,
     write_bodies,
@@ -52,8 +55,6 @@ from bench.wrk import (
 
 ROOT = Path(__file__).resolve().parents[1]
 PREFIX = QUEUE = "idpbench"
-TARGET_RATIO = 0.5
-TARGET_P99_MS = 5.0
 
 
 @dataclass
@@ -61,6 +62,7 @@ class Server:
     name: str
     command: list[str]
     port: int
+    env: dict[str, str] = field(default_factory=dict)  # on top of the benchmark's
     process: subprocess.Popen | None = None
 
     @property
@@ -79,9 +81,13 @@ def start(server: Server, env: dict[str, str], log_path: Path) -> None:
     its start-up, so the App's Redis script is loaded by then)."""
     with log_path.open("wb") as log:
         server.process = subprocess.Popen(
-            server.command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+            server.command,
+            cwd=ROOT,
+            env={**env, **server.env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60  # Probot takes ~5 s on a busy machine
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             tail = log_path.read_text(errors="replace")[-2000:]
@@ -91,7 +97,7 @@ def start(server: Server, env: dict[str, str], log_path: Path) -> None:
             return
         except OSError:
             time.sleep(0.1)
-    raise BenchError(f"{server.name} did not listen on port {server.port} within 30 s")
+    raise BenchError(f"{server.name} did not listen on port {server.port} within 60 s")
 
 
 def stop(process: subprocess.Popen | None, sig: int = signal.SIGTERM) -> None:
@@ -147,6 +153,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=None,
         help="servers on CPU 0, wrk on CPU 1 (default: with 2+ CPUs and taskset)",
     )
+    parser.add_argument(
+        "--probot",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run the Probot peer too (needs Node.js 20+ and npm; installs bench/probot)",
+    )
     parser.add_argument("--keep-queue", action="store_true", help="leave the jobs in Redis")
     parser.add_argument(
         "--profile", metavar="SVG", help="py-spy flame graph of serve's measured runs"
@@ -171,16 +183,24 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def servers_for(args: argparse.Namespace) -> dict[str, Server]:
+def servers_for(args: argparse.Namespace, secret: str) -> dict[str, Server]:
+    """The servers in the order of the odd rounds (bare, serve, probot)."""
     console_script = Path(sys.executable).with_name("idp-copilot")
     serve = [str(console_script)] if console_script.exists() else [sys.executable, "-m", "app.cli"]
-    commands = {"bare": [sys.executable, "-m", "bench.bare_app"], "serve": [*serve, "serve"]}
+    pin = ["taskset", "-c", "0"] if args.pin else []
     servers = {}
-    for name, command in commands.items():
+    for name, command in {
+        "bare": [sys.executable, "-m", "bench.bare_app"],
+        "serve": [*serve, "serve"],
+    }.items():
         port = free_port()
         where = ["--host", "127.0.0.1", "--port", str(port)]
-        pin = ["taskset", "-c", "0"] if args.pin else []
         servers[name] = Server(name, [*pin, *command, *where], port)
+    if args.probot:
+        port = free_port()
+        env = probot_peer.environment(secret, args.redis_url)
+        command = [*pin, *probot_peer.command("127.0.0.1", port)]
+        servers["probot"] = Server("probot", command, port, env)
     return servers
 
 
@@ -213,7 +233,7 @@ def drive(
         print(row(label, done))
         return done
 
-    order = ["bare", "serve"]
+    order = list(servers)
     runs = [run("warm-up", name, args.warmup) for name in order if args.warmup]
     measured: dict[str, list[Run]] = {name: [] for name in order}
     spy = profiler(args, servers["serve"])
@@ -229,6 +249,8 @@ def drive(
 def bench(args: argparse.Namespace, argv: list[str]) -> int:
     if shutil.which("wrk") is None:
         raise BenchError("wrk is not installed: apt-get install -y wrk")
+    if args.probot:
+        probot_peer.ensure_installed()
     connection = bench_redis(args.redis_url)
     connection.flushdb()
     secret = secrets.token_hex(16)
@@ -239,7 +261,7 @@ def bench(args: argparse.Namespace, argv: list[str]) -> int:
         "IDP_REDIS_PREFIX": PREFIX,
         "IDP_QUEUE": QUEUE,
     }
-    servers = servers_for(args)
+    servers = servers_for(args, secret)
     load = Load(args.connections, args.max_seconds, cpu=1 if args.pin else None)
     print(f"command: {shlex.join(['python', '-m', 'bench.ingest', *argv])}")
     print(f"machine: {machine()}")
@@ -271,63 +293,7 @@ def bench(args: argparse.Namespace, argv: list[str]) -> int:
         finally:
             for server in servers.values():
                 stop(server.process)
-    return report(args, runs, measured, connection)
-
-
-def report(
-    args: argparse.Namespace,
-    runs: list[Run],
-    measured: dict[str, list[Run]],
-    connection: redis.Redis,
-) -> int:
-    """Print the medians, the ratio and the targets; 1 when the run cannot be trusted."""
-    serve, bare = median_run(measured["serve"]), median_run(measured["bare"])
-    print(f"load average (1 min) after the run: {os.getloadavg()[0]:.2f}")
-    print(
-        f"\nmedian over {args.rounds} round(s), {args.requests} requests each, "
-        f"{args.connections} connections:"
-    )
-    for run in (serve, bare):
-        print(
-            f"{run.target + ':':<7}{run.rps:.0f} requests/s, p50 {run.p50_ms:.2f} ms, "
-            f"p95 {run.p95_ms:.2f} ms, p99 {run.p99_ms:.2f} ms, "
-            f"server CPU {run.server_cpu_us:.0f} us/request"
-        )
-    ratio = serve.rps / bare.rps if bare.rps else 0.0
-    cpu_ratio = bare.server_cpu_us / serve.server_cpu_us if serve.server_cpu_us else 0.0
-    verdict = {True: "met", False: "MISSED"}
-    fast, quick = ratio >= TARGET_RATIO, serve.p99_ms < TARGET_P99_MS
-    print(f"ratio serve/bare: {ratio:.2f} (target >= {TARGET_RATIO}: {verdict[fast]})")
-    print(f"serve p99: {serve.p99_ms:.2f} ms (target < {TARGET_P99_MS} ms: {verdict[quick]})")
-    # With each server alone on a core, requests/s is the inverse of CPU per request.
-    print(f"ratio by CPU per request (bare/serve): {cpu_ratio:.2f}")
-    others = max(run.others_cpu for run in runs)
-    if others > 0.25:
-        print(
-            f"note: other work kept up to {others:.1f} cores busy during a run; every figure "
-            "above moves with that: compare runs on a machine doing nothing else"
-        )
-    if args.profile:
-        print(f"profile of serve: {args.profile} (py-spy slowed serve: keep these figures out)")
-
-    serve_runs = [r for r in runs if r.target == "serve"]
-    accepted = sum(r.statuses.get(202, 0) for r in serve_runs)
-    queued = Queue(QUEUE, connection=connection).count
-    print(f"serve accepted (202): {accepted}; jobs in the RQ queue: {queued}")
-    if not args.keep_queue:
-        connection.flushdb()
-    problems = []
-    if any(r.requests < r.quota for r in runs):
-        problems.append(f"a run hit the {args.max_seconds} s limit before its requests")
-    if any(r.socket_errors for r in runs):
-        problems.append("socket errors (see the runs above)")
-    if accepted != sum(r.requests for r in serve_runs):
-        problems.append("serve answered something other than 202 (see the statuses)")
-    if queued != accepted:
-        problems.append(f"{accepted} deliveries accepted but {queued} jobs queued")
-    for problem in problems:
-        print(f"bench.ingest: {problem}", file=sys.stderr)
-    return 1 if problems else 0
+    return report(args, runs, measured, connection, QUEUE)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""Real `idp-copilot worker --burst` processes for bench/workflow.py, watched while they run:
-memory from /proc, CPU time and peak RSS from wait4 when they exit, and a time limit.
+"""Real `idp-copilot worker` processes for bench/workflow.py (`--burst`, or stopped with
+SIGTERM when the benchmark says so), watched while they run: memory from /proc, CPU time and
+peak RSS from wait4 when they exit, and a time limit.
 
 RQ forks a work horse per job, so a worker's memory is two figures: the worker process that
 lives for the whole run, and the horse that runs one workflow (forked from the worker, so its
@@ -16,6 +17,7 @@ import resource
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,10 +82,11 @@ def _sample(pids: list[int], memory: Memory) -> None:
     memory.together_pss = max(memory.together_pss, pss_sum)
 
 
-def worker_command(name: str, profile: Path | None = None) -> list[str]:
-    """`idp-copilot worker --burst`, optionally under `py-spy record` (its subprocesses, the
+def worker_command(name: str, profile: Path | None = None, burst: bool = True) -> list[str]:
+    """`idp-copilot worker [--burst]`, optionally under `py-spy record` (its subprocesses, the
     work horses, included; raw collapsed stacks, or a flame graph for a .svg file)."""
-    command = [sys.executable, "-m", "app.cli", "worker", "--burst", "--name", name]
+    command = [sys.executable, "-m", "app.cli", "worker", *(["--burst"] if burst else [])]
+    command += ["--name", name]
     if profile is None:
         return command
     spy = Path(sys.executable).with_name("py-spy")
@@ -94,11 +97,16 @@ def worker_command(name: str, profile: Path | None = None) -> list[str]:
 
 
 def run_workers(
-    commands: list[list[str]], env: dict[str, str], folder: Path, timeout: float
+    commands: list[list[str]],
+    env: dict[str, str],
+    folder: Path,
+    timeout: float,
+    stop: threading.Event | None = None,
 ) -> Watched:
     """Start one process per command (each in a session of its own, logging to a file in
-    `folder`), sample their memory until all have exited, and return what they did. After
-    `timeout` seconds the rest get SIGKILL, their horses included."""
+    `folder`), sample their memory until all have exited, and return what they did. Once
+    `stop` is set they get SIGTERM (RQ's warm shutdown); after `timeout` seconds the rest get
+    SIGKILL, their horses included."""
     watched = Watched()
     running: dict[int, subprocess.Popen] = {}
     for index, command in enumerate(commands):
@@ -115,6 +123,10 @@ def run_workers(
         while running:
             _sample(list(running), watched.memory)
             _reap(running, watched)
+            if stop is not None and stop.is_set():
+                stop = None  # once
+                for pid in running:
+                    os.kill(pid, signal.SIGTERM)
             if running and time.monotonic() > deadline:
                 watched.timed_out = True
                 for pid in running:

@@ -11,6 +11,10 @@ enqueued_at → ended_at) and run time (started_at → ended_at), worker RSS and
 workflow must finish with one todo comment and one pull request; exit status 1 otherwise.
 
 `--scaling` runs 1 and then 2 workers on the same burst and prints the ratio.
+`--github-latency-ms MS` makes the stand-in answer every request after MS milliseconds;
+`--one-at-a-time` queues the next workflow only when the last one finished, to workers already
+running, so webhook → first comment and webhook → pull request are what one user waits for
+(in a burst they are mostly the wait in the queue).
 The Redis DB of --redis-url is flushed before each run and after it: give it a DB of its own.
 """
 
@@ -24,20 +28,15 @@ import shutil
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 
-import redis
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 from rq.job import Job, JobStatus
 
 from app.agent.todo import marker
-from app.commands import Trigger
-from app.config import Settings
-from app.webhooks import route
 from bench.ingest import bench_redis, machine
 from bench.worker_watch import (
     Watched,
@@ -46,33 +45,17 @@ from bench.worker_watch import (
     run_workers,
     worker_command,
 )
+from bench.workflow_arrivals import OneAtATime, enqueue_burst
+from bench.workflow_latency import SlowGitHub, milestones
 from bench.workflow_report import Figures, percentile, report
 from bench.wrk import BenchError
-from jobs.queue import enqueue_trigger, job_id_for, preload
 from tests import payloads
 from tests.github_standin import GitHubStandIn
 from tests.processes import app_environment, settings_of
 from tools.builtin.publish import branch_for
 
-REQUEST = "/idp create-service svc-{k} --lang python"
 TRAP = "/llm-trap"  # the path under the stand-in that OPENAI_BASE_URL points at
 HTTP_LINE = re.compile(r'^HTTP Request: (\w+) (\S+) "HTTP/[\d.]+ (\d+)')
-
-
-def enqueue_burst(connection: redis.Redis, settings: Settings, count: int) -> dict[str, int]:
-    """Queue `count` create-service commands, one per issue; job id → issue number."""
-    preload(connection)
-    jobs = {}
-    for k in range(1, count + 1):
-        payload = payloads.issue_comment(REQUEST.format(k=k), sender="alice", number=k)
-        delivery = f"bench-{uuid.uuid4()}"
-        trigger = route("issue_comment", delivery, payload)
-        if not isinstance(trigger, Trigger):
-            raise BenchError(f"the receiver would not queue workflow {k}: {trigger}")
-        if not enqueue_trigger(connection, settings, trigger):
-            raise BenchError(f"workflow {k} was not queued (delivery {delivery} seen before)")
-        jobs[job_id_for(delivery)] = k
-    return jobs
 
 
 def logged_requests(logs: list[Path]) -> list[tuple[str | None, str, str]]:
@@ -131,7 +114,8 @@ def run_burst(count: int, workers: int, args: argparse.Namespace) -> Figures:
     connection = bench_redis(redis_url)
     connection.flushdb()
     owner, name = payloads.REPO.split("/")
-    with tempfile.TemporaryDirectory() as tmp, GitHubStandIn(owner, name) as standin:
+    latency = args.github_latency_ms / 1000
+    with tempfile.TemporaryDirectory() as tmp, SlowGitHub(owner, name, latency) as standin:
         standin.github.permissions["alice"] = ("write", "write")
         folder = Path(tmp)
         env = app_environment(
@@ -142,18 +126,31 @@ def run_burst(count: int, workers: int, args: argparse.Namespace) -> Figures:
             # would otherwise cap one installation at ~5 workflows a minute.
             IDP_GITHUB_WRITES_PER_MINUTE="0",
             IDP_GITHUB_WRITES_PER_HOUR="0",
+            # GitHub asks for a second between writes; the App's default spacing (1 s) would
+            # set the pace of a burst. --write-interval puts it back for what one user waits.
+            IDP_GITHUB_WRITE_INTERVAL=f"{args.write_interval:g}",
             # A trap for model calls: anything sent to an OpenAI-compatible server would
             # reach the stand-in, which records requests it cannot answer.
             OPENAI_BASE_URL=f"{standin.url}{TRAP}/v1",
         )
         for variable in [v for v in env if v.startswith(("OPENAI_API", "ANTHROPIC_"))]:
             del env[variable]
-        jobs = enqueue_burst(connection, settings_of(env), count)
+        burst = not args.one_at_a_time
+        queued_at: dict[int, float] = {}
+        if burst:
+            jobs = enqueue_burst(connection, settings_of(env), count, queued_at)
+        feeder = None if burst else OneAtATime(redis_url, settings_of(env), args, workers)
         commands = [
-            worker_command(f"bench-{i + 1}", profile if i == 0 else None) for i in range(workers)
+            worker_command(f"bench-{i + 1}", profile if i == 0 else None, burst)
+            for i in range(workers)
         ]
         cpu, busy, spawned = own_cpu_seconds(), machine_busy_seconds(), time.time()
-        watched = run_workers(commands, env, folder, timeout)
+        if feeder is not None:
+            feeder.start()
+        watched = run_workers(commands, env, folder, timeout, feeder and feeder.stop)
+        if feeder is not None:
+            feeder.join()
+            jobs, queued_at = feeder.jobs, feeder.queued_at
         wall, standin_cpu = time.time() - spawned, own_cpu_seconds() - cpu
         others = (machine_busy_seconds() - busy - watched.cpu_seconds - standin_cpu) / wall
         if args.logs is not None:
@@ -164,6 +161,13 @@ def run_burst(count: int, workers: int, args: argparse.Namespace) -> Figures:
         figures = Figures(workers, count, worker_cpu_s=watched.cpu_seconds)
         figures.standin_cpu_s, figures.others_cores = standin_cpu, max(others, 0.0)
         figures.problems, figures.per_workflow = check_outcome(standin, jobs, fetched)
+        if feeder is not None and feeder.problem:
+            figures.problems.insert(0, feeder.problem)
+        figures.github_latency_ms, figures.one_at_a_time = args.github_latency_ms, not burst
+        figures.write_interval_s = args.write_interval
+        waited = milestones(standin, queued_at)
+        for record in figures.per_workflow:
+            record |= waited[record["issue"]]
         timings(figures, fetched, spawned)
         github_calls(figures, standin, watched, jobs)
         model_calls(figures, standin, watched.logs, folder / "metrics")
@@ -238,6 +242,24 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--scaling", action="store_true", help="run 1 and then 2 workers")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
     parser.add_argument("--timeout", type=float, default=600.0, help="stop a run after S")
+    parser.add_argument(
+        "--github-latency-ms",
+        type=float,
+        default=0.0,
+        help="the GitHub stand-in answers every request after this delay (0)",
+    )
+    parser.add_argument(
+        "--write-interval",
+        type=float,
+        default=0.0,
+        help="least seconds between two GitHub writes (IDP_GITHUB_WRITE_INTERVAL; the App's "
+        "default is 1, the benchmark's 0)",
+    )
+    parser.add_argument(
+        "--one-at-a-time",
+        action="store_true",
+        help="queue each workflow once the last one ended, to running workers (no burst)",
+    )
     parser.add_argument("--json", type=Path, help="write every figure and workflow here")
     parser.add_argument("--logs", type=Path, help="keep the workers' logs in this folder")
     parser.add_argument(
@@ -246,6 +268,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.workflows < 1:
         parser.error("--workflows must be at least 1")
+    if args.github_latency_ms < 0 or args.write_interval < 0:
+        parser.error("--github-latency-ms and --write-interval cannot be negative")
     return args
 
 

@@ -33,6 +33,9 @@ class Figures:
     others_cores: float = 0.0
     memory_kib: dict[str, int] = field(default_factory=dict)
     per_workflow: list[dict[str, Any]] = field(default_factory=list)
+    github_latency_ms: float = 0.0
+    one_at_a_time: bool = False
+    write_interval_s: float = 0.0
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -46,8 +49,10 @@ def report(f: Figures) -> str:
     n = f.workflows
     per = {m: f"{v / n:.1f}" for m, v in sorted(f.github_by_method.items())}
     calls = sum(f.github_by_method.values())
+    arrival = "one at a time" if f.one_at_a_time else "queued at once"
     lines = [
-        f"workers {f.workers}, workflows {n} (queued at once; GitHub stand-in at zero latency, "
+        f"workers {f.workers}, workflows {n} ({arrival}; GitHub stand-in answering after "
+        f"{f.github_latency_ms:g} ms, writes {f.write_interval_s:g} s apart at least, "
         "write budget off, rules provider)",
         f"  outcome: {'OK' if not f.problems else 'FAILED'}: "
         f"{sum(1 for r in f.per_workflow if r['status'] == 'finished')} of {n} jobs finished, "
@@ -65,6 +70,13 @@ def report(f: Figures) -> str:
             f"  run time (started -> ended): p50 {percentile(f.run_s, 0.5):.2f} s, "
             f"p95 {percentile(f.run_s, 0.95):.2f} s, max {max(f.run_s):.2f} s",
         ]
+    for key, what in (("first_comment_s", "first comment"), ("pull_request_s", "pull request")):
+        waits = [r[key] for r in f.per_workflow if r.get(key) is not None]
+        if waits:
+            lines.append(
+                f"  webhook -> {what}: p50 {percentile(waits, 0.5):.2f} s, "
+                f"p95 {percentile(waits, 0.95):.2f} s ({len(waits)} of {n} workflows)"
+            )
     lines.append(
         f"  GitHub calls per workflow: {calls / n:.1f} ("
         + ", ".join(f"{m} {v}" for m, v in per.items())

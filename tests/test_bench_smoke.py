@@ -1,6 +1,7 @@
-"""The ingest benchmark (`python -m bench.ingest`) runs end to end on a tiny load: both
-servers answer, both figures print, and every delivery the App accepted is a job in its RQ
-queue. No timing is asserted; the figures themselves belong in bench/RESULTS.md."""
+"""The ingest benchmark (`python -m bench.ingest`) runs end to end on a tiny load: every
+server answers, every figure prints, every delivery the App accepted is a job in its RQ
+queue, and (where Node.js is installed) every one Probot accepted is in its Redis list.
+No timing is asserted; the figures themselves belong in bench/RESULTS.md."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 from rq import Queue
 from rq.job import Job
 
+from bench import probot_peer
 from bench.ingest import QUEUE
 from tests.conftest import TEST_REDIS_URL
 
@@ -28,6 +30,8 @@ pytestmark = pytest.mark.skipif(
 def test_ingest_benchmark_prints_both_figures_and_queues_every_accepted_delivery(redis_conn):
     argv = ["--requests", "200", "--warmup", "50", "--rounds", "1"]
     argv += ["--redis-url", TEST_REDIS_URL, "--keep-queue"]
+    with_probot = probot_peer.missing() is None
+    argv += [] if with_probot else ["--no-probot"]
     done = subprocess.run(
         [sys.executable, "-m", "bench.ingest", *argv],
         cwd=ROOT,
@@ -44,7 +48,14 @@ def test_ingest_benchmark_prints_both_figures_and_queues_every_accepted_delivery
     bare = re.search(rf"^bare: +{FIGURES}", out, re.MULTILINE)
     assert serve and bare, out
     assert int(serve.group(1)) > 0 and int(bare.group(1)) > 0
-    assert re.search(r"^ratio serve/bare: \d+\.\d\d", out, re.MULTILINE)
+    assert re.search(r"^ratio serve/bare: \d+\.\d\d \(paired", out, re.MULTILINE)
+    if with_probot:
+        probot = re.search(rf"^probot: +{FIGURES}", out, re.MULTILINE)
+        assert probot and int(probot.group(1)) > 0, out
+        assert re.search(r"^ratio serve/probot: \d+\.\d\d \(paired", out, re.MULTILINE)
+        pushed = int(re.search(r"in its Redis list: (\d+)", out).group(1))
+        assert pushed == 250
+        assert redis_conn.llen(probot_peer.QUEUE_KEY) == pushed
 
     # Every request carried a new delivery id: all 250 were accepted and each is one job.
     accepted = int(re.search(r"serve accepted \(202\): (\d+)", out).group(1))

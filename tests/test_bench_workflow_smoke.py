@@ -10,14 +10,17 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 
 from bench.workflow import TRAP, model_calls
+from bench.workflow_latency import milestones
 from bench.workflow_report import WRITE_CAP, Figures
 from tests import payloads
 from tests.conftest import TEST_REDIS_URL
 from tests.github_standin import GitHubStandIn
+from tools.builtin.publish import branch_for
 
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES = [
@@ -83,3 +86,54 @@ def test_a_model_request_from_a_worker_counts_as_an_llm_call(tmp_path):
     assert trapped.status_code == 404
     assert figures.llm_trapped == 1
     assert figures.other_hosts == [anthropic]
+
+
+def test_one_at_a_time_with_github_latency_reports_the_waits_for_comment_and_pull_request(
+    redis_conn, tmp_path
+):
+    figures_file = tmp_path / "figures.json"
+    argv = ["--workflows", "2", "--one-at-a-time", "--github-latency-ms", "20"]
+    argv += ["--redis-url", TEST_REDIS_URL, "--json", str(figures_file)]
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.workflow", *argv],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    out = done.stdout
+    assert done.returncode == 0, out + done.stderr[-3000:]
+
+    stand_in = "GitHub stand-in answering after 20 ms, writes 0 s apart"
+    assert f"workflows 2 (one at a time; {stand_in}" in out
+    assert "outcome: OK: 2 of 2 jobs finished, 2 pull requests and 2 todo comments" in out
+    for what in ("first comment", "pull request"):
+        pattern = rf"^  webhook -> {what}: p50 \d+\.\d\d s, p95 \d+\.\d\d s \(2 of 2 workflows\)"
+        assert re.search(pattern, out, re.MULTILINE), out
+    [run] = json.loads(figures_file.read_text())
+    assert (run["github_latency_ms"], run["one_at_a_time"]) == (20, True)
+    # The todo comment is written before the pull request is opened, in every workflow.
+    assert all(0 < w["first_comment_s"] < w["pull_request_s"] for w in run["per_workflow"])
+
+
+def test_milestones_match_the_comment_and_the_pull_request_to_their_issue():
+    """The first comment POST on issue #k and the pull request whose head is #k's session
+    branch count for workflow k; later comments and other issues do not."""
+    owner, name = payloads.REPO.split("/")
+    repo = f"/repos/{owner}/{name}"
+    head = json.dumps({"head": branch_for(f"{payloads.REPO}#2"), "base": "main"}).encode()
+    standin = SimpleNamespace(
+        answered=[
+            (10.5, "GET", f"{repo}/issues/2/comments", b""),
+            (11.0, "POST", f"{repo}/issues/2/comments", b"{}"),
+            (12.0, "POST", f"{repo}/issues/2/comments", b"{}"),
+            (13.0, "POST", f"{repo}/issues/9/comments", b"{}"),
+            (14.0, "POST", f"{repo}/pulls", head),
+        ]
+    )
+    waited = milestones(standin, {1: 9.0, 2: 10.0})
+    assert waited == {
+        1: {"first_comment_s": None, "pull_request_s": None},
+        2: {"first_comment_s": 1.0, "pull_request_s": 4.0},
+    }

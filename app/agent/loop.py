@@ -41,6 +41,7 @@ from app.agent.publisher import Publisher
 from app.agent.sanitize import neutralize_mentions
 from app.agent.todo import Task, Todo
 from app.audit import scrub
+from app.cancel_flag import CancelFlag
 from app.config import Settings
 from app.github.forge import Forge, ForgeError, RepoRef
 from app.state import Session, SessionStore, StepRecord
@@ -103,6 +104,7 @@ class Agent:
             registry.get(n).name: dict(v) for n, v in (tool_args or {}).items() if n in registry
         }
         self.clock = clock
+        self.cancel_flag = CancelFlag(store.redis, store.settings)
         self._event_tasks: set[asyncio.Future[Any]] = set()
 
     # -- the run and its outcomes ---------------------------------------------------------
@@ -111,6 +113,9 @@ class Agent:
         """Carry the session as far as it can go now; checkpointed after every step."""
         if session.status == "cancelled":
             return session
+        # A flag from a cancel before a new command resumed this session is stale; a cancel
+        # that comes now also stops this job (jobs/cancel.py).
+        self.cancel_flag.clear(session.id)
         run = RunState(
             session,
             RepoRef.parse(session.repo, session.installation_id),
@@ -319,10 +324,8 @@ class Agent:
     async def boundary(self, run: RunState, check_cancel: bool = True) -> None:
         """End of a step: keep the lock, checkpoint, then edit the todo comment if it changed."""
         s = run.session
-        if check_cancel:
-            stored = self.store.get(s.id)
-            if stored is not None and stored.status == "cancelled":
-                raise Cancelled()
+        if check_cancel and self.cancel_flag.is_set(s.id):  # one EXISTS, not a reload
+            raise Cancelled()
         if run.lock is not None:
             run.lock.reacquire()
         self.store.save(s)

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from app.untrusted import linear, scan
+from app.untrusted import linear, replace_all
 
 if TYPE_CHECKING:
     from app.config import Settings
@@ -94,19 +94,7 @@ def redact_shapes(text: str) -> str:
     lowered = text.lower()
     if not any(literal in lowered for literal in _LITERALS):
         return text
-    data = text.encode("utf-8", "surrogatepass")
-    parts: list[bytes] = []
-    kept, new = 0, REDACTED.encode()
-    for spans in scan(CREDENTIAL_RE, data):
-        start, end = next((span for span in spans[1:] if span[0] >= 0), spans[0])
-        if start < kept:
-            continue
-        parts += [data[kept:start], new]
-        kept = end
-    if not parts:
-        return text
-    parts.append(data[kept:])
-    return b"".join(parts).decode("utf-8", "surrogatepass")
+    return replace_all(CREDENTIAL_RE, text, REDACTED, group=True)
 
 
 class Redactor:

@@ -78,14 +78,17 @@ def scan(pattern: Pattern, data: bytes, pos: int = 0) -> Iterator[list[tuple[int
         pos = spans[0][1] if spans[0][1] > spans[0][0] else spans[0][1] + 1
 
 
-def replace_all(pattern: Pattern, text: str, replacement: str = "") -> str:
+def replace_all(pattern: Pattern, text: str, replacement: str = "", group: bool = False) -> str:
     """`text` with every match of `pattern` (compiled from a bytes pattern) replaced by the
-    fixed `replacement`: `re.sub` without templates, at the cost of `scan`."""
+    fixed `replacement`: `re.sub` without templates, at the cost of `scan`. `group`: replace
+    only the first group that took part in a match, the whole match when none did."""
     data = text.encode("utf-8", "surrogatepass")
     parts: list[bytes] = []
     kept, new = 0, replacement.encode()
     for spans in scan(pattern, data):
         start, end = spans[0]
+        if group:
+            start, end = next((span for span in spans[1:] if span[0] >= 0), spans[0])
         parts += [data[kept:start], new]
         kept = end
     if not parts:
@@ -96,9 +99,7 @@ def replace_all(pattern: Pattern, text: str, replacement: str = "") -> str:
 
 # -- HTML a reviewer does not see on GitHub, removed in one linear pass -----------------------
 #
-# HTML a reviewer does not see on GitHub, removed in one linear pass.
-#
-# For `app/agent/sanitize.py`. One RE2 pattern finds the tokens (comments, start tags with
+# For `clean_untrusted` below. One RE2 pattern finds the tokens (comments, start tags with
 # their attributes, end tags) in a single scan; a small loop drops comments, the elements
 # GitHub never shows (script, style, template, noscript, iframe, object) and elements hidden
 # by an attribute (`hidden`, `aria-hidden="true"`, a style that hides), with their content and

@@ -20,8 +20,9 @@ from typing import Any, Literal
 
 import redis
 
-from app.agent.sanitize import redact
 from app.config import Settings
+from app.redaction import redactor_for
+from app.redaction import scrub as scrub  # its callers import it from here too
 
 AuditAction = Literal[
     "comment",
@@ -41,18 +42,6 @@ AuditAction = Literal[
 ]
 ACTIONS: tuple[str, ...] = AuditAction.__args__  # type: ignore[attr-defined]
 _PAGE = 500
-
-
-def scrub(value: Any, secrets: list[str]) -> Any:
-    """`value` (text, or JSON-like dicts and lists) with secret values and token-shaped
-    strings replaced by `[redacted]`, keys included."""
-    if isinstance(value, str):
-        return redact(value, secrets)
-    if isinstance(value, dict):
-        return {str(scrub(str(k), secrets)): scrub(v, secrets) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [scrub(v, secrets) for v in value]
-    return value
 
 
 def stream_time(entry_id: bytes | str) -> str:
@@ -113,7 +102,7 @@ class AuditLog:
         `result` what happened (`created`, `updated`, `unchanged`, `failed: …`)."""
         if action not in ACTIONS:
             raise ValueError(f"unknown audit action {action!r}: use one of {', '.join(ACTIONS)}")
-        entry = scrub(
+        entry = redactor_for(self.settings.secret_values()).scrub(
             {
                 "action": action,
                 "session_id": session_id,
@@ -122,8 +111,7 @@ class AuditLog:
                 "target": target,
                 "result": result,
                 "detail": detail or {},
-            },
-            self.settings.secret_values(),
+            }
         )
         data = json.dumps(entry, ensure_ascii=False, default=str)
         entry_id = "*" if self.clock is None else f"{int(self.clock() * 1000)}-*"

@@ -4,49 +4,30 @@ One JSON object per line: timestamp, level, logger, message, the ids of the work
 (delivery, session, job, trace) and any `extra=` fields. The ids come from `log_context`,
 which sets context variables: asyncio tasks started inside inherit them, and so does work
 handed to threads through `asyncio.to_thread` or Starlette's `run_in_threadpool`.
-Every configured secret, and anything shaped like a GitHub token, an API key, a JWT or a PEM
-private key, is replaced with `[redacted]` before a line is written.
+Every configured secret, and anything credential-shaped, is replaced with `[redacted]` before a
+line is written, by the same `Redactor` as every other sink (app/redaction.py).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import IO, Any
 
 from app.config import Settings
+from app.redaction import REDACTED as REDACTED
+from app.redaction import Redactor as Redactor
 
-REDACTED = "[redacted]"
 CONTEXT_FIELDS = ("delivery_id", "session_id", "job_id", "trace_id")
 
 # The default dict is never mutated: log_context always sets a new one.
 _context: ContextVar[dict[str, str]] = ContextVar("idp_log_context", default={})  # noqa: B039
 
-# Credential shapes worth catching even when they are not our own configured secrets: GitHub
-# tokens (ghp_, gho_, ghu_, ghs_ installation tokens, ghr_), fine-grained PATs, OpenAI and
-# Anthropic keys, JWTs (the App's own, valid for ten minutes) and PEM private keys (a key
-# cut short by a truncated message is redacted to the end of the text).
-_CREDENTIAL_RES = (
-    re.compile(r"\bgh[pousr]_[A-Za-z0-9]{20,}"),
-    re.compile(r"\bgithub_pat_[A-Za-z0-9_]{20,}"),
-    re.compile(r"\bsk-[A-Za-z0-9_-]{16,}"),
-    re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
-    re.compile(
-        r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)",
-        re.DOTALL,
-    ),
-)
-# A text without a pattern's literal cannot match it: checking the literal first (a substring
-# search) spares the regular expressions on nearly every line.
-_GUARDED_CREDENTIAL_RES = tuple(
-    zip(("gh", "github_pat_", "sk-", "eyJ", "-----BEGIN "), _CREDENTIAL_RES, strict=True)
-)
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
 _RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 # One encoder for every line (json.dumps with options builds a new one per call).
@@ -68,32 +49,6 @@ def log_context(**fields: object) -> Iterator[None]:
 def current_log_context() -> dict[str, str]:
     """The ids `log_context` set for the code running now."""
     return dict(_context.get())
-
-
-class Redactor:
-    """Replaces secrets in text: the given values verbatim, plus credential-shaped strings."""
-
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
-        values = sorted({s for s in secrets if s}, key=len, reverse=True)
-        # A PEM key set in an environment variable often has literal "\n" for newlines; the
-        # key as used (and as it would be printed) has real ones. Catch both spellings.
-        values += [v.replace("\\n", "\n") for v in values if "\\n" in v]
-        self._values = tuple(values)
-        self._secrets = re.compile("|".join(re.escape(v) for v in values)) if values else None
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Redactor:
-        return cls(settings.secret_values())
-
-    def redact(self, text: str) -> str:
-        for value in self._values:
-            if value in text:
-                text = self._secrets.sub(REDACTED, text)  # type: ignore[union-attr]
-                break
-        for literal, pattern in _GUARDED_CREDENTIAL_RES:
-            if literal in text:
-                text = pattern.sub(REDACTED, text)
-        return text
 
 
 class RedactingFilter(logging.Filter):

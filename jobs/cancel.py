@@ -1,4 +1,8 @@
-"""`/idp cancel`: the session is marked cancelled and the job running it is stopped for real.
+"""Cancel: the session is marked cancelled and the job running it is stopped for real.
+
+`cancel_session` is the one cancel: `/idp cancel` (here), the operator API and the console
+(app/api/control.py) call it. It raises the session's cancel flag (app/cancel_flag.py), which
+the agent reads with one `EXISTS` per step.
 
 Every job registers itself under its session while it runs (a Redis set, so a job still
 waiting for the session's lock is found too), and the agent run stores its job id on the
@@ -13,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import redis
@@ -23,10 +28,11 @@ from rq.registry import StartedJobRegistry
 
 from app.agent.outcomes import Cancelled
 from app.agent.publisher import Publisher
+from app.cancel_flag import CancelFlag
 from app.commands import Command
 from app.config import Settings
 from app.session_line import SessionLine
-from app.state import Session, write_session
+from app.state import Session, SessionStore, write_session
 from jobs.agent_run import session_id_of
 from jobs.queue import queue_for
 
@@ -189,42 +195,78 @@ def resume_after_cancel(session: Session) -> None:
                 task.status, task.detail = "pending", None
 
 
-async def cancel(ctx: JobContext, command: Command) -> str:
-    """`/idp cancel`: mark the session cancelled, stop its running job, show it in the todo."""
+@dataclass
+class CancelOutcome:
+    """What a cancel did: whether there was anything to cancel, the session's status before,
+    the queued jobs it dropped and the running ones it stopped."""
 
-    store, conn, settings = ctx.store, ctx.connection, ctx.settings
-    session = store.get(ctx.session_id)
-    queued, jobs = await asyncio.to_thread(
-        session_jobs, conn, settings, session, ctx.session_id, ctx.job_id
-    )
+    cancelled: bool
+    state: str
+    dropped: list[str] = field(default_factory=list)
+    stopped: list[str] = field(default_factory=list)
+    session: Session | None = None
+
+
+def cancel_session(
+    connection: redis.Redis,
+    settings: Settings,
+    session_id: str,
+    by: str,
+    *,
+    exclude: str | None = None,
+    wait: float = STOP_WAIT_SECONDS,
+) -> CancelOutcome:
+    """The one cancel, for `/idp cancel`, the operator API and the console: raise the cancel
+    flag, mark the session cancelled, drop its queued agent commands (and their place in the
+    session's line), stop its running job and free the lock it held, and settle the todo.
+    `exclude`: the caller's own job. Blocking (it waits up to `wait` seconds for the stop)."""
+    store = SessionStore(connection, settings)
+    session = store.get(session_id)
+    queued, jobs = session_jobs(connection, settings, session, session_id, exclude)
     if not jobs and not queued and (session is None or session.status in NOTHING_TO_CANCEL):
-        state = "not started" if session is None else session.status
-        await ctx.reply(f"Nothing to cancel: this session is {state}. `/idp status` shows it.")
-        return "answered"
-    await asyncio.to_thread(mark_cancelled, conn, settings, ctx.session_id)
+        return CancelOutcome(False, "not started" if session is None else session.status)
+    state = "not started" if session is None else session.status
+    CancelFlag(connection, settings).set(session_id)
+    mark_cancelled(connection, settings, session_id)
     for job in queued:
         job.cancel()
-    line = SessionLine(conn, settings)
-    line.release_reserved(ctx.session_id, [j.id for j in queued])
-    stopped = stop_jobs(conn, jobs)
+    line = SessionLine(connection, settings)
+    line.release_reserved(session_id, [j.id for j in queued])
+    stopped = stop_jobs(connection, jobs)
     if stopped:
-        if await asyncio.to_thread(wait_stopped, conn, stopped, STOP_WAIT_SECONDS):
+        if wait_stopped(connection, stopped, wait):
             # The killed run held the lock; nothing else can (runs are one at a time). The
             # next job in the session's line, if any, gets it.
-            line.free(ctx.session_id)
+            line.free(session_id)
         else:
-            log.warning("jobs %s of %s did not stop in time", stopped, ctx.session_id)
-    session = store.get(ctx.session_id)
+            log.warning("jobs %s of %s did not stop in time", stopped, session_id)
+    # A step that was saving while we marked the session may have written its old status
+    # back; its job is stopped now, so this save is the last word.
+    session = store.get(session_id)
     if session is not None:
-        settle_cancelled(session, ctx.trigger.sender)
+        settle_cancelled(session, by)
         store.save(session)
-        if await Publisher(ctx.forge, settings).sync_todo(session, ctx.repo):
-            store.save(session)
-    log.info(
-        "session %s cancelled by %s; stopped %s, dropped %s",
+    dropped = [j.id for j in queued]
+    log.info("session %s cancelled by %s; stopped %s, dropped %s", session_id, by, stopped, dropped)
+    return CancelOutcome(True, state, dropped, stopped, session)
+
+
+async def cancel(ctx: JobContext, command: Command) -> str:
+    """`/idp cancel`: cancel the session (`cancel_session`), then show it in the todo."""
+    done = await asyncio.to_thread(
+        cancel_session,
+        ctx.connection,
+        ctx.settings,
         ctx.session_id,
         ctx.trigger.sender,
-        stopped,
-        [j.id for j in queued],
+        exclude=ctx.job_id,
     )
+    if not done.cancelled:
+        await ctx.reply(f"Nothing to cancel: this session is {done.state}. `/idp status` shows it.")
+        return "answered"
+    session = done.session
+    if session is not None and await Publisher(ctx.forge, ctx.settings).sync_todo(
+        session, ctx.repo
+    ):
+        ctx.store.save(session)
     return "cancelled"

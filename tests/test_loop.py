@@ -14,6 +14,7 @@ from app.agent.planner import answer_question
 from app.agent.progress import retry_failed
 from app.agent.providers.base import ModelTurn, ToolCall, Usage
 from app.agent.providers.scripted import ScriptedChatModel
+from app.cancel_flag import CancelFlag
 from app.state import Session, SessionStore, session_id_for
 from tests.fakes import FakeForge, ServiceTools, install_fake_validator
 from tools.registry import ToolRegistry
@@ -366,9 +367,7 @@ def test_cancel_stops_at_the_next_step(settings, world):
     tools, forge, store = world
 
     async def cancel_now(name, args, ctx):
-        stored = store.get(ctx.session.id)
-        stored.status = "cancelled"
-        store.save(stored)
+        CancelFlag(store.redis, settings).set(ctx.session.id)  # what every cancel raises
 
     tools.hooks["validate_project_name_and_type"] = cancel_now
     session = run(settings, world, new_session())

@@ -11,8 +11,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from app.agent.model_turn import model_turn
 from app.agent.providers.base import ChatModel, Message, ProviderError
-from app.agent.sanitize import clean_untrusted, neutralize_mentions, quote_untrusted, redact
+from app.agent.sanitize import clean_untrusted, neutralize_mentions, quote_untrusted
+from app.redaction import redactor_for
 from tools.knowledge.index import Hit, KnowledgeBase
 
 log = logging.getLogger(__name__)
@@ -64,7 +66,7 @@ async def answer_from_guidelines(
     secrets: list[str] | None = None,
 ) -> Answer:
     """Answer `question` from `kb`: through `chat_model` when given, else the top sections."""
-    secrets = secrets or []
+    redactor = redactor_for(secrets or [])
     asked = clean_untrusted(question).strip()
     hits = kb.search(asked, k=HITS)
     if not hits:
@@ -80,8 +82,8 @@ async def answer_from_guidelines(
             [quote_untrusted(asked, "the developer's question"), _reference(hits)]
         )
         try:
-            turn = await chat_model.complete(
-                SYSTEM, [Message(role="user", content=redact(content, secrets))], []
+            turn = await model_turn(
+                chat_model, SYSTEM, [Message(role="user", content=content)], [], redactor
             )
         except ProviderError as exc:
             log.warning("ask: the model failed (%s); answering with the sections", exc)
@@ -90,4 +92,4 @@ async def answer_from_guidelines(
             if written:
                 body, by_model = neutralize_mentions(written[:ANSWER_LIMIT]), True
     text = f"{body}\n\n{_sources(hits)}\n"
-    return Answer(redact(text, secrets), citations, by_model)
+    return Answer(redactor.redact(text), citations, by_model)

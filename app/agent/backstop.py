@@ -4,8 +4,8 @@ A model may skip `write_todo`, stop after one tool, or never call `open_pull_req
 session still ends the way a rules run does: the App writes the plan (the rules planner's
 for a structured create-service request, else one task per tool call), ticks tasks as
 calls succeed, finishes a known request's plan when the model stops early, and publishes
-generated files that are not on the pull request. Every tool runs through
-`Agent.execute`, so idempotency, approval gates, audit and step records stay the same.
+generated files that are not on the pull request. Every tool runs through the step runner's
+`execute`, so idempotency, approval gates, audit and step records stay the same.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from app.agent.todo import Task, Todo
 from tools.spec import ToolSpec
 
 if TYPE_CHECKING:
-    from app.agent.loop import Agent, RunState
+    from app.agent.engine import RunState, Steps
     from app.state import Session
 
 PLAN_META = "plan"  # present in the todo's meta when the App wrote the plan
@@ -32,7 +32,7 @@ def app_planned(todo: Todo) -> bool:
     return PLAN_META in todo.meta
 
 
-def adopt_plan(agent: Agent, s: Session, *, ask: bool = False) -> None:
+def adopt_plan(agent: Steps, s: Session, *, ask: bool = False) -> None:
     """The App's plan for a model that works without one: the rules planner's tasks for a
     structured request with a language, else tasks added one per tool call (`task_for`).
     `ask`: a structured request without a language raises the rules planner's question."""
@@ -80,7 +80,7 @@ def new_task(todo: Todo, tool: str, args: dict[str, Any]) -> Task:
     return task
 
 
-async def finish(agent: Agent, run: RunState) -> None:
+async def finish(agent: Steps, run: RunState) -> None:
     """The model stopped. For a structured request the App carries out what is left of the
     plan (the rules planner's when the model made no plan), then publishes files that are
     not on the pull request yet."""
@@ -106,7 +106,7 @@ async def finish(agent: Agent, run: RunState) -> None:
     await publish(agent, run)
 
 
-async def publish(agent: Agent, run: RunState) -> None:
+async def publish(agent: Steps, run: RunState) -> None:
     """Open or update the pull request when the session's files are not on it, as the rules
     path does: not while a required task failed, never past a gate, never twice."""
     s = run.session

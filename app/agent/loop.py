@@ -1,4 +1,7 @@
-"""The agent loop: plan first, then decide → act → observe → re-plan, checkpointing each step.
+"""The agent engine: plan first, then decide → act → observe → re-plan, checkpointing each step.
+
+`Agent` is the one step runner; a `Strategy` (app/agent/engine.py) decides its steps:
+`RulesStrategy` here, `ModelStrategy` in app/agent/model_loop.py.
 
 Without a model the `rules` planner writes the todo and the loop runs its ready tasks (all
 dependencies done), independent ones concurrently. With a model, the model plans through
@@ -14,11 +17,12 @@ import inspect
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from app.agent.approval import CallScope, approved_workspace, refresh, scope_of
+from app.agent.engine import EventSink, RunState, Steps, Strategy
 from app.agent.guard import GuardLimits, LoopGuard, idempotency_key
+from app.agent.model_loop import ModelStrategy
 from app.agent.outcomes import (
     AgentOutcome,
     Cancelled,
@@ -41,27 +45,33 @@ from app.agent.publisher import Publisher
 from app.agent.sanitize import neutralize_mentions
 from app.agent.todo import Task, Todo
 from app.audit import scrub
+from app.cancel_flag import CancelFlag
 from app.config import Settings
 from app.github.forge import Forge, ForgeError, RepoRef
 from app.state import Session, SessionStore, StepRecord
-from app.telemetry import AgentSteps
 from tools.registry import ToolRegistry, ToolResult
 from tools.spec import ToolContext, ToolError, ToolSpec
 
 log = logging.getLogger(__name__)
 
-EventSink = Callable[[str, dict[str, Any]], Any]
 
+class RulesStrategy:
+    """Plans with the rules planner (a structured request only), then runs the todo's ready
+    tasks in waves (`Agent.run_ready`)."""
 
-@dataclass
-class RunState:
-    """One run of one session: where it publishes, its guard, and the lock it renews."""
-
-    session: Session
-    repo: RepoRef
-    guard: LoopGuard
-    lock: Any = None
-    steps: AgentSteps = field(default_factory=AgentSteps)  # step spans and durations
+    async def drive(self, steps: Steps, run: RunState) -> None:
+        s = run.session
+        if s.todo is None or not s.todo.tasks:
+            if s.request is None:
+                raise ReplyToRequester(free_text_reply())
+            previous = s.todo
+            s.todo = plan_create_service(s.request, s.id, steps.registry)
+            if previous is not None:
+                s.todo.notes = [*previous.notes, *s.todo.notes]
+            steps.gate_approvals(s)
+            steps.emit("todo", {"todo": s.todo.model_dump()})
+            await steps.boundary(run)
+        await steps.run_ready(run)
 
 
 class Agent:
@@ -83,12 +93,17 @@ class Agent:
         approval_tools: Iterable[str] = (),
         tool_args: dict[str, dict[str, Any]] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        strategy: Strategy | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
         self.forge = forge
         self.store = store
         self.chat_model = chat_model
+        # The rules without a model; a model plans and picks the calls when there is one.
+        self.strategy: Strategy = strategy or (
+            RulesStrategy() if chat_model is None else ModelStrategy(chat_model)
+        )
         self.cluster = cluster
         self.on_event = on_event
         self.publisher = publisher or Publisher(forge, settings)
@@ -103,6 +118,7 @@ class Agent:
             registry.get(n).name: dict(v) for n, v in (tool_args or {}).items() if n in registry
         }
         self.clock = clock
+        self.cancel_flag = CancelFlag(store.redis, store.settings)
         self._event_tasks: set[asyncio.Future[Any]] = set()
 
     # -- the run and its outcomes ---------------------------------------------------------
@@ -111,6 +127,9 @@ class Agent:
         """Carry the session as far as it can go now; checkpointed after every step."""
         if session.status == "cancelled":
             return session
+        # A flag from a cancel before a new command resumed this session is stale; a cancel
+        # that comes now also stops this job (jobs/cancel.py).
+        self.cancel_flag.clear(session.id)
         run = RunState(
             session,
             RepoRef.parse(session.repo, session.installation_id),
@@ -120,12 +139,7 @@ class Agent:
         run.steps.begin(session)
         self._set_status(session, "running")
         try:
-            if self.chat_model is None:
-                await self._run_rules(run)
-            else:
-                from app.agent.model_loop import run_with_model
-
-                await run_with_model(self, run)
+            await self.strategy.drive(self, run)
             self._set_status(session, final_status(session.todo))
         except AgentOutcome as outcome:
             await self._handle(run, outcome)
@@ -162,21 +176,7 @@ class Agent:
             self.note(s, outcome.message)
             self._set_status(s, final_status(s.todo))
 
-    # -- the rules path -------------------------------------------------------------------
-
-    async def _run_rules(self, run: RunState) -> None:
-        s = run.session
-        if s.todo is None or not s.todo.tasks:
-            if s.request is None:
-                raise ReplyToRequester(free_text_reply())
-            previous = s.todo
-            s.todo = plan_create_service(s.request, s.id, self.registry)
-            if previous is not None:
-                s.todo.notes = [*previous.notes, *s.todo.notes]
-            self.gate_approvals(s)
-            self.emit("todo", {"todo": s.todo.model_dump()})
-            await self.boundary(run)
-        await self.run_ready(run)
+    # -- steps, for both strategies -------------------------------------------------------
 
     async def run_ready(self, run: RunState) -> None:
         """Run the todo's ready tasks in waves, independent ones concurrently, until none is
@@ -207,8 +207,6 @@ class Agent:
             self.set_task(task, "waiting_approval", APPROVAL_WAIT)
             return
         self.apply_result(run.session, result, task)
-
-    # -- shared by both paths ---------------------------------------------------------------
 
     def needs_approval(self, spec: ToolSpec) -> bool:
         return spec.requires_approval or spec.name in self.approval_tools
@@ -319,10 +317,8 @@ class Agent:
     async def boundary(self, run: RunState, check_cancel: bool = True) -> None:
         """End of a step: keep the lock, checkpoint, then edit the todo comment if it changed."""
         s = run.session
-        if check_cancel:
-            stored = self.store.get(s.id)
-            if stored is not None and stored.status == "cancelled":
-                raise Cancelled()
+        if check_cancel and self.cancel_flag.is_set(s.id):  # one EXISTS, not a reload
+            raise Cancelled()
         if run.lock is not None:
             run.lock.reacquire()
         self.store.save(s)

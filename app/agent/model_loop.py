@@ -1,4 +1,4 @@
-"""The loop with a language model: plan (`write_todo`) → decide → act → observe → re-plan.
+"""The model strategy: a language model plans (`write_todo`) → decides → acts → observes.
 
 The conversation is kept on the session, so a re-run after a crash continues it: calls the
 model made but that were never answered are carried out first (side effects reused from
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from app.agent import backstop
+from app.agent.model_turn import model_turn
 from app.agent.ordering import plan_problems, waves
 from app.agent.outcomes import LoopGuardTripped, NeedsApproval, QuestionForRequester
 from app.agent.planner import (
@@ -29,33 +30,43 @@ from app.agent.planner import (
     title_for,
 )
 from app.agent.progress import APPROVAL_WAIT, FINISHED
-from app.agent.providers.base import Message, ModelTurn, ToolCall
+from app.agent.providers.base import ChatModel, Message, ModelTurn, ToolCall
 from app.agent.sanitize import redact
 from app.agent.todo import Task, Todo
-from app.audit import scrub
+from app.redaction import redactor_for
 from tools.registry import ToolResult, normalize_name, validation_message
 
 if TYPE_CHECKING:
-    from app.agent.loop import Agent, RunState
+    from app.agent.engine import RunState, Steps
     from app.state import Session
 
 OBSERVATION_LIMIT = 8000
 _PSEUDO = (WRITE_TODO.name, ASK_REQUESTER.name)
 
 
-async def run_with_model(agent: Agent, run: RunState) -> None:
+class ModelStrategy:
+    """A language model plans (`write_todo`) and picks the calls; the App finishes what it
+    leaves (backstop.py)."""
+
+    def __init__(self, model: ChatModel) -> None:
+        self.model = model
+
+    async def drive(self, agent: Steps, run: RunState) -> None:
+        await run_with_model(agent, self.model, run)
+
+
+async def run_with_model(agent: Steps, model: ChatModel, run: RunState) -> None:
     """Drive the model until it answers without a tool call, asks a question, or a limit
     trips. Raises the loop's typed outcomes; `Agent.run` handles them."""
     s = run.session
-    model = agent.chat_model
-    assert model is not None
     secrets = agent.settings.secret_values()
+    redactor = redactor_for(secrets)
     if s.todo is None:  # a new request or `/idp plan`: a new plan, a new conversation
         s.todo = Todo(title=title_for(s), meta={"planner": f"{model.name} ({model.model})"})
         s.messages = []
     messages = [Message.model_validate(m) for m in s.messages]
     if not messages:
-        messages.append(Message(role="user", content=redact(request_message(s), secrets)))
+        messages.append(Message(role="user", content=redactor.redact(request_message(s))))
     _continue_after_approval(s, messages)
     tools = [
         spec
@@ -76,10 +87,7 @@ async def run_with_model(agent: Agent, run: RunState) -> None:
             await backstop.finish(agent, run)
             return
         run.guard.step()
-        outgoing = [m.model_copy(update={"content": redact(m.content, secrets)}) for m in messages]
-        # What a model writes is untrusted output: a secret it echoes (pasted in an issue,
-        # or a credential-shaped string) is removed before it is stored, shown or run.
-        turn = _without_secrets(await model.complete(system, outgoing, tools), secrets)
+        turn = await model_turn(model, system, messages, tools, redactor)
         _record_usage(agent, s, turn)
         run.guard.record(turn.usage.input_tokens, turn.usage.output_tokens)
         messages.append(Message(role="assistant", content=turn.text, tool_calls=turn.tool_calls))
@@ -90,21 +98,6 @@ async def run_with_model(agent: Agent, run: RunState) -> None:
             await agent.boundary(run)
             await backstop.finish(agent, run)
             return
-
-
-def _without_secrets(turn: ModelTurn, secrets: list[str]) -> ModelTurn:
-    """`turn` with secret values and token-shaped strings redacted in its text and in every
-    tool call's arguments."""
-    calls = [
-        call.model_copy(
-            update={
-                "arguments": scrub(call.arguments, secrets),
-                "raw_arguments": scrub(call.raw_arguments, secrets),
-            }
-        )
-        for call in turn.tool_calls
-    ]
-    return turn.model_copy(update={"text": scrub(turn.text, secrets), "tool_calls": calls})
 
 
 def _continue_after_approval(s: Session, messages: list[Message]) -> None:
@@ -134,7 +127,7 @@ def _unanswered(messages: list[Message]) -> list[ToolCall]:
 
 
 async def _answer(
-    agent: Agent,
+    agent: Steps,
     run: RunState,
     messages: list[Message],
     calls: list[ToolCall],
@@ -193,7 +186,7 @@ def _extend(s: Session, messages: list[Message], calls: list[ToolCall], results:
     s.messages = [m.model_dump(mode="json") for m in messages]
 
 
-def _write_todo(agent: Agent, s: Session, call: ToolCall) -> Message:
+def _write_todo(agent: Steps, s: Session, call: ToolCall) -> Message:
     try:
         plan = WriteTodo.model_validate(call.arguments)
     except ValidationError as exc:
@@ -219,7 +212,7 @@ def _write_todo(agent: Agent, s: Session, call: ToolCall) -> Message:
 
 
 async def _run_calls(
-    agent: Agent, run: RunState, calls: list[ToolCall], secrets: list[str]
+    agent: Steps, run: RunState, calls: list[ToolCall], secrets: list[str]
 ) -> dict[str, Message]:
     """Run one turn's tool calls: each against the task it carries out, in waves that honour
     the tasks' `depends_on` (a wave's calls run concurrently). A call whose task waits for a
@@ -271,7 +264,7 @@ def _by_id(calls: list[ToolCall], call_id: str) -> ToolCall:
     return next(c for c in calls if c.id == call_id)
 
 
-def _unmet(agent: Agent, s: Session, task: Task, this_turn: dict[str, str]) -> list[Task]:
+def _unmet(agent: Steps, s: Session, task: Task, this_turn: dict[str, str]) -> list[Task]:
     """Tasks of the model's own plan that `task` waits for, that are neither finished nor
     run in this turn. The App's plans only order calls: the model never saw them."""
     todo = s.todo
@@ -299,7 +292,7 @@ def _refusal(task: Task, waiting: list[Task]) -> str:
 
 
 async def _run_call(
-    agent: Agent, run: RunState, call: ToolCall, task: Task | None, secrets: list[str]
+    agent: Steps, run: RunState, call: ToolCall, task: Task | None, secrets: list[str]
 ) -> Message:
     s = run.session
     if task is not None:
@@ -342,7 +335,7 @@ def _reply(call: ToolCall, content: str, is_error: bool) -> Message:
     )
 
 
-def _record_usage(agent: Agent, s: Session, turn: ModelTurn) -> None:
+def _record_usage(agent: Steps, s: Session, turn: ModelTurn) -> None:
     usage = s.token_usage
     usage["input_tokens"] = usage.get("input_tokens", 0) + turn.usage.input_tokens
     usage["output_tokens"] = usage.get("output_tokens", 0) + turn.usage.output_tokens

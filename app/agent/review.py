@@ -7,7 +7,9 @@ files as they are on its branch. The model reads and edits the workspace, may re
 changed `/idp set` values, and notes an answer per thread. Nothing here reaches GitHub, a
 cluster or another repository: the job validates the workspace and commits it.
 
-Review text is untrusted: it travels only in the user message, cleaned and quoted.
+Review text is untrusted: it travels only in the user message, cleaned and quoted. Each model
+turn goes through the agent's one model-turn path (app/agent/model_turn.py), so secrets are
+redacted on the way out and removed from what the model writes, as in the main agent.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from app.agent.guard import GuardLimits, LoopGuard
+from app.agent.model_turn import model_turn
 from app.agent.providers.base import ChatModel, Message, ToolCall
-from app.agent.sanitize import quote_untrusted, redact
+from app.agent.sanitize import quote_untrusted
 from app.commands import SET_KEYS, CommandError, canonical_set_key, validate_set_value
+from app.redaction import Redactor, redactor_for
 from tools.registry import ToolRegistry
 from tools.spec import ToolContext, ToolError, ToolSpec
 
@@ -264,17 +268,17 @@ async def run_review_agent(
 ) -> ReviewAnswer:
     """Talk with the model until it answers without a tool call. `ctx.files` is the
     workspace the tools edit in place. Raises `LoopGuardTripped` and `ProviderError`."""
-    secrets = ctx.settings.secret_values()
+    redactor = redactor_for(ctx.settings.secret_values())
     guard = LoopGuard.from_limits(limits)
     specs = tools.specs()
     answer = ReviewAnswer(summary="", notes=notes)
     messages = [
-        Message(role="user", content=redact(review_message(pr_number, threads, ctx.files), secrets))
+        Message(role="user", content=redactor.redact(review_message(pr_number, threads, ctx.files)))
     ]
     while True:
         guard.step()
         renew()
-        turn = await model.complete(SYSTEM_PROMPT, messages, specs)
+        turn = await model_turn(model, SYSTEM_PROMPT, messages, specs, redactor)
         answer.model_calls += 1
         answer.input_tokens += turn.usage.input_tokens
         answer.output_tokens += turn.usage.output_tokens
@@ -284,11 +288,11 @@ async def run_review_agent(
             answer.summary = turn.text or ""
             return answer
         for call in turn.tool_calls:  # in order: a later edit may build on an earlier one
-            messages.append(await _answer_call(call, guard, tools, ctx, secrets))
+            messages.append(await _answer_call(call, guard, tools, ctx, redactor))
 
 
 async def _answer_call(
-    call: ToolCall, guard: LoopGuard, tools: ToolRegistry, ctx: ToolContext, secrets: list[str]
+    call: ToolCall, guard: LoopGuard, tools: ToolRegistry, ctx: ToolContext, redactor: Redactor
 ) -> Message:
     guard.check(call)
     if call.arguments is None:
@@ -302,7 +306,7 @@ async def _answer_call(
         content, failed = _observation(result.ok, result.output, result.error), not result.ok
     return Message(
         role="tool",
-        content=redact(content, secrets),
+        content=redactor.redact(content),
         tool_call_id=call.id,
         name=call.name,
         is_error=failed,

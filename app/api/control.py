@@ -8,16 +8,11 @@ matching `/idp` command would be allowed. Starting a session is what a comment d
 
 from __future__ import annotations
 
-import time
 import uuid
 from typing import Annotated, Any
 
 import redis
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
-from rq.command import send_stop_job_command
-from rq.exceptions import InvalidJobOperation, NoSuchJobError
-from rq.job import Job, JobStatus
-from rq.registry import StartedJobRegistry
 
 from app.api.auth import Principal
 from app.api.errors import ApiError
@@ -27,18 +22,15 @@ from app.config import Settings
 from app.events import EventBus
 from app.github.forge import PERMISSION_RANK
 from app.repo_config import DEFAULT_PERMISSIONS
-from app.session_line import SessionLine
-from app.state import Session, SessionStore, session_id_for, write_session
+from app.state import Session, SessionStore, session_id_for
 from app.untrusted import scrub
-from jobs.queue import enqueue_trigger, job_id_for, queue_for
+from jobs.cancel import cancel_session
+from jobs.queue import enqueue_trigger, job_id_for
 
 # Text an operator or a signed-in user types: lone surrogates (JSON can carry them) made `?`.
 UserText = Annotated[str, AfterValidator(scrub)]
 
 REPO_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$"
-FINISHED = ("done", "failed")
-# How long a cancel waits for the worker to kill a running job before it answers.
-STOP_WAIT_SECONDS = 3.0
 # Where the App answers on GitHub, dry runs of a repository are numbered from here, so a
 # dry run's session never meets the session of a real issue with the same number.
 GITHUB_DRY_RUN_NUMBERS_FROM = 900_000
@@ -206,37 +198,21 @@ class SessionControl:
         return self._enqueue(principal, session, commands, dry_run, body.text, "message")
 
     def cancel(self, principal: Principal, session: Session) -> dict[str, Any]:
-        """Mark the session cancelled, drop its queued jobs and stop a running one."""
+        """Cancel the session as `/idp cancel` does (jobs/cancel.py `cancel_session`)."""
         if not principal.may(session.repo, DEFAULT_PERMISSIONS["cancel"]):
             raise ApiError(403, "`/idp cancel` needs write permission on this repository")
-        if session.status in FINISHED:
-            raise ApiError(409, f"the session is {session.status}; there is nothing to cancel")
-        self._mark_cancelled(session.id)
-        queued, running = self._jobs_of(session)
-        for job in queued:
-            job.cancel()
-        SessionLine(self.redis, self.settings).release_reserved(session.id, [j.id for j in queued])
-        stopped = []
-        for job in running:
-            try:
-                send_stop_job_command(self.redis, job.id)
-                stopped.append(job.id)
-            except (InvalidJobOperation, NoSuchJobError):
-                continue
-        if stopped:
-            self._wait_stopped(stopped)
-            # A step that was saving while we marked the session may have written its old
-            # status back; the job is stopped now, so this one is the last word.
-            self._mark_cancelled(session.id)
+        done = cancel_session(self.redis, self.settings, session.id, principal.login)
+        if not done.cancelled:
+            raise ApiError(409, f"the session is {done.state}; there is nothing to cancel")
         self.bus.publish(session.id, "status", {"status": "cancelled", "by": principal.login})
-        self._record(principal, session.id, "cancel", "cancelled", {"stopped_jobs": stopped})
+        self._record(principal, session.id, "cancel", "cancelled", {"stopped_jobs": done.stopped})
         return {
             "session": session.id,
             "repo": session.repo,
             "number": session.number,
             "status": "cancelled",
-            "cancelled_jobs": [j.id for j in queued],
-            "stopped_jobs": stopped,
+            "cancelled_jobs": done.dropped,
+            "stopped_jobs": done.stopped,
         }
 
     # -- helpers ----------------------------------------------------------------------------
@@ -318,51 +294,3 @@ class SessionControl:
             result=result,
             detail={"via": "console" if principal.via == "cookie" else "api", **detail},
         )
-
-    def _mark_cancelled(self, session_id: str) -> None:
-        """Set the status in one optimistic transaction, so no concurrent save is merged
-        with a stale copy."""
-        key = self.settings.key("session", session_id)
-        with self.redis.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(key)
-                    raw = pipe.get(key)
-                    if raw is None:
-                        return
-                    session = Session.model_validate_json(raw)
-                    session.status = "cancelled"
-                    session.updated_at = time.time()
-                    pipe.multi()
-                    write_session(pipe, self.settings, session)
-                    pipe.execute()
-                    return
-                except redis.WatchError:
-                    continue
-
-    def _jobs_of(self, session: Session) -> tuple[list[Job], list[Job]]:
-        """The session's queued and running jobs, whoever queued them (webhook or API)."""
-        queue = queue_for(self.redis, self.settings)
-        registry = StartedJobRegistry(queue.name, connection=self.redis)
-
-        def mine(job_ids: list[str]) -> list[Job]:
-            jobs = Job.fetch_many(job_ids, connection=self.redis)
-            return [j for j in jobs if j is not None and _trigger_session(j) == session.id]
-
-        waiting = SessionLine(self.redis, self.settings).waiting(session.id)
-        return mine(queue.get_job_ids() + waiting), mine(registry.get_job_ids())
-
-    def _wait_stopped(self, job_ids: list[str]) -> None:
-        deadline = time.monotonic() + STOP_WAIT_SECONDS
-        while time.monotonic() < deadline:
-            jobs = Job.fetch_many(job_ids, connection=self.redis)
-            if all(j is None or j.get_status() != JobStatus.STARTED for j in jobs):
-                return
-            time.sleep(0.1)
-
-
-def _trigger_session(job: Job) -> str | None:
-    trigger = (job.kwargs or {}).get("trigger")
-    if not isinstance(trigger, dict) or "repo" not in trigger or "number" not in trigger:
-        return None
-    return session_id_for(str(trigger["repo"]), int(trigger["number"]))

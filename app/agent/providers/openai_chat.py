@@ -20,6 +20,7 @@ from openai import AsyncOpenAI
 
 from app.agent.providers.base import Message, ModelTurn, ProviderError, ToolCall, Usage
 from app.config import Settings
+from app.redaction import redact as redact_text
 from app.telemetry import observe_llm
 from tools.spec import ToolSpec, to_openai_tool
 
@@ -29,17 +30,11 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 # start without a key: this stands in for it and is sent as a harmless bearer value.
 PLACEHOLDER_KEY = "no-key-needed"
 
-# Key-shaped strings (OpenAI `sk-…`, `sk-proj-…`, Anthropic `sk-ant-…`): an API's error text
-# may echo part of a key back, and that text may end up in a comment or a log.
-_KEY_SHAPE = re.compile(r"sk-[A-Za-z0-9_\-*.]{6,}")
-
 
 def redact(text: str, *secrets: str | None) -> str:
-    """`text` with every given secret and anything shaped like an API key masked."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "[redacted]")
-    return _KEY_SHAPE.sub("[redacted]", text)
+    """`text` with every given secret and anything credential-shaped masked: an API's error
+    text may echo part of a key back, and that text may end up in a comment or a log."""
+    return redact_text(text, [s for s in secrets if s])
 
 
 def parse_arguments(raw: str | None) -> tuple[dict[str, Any] | None, str | None]:

@@ -20,8 +20,8 @@ from typing import Any, Literal
 
 import redis
 
-from app.agent.sanitize import redact
 from app.config import Settings
+from app.text.sanitize import redact
 
 AuditAction = Literal[
     "comment",

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from app.commands import Verb
 from app.config_yaml import load_bounded
+from app.domain.service import NAME_RE, Language, ServiceType, suggest_name
 from app.github.forge import PERMISSION_RANK, Forge, ForgeError, RepoRef, validate_path
+from app.grammar.commands import Verb
 from app.repo_config_example import EXAMPLE_CONFIG as EXAMPLE_CONFIG
 from app.repo_config_example import render_example_config as render_example_config
 from app.untrusted import MAX_SUGGEST_CHARS, scrub
-from tools.service import NAME_RE, Language, ServiceType, suggest_name
 
 if TYPE_CHECKING:
     from tools.registry import ToolRegistry

@@ -11,8 +11,8 @@ import logging
 import threading
 import uuid
 
-from app.commands import Command, Trigger, parse_comment
 from app.config import ConfigError, Settings
+from app.grammar.commands import Command, Trigger, parse_comment
 from app.state import SessionStore, connect, session_id_for
 
 log = logging.getLogger(__name__)

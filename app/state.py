@@ -13,10 +13,10 @@ import redis
 from pydantic import BaseModel, Field
 from redis.lock import Lock
 
-from app.agent.todo import Todo
 from app.config import Settings
+from app.domain.service import ServiceRequest
+from app.domain.todo import Todo
 from app.session_line import SessionLine
-from tools.service import ServiceRequest
 
 log = logging.getLogger(__name__)
 

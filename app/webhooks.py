@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ValidationError
 
-from app.commands import (
+from app.grammar.commands import (
     Command,
     CommandError,
     Trigger,

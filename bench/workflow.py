@@ -34,9 +34,9 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 from rq.job import Job, JobStatus
 
-from app.agent.todo import marker
-from app.commands import Trigger
 from app.config import Settings
+from app.domain.todo import marker
+from app.grammar.commands import Trigger
 from app.webhooks import route
 from bench.ingest import bench_redis, machine
 from bench.worker_watch import (

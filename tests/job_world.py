@@ -17,9 +17,10 @@ from typing import Any
 import redis
 from pydantic import BaseModel, Field, SecretStr
 
-from app.agent.todo import MARKER_PREFIX
-from app.commands import Trigger
 from app.config import Settings
+from app.domain.service import ServiceRequest
+from app.domain.todo import MARKER_PREFIX
+from app.grammar.commands import Trigger
 from app.state import Session, SessionStore, session_id_for
 from app.webhooks import Ignored, route
 from jobs.tasks import run_parsed
@@ -27,7 +28,6 @@ from tests import github_api as gh
 from tests import payloads
 from tests.kube_standin import FakeCluster
 from tools.registry import ToolRegistry
-from tools.service import ServiceRequest
 from tools.spec import ToolContext, ToolError, ToolSpec
 
 ISSUE = 7

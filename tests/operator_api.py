@@ -23,8 +23,8 @@ from rq import Queue
 from starlette.testclient import TestClient
 from starlette.types import ASGIApp
 
-from app.commands import Trigger
 from app.config import Settings
+from app.grammar.commands import Trigger
 from tests.github_api import API, Where, repository, user
 
 TOKEN = "operator-token-for-tests"

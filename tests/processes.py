@@ -24,8 +24,8 @@ import redis
 from rq import Worker
 from rq.job import Job, JobStatus
 
-from app.commands import Trigger
 from app.config import Settings
+from app.grammar.commands import Trigger
 from app.webhooks import Ignored, route
 from jobs.queue import enqueue_trigger, job_id_for, queue_for
 from tests import payloads

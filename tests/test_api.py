@@ -11,7 +11,8 @@ import pytest
 import redis
 from starlette.testclient import TestClient
 
-from app.agent.todo import Task, Todo
+from app.domain.service import ServiceRequest
+from app.domain.todo import Task, Todo
 from app.server import build_app
 from app.state import Session, SessionStore, StepRecord
 from tests.operator_api import (
@@ -24,7 +25,6 @@ from tests.operator_api import (
     worker_process,
 )
 from tools.registry import default_registry
-from tools.service import ServiceRequest
 
 SECRET_REPO = "acme/payments"
 

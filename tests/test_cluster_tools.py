@@ -20,6 +20,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from app.domain.service import ServiceRequest
 from app.github.forge import RepoRef
 from app.state import Session
 from tests.kube_standin import ApiServer, status
@@ -31,7 +32,6 @@ from tools.builtin.cluster import (
     create_k8s_namespace,
     deploy_to_staging,
 )
-from tools.service import ServiceRequest
 from tools.spec import ToolContext, ToolError, to_anthropic_tool, to_openai_tool
 
 TOKEN = "stub-cluster-token"

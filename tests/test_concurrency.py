@@ -12,8 +12,8 @@ import uuid
 import pytest
 from rq.job import Job, JobStatus
 
-from app.agent.todo import marker
 from app.audit import AuditLog
+from app.domain.todo import marker
 from app.session_line import SessionLine
 from app.state import SessionStore
 from jobs.queue import job_id_for

@@ -9,7 +9,7 @@ import re
 import pytest
 from starlette.testclient import TestClient
 
-from app.agent.todo import Task, Todo
+from app.domain.todo import Task, Todo
 from app.server import COOKIE, build_app
 from app.state import Session, SessionStore, StepRecord
 from tests.operator_api import TOKEN, operator_settings, queued, sign_in_with_github

@@ -17,7 +17,7 @@ from rq import Queue, Retry, Worker
 from rq.job import Job, JobStatus
 from starlette.testclient import TestClient
 
-from app.agent.todo import marker
+from app.domain.todo import marker
 from app.state import SessionStore
 from app.web import WEBHOOK_PATH, create_app
 from jobs.queue import job_id_for, queue_for, retry_policy

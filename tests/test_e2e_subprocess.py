@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.agent.todo import marker
+from app.domain.todo import marker
 from tests import github_api as gh
 from tests import payloads
 from tests.conftest import TEST_REDIS_URL, WEBHOOK_SECRET

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from app.agent.todo import marker
+from app.domain.todo import marker
 from app.github.forge import ForgeError, RepoRef
 from app.github.github_forge import GitHubForge
 from tests import github_api as gh

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from app.agent.todo import marker
+from app.domain.todo import marker
 from app.github.forge import ForgeError, RepoRef, git_blob_sha
 from app.github.local_forge import LocalForge
 

@@ -26,9 +26,9 @@ from pydantic import BaseModel
 
 from app.agent.providers.base import ModelTurn, ToolCall, Usage
 from app.agent.providers.scripted import ScriptedChatModel
-from app.agent.sanitize import clean_untrusted
-from app.agent.todo import MARKER_PREFIX
+from app.domain.todo import MARKER_PREFIX
 from app.github.forge import validate_path
+from app.text.sanitize import clean_untrusted
 from app.webhooks import Ignored, route
 from tests import github_api as gh
 from tests import payloads

@@ -10,8 +10,8 @@ import time
 from app.audit import AuditLog
 from app.config import Settings
 from app.feedback import FeedbackStore
+from app.handling.cancel import mark_cancelled
 from app.state import Session, SessionStore
-from jobs.cancel import mark_cancelled
 
 DAY = 24 * 3600
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from app.agent.sanitize import clean_untrusted, neutralize_mentions, quote_untrusted, redact
+from app.text.sanitize import clean_untrusted, neutralize_mentions, quote_untrusted, redact
 
 
 def test_html_comments_are_removed_even_unterminated():

@@ -13,8 +13,9 @@ from pathlib import Path
 from rq.job import Job, JobStatus
 
 from app.audit import AuditLog
-from app.commands import Command, Trigger
 from app.config import Settings
+from app.domain.service import ServiceRequest
+from app.grammar.commands import Command, Trigger
 from app.session_line import (
     SessionLine,
     SessionQueued,
@@ -25,7 +26,6 @@ from app.session_line import (
 from app.state import SessionStore, session_id_for
 from jobs.queue import enqueue_trigger, job_id_for, queue_for
 from jobs.tasks import run_parsed
-from tools.service import ServiceRequest
 
 REPO, NUMBER = "acme/web", 4
 SESSION = session_id_for(REPO, NUMBER)

@@ -27,10 +27,10 @@ from starlette.testclient import TestClient
 from app import telemetry
 from app.agent.providers.base import Message
 from app.agent.providers.openai_chat import OpenAIChat
-from app.agent.todo import Task
-from app.commands import Trigger
+from app.domain.todo import Task
 from app.github.forge import RepoRef
 from app.github.github_forge import GitHubForge
+from app.grammar.commands import Trigger
 from app.web import WEBHOOK_PATH, create_app
 from app.webhooks import route
 from jobs.queue import enqueue_trigger, job_id_for

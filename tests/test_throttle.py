@@ -13,7 +13,7 @@ from anyio.lowlevel import checkpoint
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from app.agent.todo import marker
+from app.domain.todo import marker
 from app.github.forge import ForgeError, RepoRef
 from app.github.github_forge import GitHubForge
 from app.github.local_forge import APP_LOGIN, LocalForge

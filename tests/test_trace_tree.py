@@ -21,10 +21,10 @@ from starlette.testclient import TestClient
 
 from app.agent.providers.base import Message
 from app.agent.providers.openai_chat import OpenAIChat
-from app.agent.todo import Task
-from app.commands import Trigger
+from app.domain.todo import Task
 from app.github.forge import RepoRef
 from app.github.github_forge import GitHubForge
+from app.grammar.commands import Trigger
 from app.logs import configure_logging
 from app.state import session_id_for
 from app.telemetry import observe_job

@@ -12,6 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from app.domain.service import LANGUAGES, SERVICE_TYPES, ServiceRequest
 from tools.render_common import (
     DEFAULT_BASE_PATH,
     INGRESS_CLASS,
@@ -28,7 +29,6 @@ from tools.render_common import (
 from tools.render_k8s import StagingPlace, has_service, ingress_host, max_replicas, render_k8s
 from tools.render_observability import render_observability
 from tools.render_workflow import render_workflow
-from tools.service import LANGUAGES, SERVICE_TYPES, ServiceRequest
 from tools.templates import PROFILES, render_template
 
 __all__ = [

@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
+from app.domain.service import ServiceRequest
 from app.untrusted import linear
-from tools.service import ServiceRequest
 from tools.templates import PROFILES, RUN_AS_ID
 
 DEFAULT_BASE_PATH = "services/{name}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from app.domain.service import ServiceRequest
 from tools.render_common import (
     DEFAULT_BASE_PATH,
     check_request,
@@ -19,7 +20,6 @@ from tools.render_common import (
     service_dir,
     workflow_path,
 )
-from tools.service import ServiceRequest
 from tools.templates import PROFILES
 
 # Every action the workflows use, pinned to the commit its release tag points at.

@@ -15,9 +15,9 @@ from pydantic import BaseModel
 
 if TYPE_CHECKING:
     from app.config import Settings
+    from app.domain.approval import ApprovalScope
     from app.github.forge import Forge, RepoRef
     from app.state import Session
-    from tools.approval import ApprovalScope
 
 SideEffect = Literal["none", "repo", "external"]
 

@@ -18,10 +18,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from app.agent.outcomes import NeedsApproval
-from app.agent.todo import Task
+from app.domain.approval import ApprovalScope, approval_digest, short
+from app.domain.todo import Task
 from app.github.forge import Forge, RepoRef
 from app.state import Approval, Session
-from tools.approval import ApprovalScope, approval_digest, short
 from tools.spec import ToolSpec
 
 READ_CONCURRENCY = 8

@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 
 from app.agent.providers.base import ChatModel, Message, ProviderError
-from app.agent.sanitize import clean_untrusted, neutralize_mentions, quote_untrusted, redact
+from app.text.sanitize import clean_untrusted, neutralize_mentions, quote_untrusted, redact
 from tools.knowledge.index import Hit, KnowledgeBase
 
 log = logging.getLogger(__name__)

@@ -30,9 +30,9 @@ from app.agent.planner import (
 )
 from app.agent.progress import APPROVAL_WAIT, FINISHED
 from app.agent.providers.base import Message, ModelTurn, ToolCall
-from app.agent.sanitize import redact
-from app.agent.todo import Task, Todo
 from app.audit import scrub
+from app.domain.todo import Task, Todo
+from app.text.sanitize import redact
 from tools.registry import ToolResult, normalize_name, validation_message
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from app.agent.todo import Task, Todo
+from app.domain.todo import Task, Todo
 from app.state import Session
 
 FINISHED = ("done", "skipped")

@@ -14,11 +14,11 @@ import time
 from typing import Any
 
 from app.agent.guard import idempotency_key
-from app.agent.sanitize import redact
-from app.agent.todo import render_todo
 from app.config import Settings
+from app.domain.todo import render_todo
 from app.github.forge import Forge, ForgeError, RepoRef
 from app.state import Session, StepRecord
+from app.text.sanitize import redact
 
 log = logging.getLogger(__name__)
 

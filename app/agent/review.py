@@ -20,8 +20,8 @@ from pydantic import BaseModel, Field
 
 from app.agent.guard import GuardLimits, LoopGuard
 from app.agent.providers.base import ChatModel, Message, ToolCall
-from app.agent.sanitize import quote_untrusted, redact
-from app.commands import SET_KEYS, CommandError, canonical_set_key, validate_set_value
+from app.grammar.commands import SET_KEYS, CommandError, canonical_set_key, validate_set_value
+from app.text.sanitize import quote_untrusted, redact
 from tools.registry import ToolRegistry
 from tools.spec import ToolContext, ToolError, ToolSpec
 

@@ -22,10 +22,10 @@ from rq.registry import StartedJobRegistry
 from app.api.auth import Principal
 from app.api.errors import ApiError
 from app.audit import AuditLog
-from app.commands import Command, Trigger, parse_comment
 from app.config import Settings
 from app.events import EventBus
 from app.github.forge import PERMISSION_RANK
+from app.grammar.commands import Command, Trigger, parse_comment
 from app.repo_config import DEFAULT_PERMISSIONS
 from app.session_line import SessionLine
 from app.state import Session, SessionStore, session_id_for, write_session

@@ -18,7 +18,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.agent.sanitize import redact
 from app.api.agent_systems import (
     AgentSystemBody,
     AgentSystemError,
@@ -37,6 +36,7 @@ from app.audit import AuditLog
 from app.config import Settings
 from app.events import EventBus
 from app.state import Session, SessionStatus
+from app.text.sanitize import redact
 from tools.registry import ToolRegistry, default_registry
 
 SESSION = "/sessions/{owner}/{name}/{number:int}"

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from githubkit.exception import RequestFailed
 
-from app.agent.todo import marker
+from app.domain.todo import marker
 from app.github.forge import REACTIONS, ForgeError, RepoRef
 
 if TYPE_CHECKING:

@@ -19,7 +19,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from app.agent.todo import marker
+from app.domain.todo import marker
 from app.github.forge import (
     CHECK_CONCLUSIONS,
     PERMISSION_RANK,

@@ -17,7 +17,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, Field, field_validator
 
-from tools.approval import ApprovalScope
+from app.domain.approval import ApprovalScope
+from app.domain.service import NAME_RE, NAME_RULE, suggest_name
 from tools.cluster import FIELD_MANAGER, Cluster, ClusterError, KubernetesCluster
 from tools.deploy import (
     apply_all,
@@ -31,7 +32,6 @@ from tools.deploy import (
 from tools.overlay import set_image
 from tools.render_k8s import StagingPlace, overlay
 from tools.render_workflow import image_tag
-from tools.service import NAME_RE, NAME_RULE, suggest_name
 from tools.spec import ToolContext, ToolError, ToolSpec
 from tools.staging import StagingPolicy, StagingPolicyError, field_manager
 

@@ -19,14 +19,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.agent.planner import args_for
+from app.domain.service import ServiceRequest
 from app.github.forge import Forge, RepoRef
+from app.handling.agent_run import fixed_tool_args
 from app.state import Session
-from jobs.agent_run import fixed_tool_args
-from tools.service import ServiceRequest
 from tools.spec import ToolContext
 
 if TYPE_CHECKING:
-    from jobs.handlers import JobContext
+    from app.handling.handlers import JobContext
 
 GENERATOR_TOOLS = (
     "apply_template",

@@ -12,8 +12,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from app.domain.service import LANGUAGES, NAME_RULE, SERVICE_TYPES, ServiceRequest, suggest_name
 from app.untrusted import MAX_SUGGEST_CHARS, MAX_VALUE_CHARS, linear
-from tools.service import LANGUAGES, NAME_RULE, SERVICE_TYPES, ServiceRequest, suggest_name
 
 
 class CommandError(Exception):

@@ -18,18 +18,18 @@ import redis
 
 from app.agent.providers.base import ChatModel
 from app.agent.publisher import fit_comment
-from app.agent.sanitize import redact
-from app.commands import Command, Trigger
 from app.config import Settings
 from app.events import EventBus
 from app.feedback import FeedbackStore, outcome_of
 from app.github.forge import Forge, ForgeError, RepoRef
+from app.grammar.commands import Command, Trigger
+from app.handling import pr_commands, preflight, review, verbs
+from app.handling.audited import AuditScope
+from app.handling.authorize import admit, answer_refusals
+from app.handling.cancel import cancel
 from app.repo_config import DEFAULT_PERMISSIONS, RepoConfig, load_repo_config
 from app.state import Session, SessionStore
-from jobs import pr_commands, preflight, review, verbs
-from jobs.audited import AuditScope
-from jobs.authorize import admit, answer_refusals
-from jobs.cancel import cancel
+from app.text.sanitize import redact
 from tools.registry import ToolRegistry
 
 log = logging.getLogger(__name__)

@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING
 from app.agent.planner import public_text
 from app.agent.publisher import fit_comment
 from app.agent.review import Thread
-from app.agent.sanitize import redact
-from app.commands import SET_KEYS, escape_user_text, parse_comment
 from app.github.forge import Review
+from app.grammar.commands import SET_KEYS, escape_user_text, parse_comment
 from app.state import Session
+from app.text.sanitize import redact
 from app.untrusted import MAX_BODY_CHARS
 
 if TYPE_CHECKING:
-    from jobs.handlers import JobContext
+    from app.handling.handlers import JobContext
 
 NO_MODEL_REPLY = (
     "I change this pull request when a review or comment says what to set: "

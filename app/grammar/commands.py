@@ -16,17 +16,19 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from app.domain.service import ServiceRequest, suggest_name
+from app.grammar.issue_form import form_sections as form_sections
+from app.grammar.issue_form import is_issue_form as is_issue_form
+from app.grammar.issue_form import parse_issue_form as parse_issue_form
+
 # `X as X`: re-exported, where callers have always found them.
-from app.command_values import SET_ALIASES as SET_ALIASES
-from app.command_values import SET_KEYS as SET_KEYS
-from app.command_values import CommandError as CommandError
-from app.command_values import _did_you_mean, _option_value, _service
-from app.command_values import canonical_set_key as canonical_set_key
-from app.command_values import escape_user_text as escape_user_text
-from app.command_values import validate_set_value as validate_set_value
-from app.issue_form import form_sections as form_sections
-from app.issue_form import is_issue_form as is_issue_form
-from app.issue_form import parse_issue_form as parse_issue_form
+from app.grammar.values import SET_ALIASES as SET_ALIASES
+from app.grammar.values import SET_KEYS as SET_KEYS
+from app.grammar.values import CommandError as CommandError
+from app.grammar.values import _did_you_mean, _option_value, _service
+from app.grammar.values import canonical_set_key as canonical_set_key
+from app.grammar.values import escape_user_text as escape_user_text
+from app.grammar.values import validate_set_value as validate_set_value
 from app.untrusted import (
     MAX_BODY_CHARS,
     MAX_COMMAND_CHARS,
@@ -35,7 +37,6 @@ from app.untrusted import (
     replace_all,
     scrub,
 )
-from tools.service import ServiceRequest, suggest_name
 
 Verb = Literal[
     "help",

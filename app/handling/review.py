@@ -23,17 +23,16 @@ from app.agent.planner import public_text
 from app.agent.providers.base import ProviderError
 from app.agent.publisher import Publisher
 from app.agent.review import Thread, review_tools, run_review_agent
-from app.agent.todo import Todo
-from app.commands import Command, escape_user_text
+from app.domain.service import ServiceRequest
+from app.domain.todo import Todo
 from app.events import EventBus
 from app.github.forge import PERMISSION_RANK, RepoRef
-from app.repo_config import DEFAULT_PERMISSIONS, required_permission
-from app.state import Session, StepRecord
-from jobs import review_threads as say
-from jobs.agent_run import build_agent
-from jobs.authorize import sender_permission
-from jobs.preflight import may_write
-from jobs.revision import (
+from app.grammar.commands import Command, escape_user_text
+from app.handling import review_threads as say
+from app.handling.agent_run import build_agent
+from app.handling.authorize import sender_permission
+from app.handling.preflight import may_write
+from app.handling.revision import (
     RevisionStopped,
     Workspace,
     merge_rendering,
@@ -42,11 +41,12 @@ from jobs.revision import (
     render,
     validate,
 )
-from tools.service import ServiceRequest
+from app.repo_config import DEFAULT_PERMISSIONS, required_permission
+from app.state import Session, StepRecord
 from tools.spec import ToolContext, ToolError
 
 if TYPE_CHECKING:
-    from jobs.handlers import JobContext
+    from app.handling.handlers import JobContext
 
 STEP_TOOL = "review_revision"
 

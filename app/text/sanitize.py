@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 
-from app.agent.hidden_html import strip_hidden
+from app.text.hidden_html import strip_hidden
 from app.untrusted import linear, replace_all, scrub
 
 # Zero-width, joiners, bidi embeddings/overrides/isolates, BOM, soft hyphen, invisible

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from tools.approval import short
+from app.domain.approval import short
 
 TaskStatus = Literal[
     "pending", "running", "done", "failed", "skipped", "waiting_approval", "blocked"

@@ -12,8 +12,9 @@ import threading
 import uuid
 
 from app.config import ConfigError, Settings
+from app.domain.session import session_id_for
 from app.grammar.commands import Command, Trigger, parse_comment
-from app.state import SessionStore, connect, session_id_for
+from app.state import SessionStore, connect
 
 log = logging.getLogger(__name__)
 LOCAL_REPO = "local/sandbox"

@@ -181,7 +181,7 @@ def _on_comment_created(event: str, delivery_id: str, p: _IssuePayload) -> Trigg
     if not commands and not errors:
         if p.issue.pull_request is not None and p.issue.state == "open" and p.comment.body:
             # Free text on a pull request: review feedback if the App opened it, which only
-            # the worker can tell (jobs/review.py); it drops the rest without a word.
+            # the worker can tell (app/handling/review.py); it drops the rest without a word.
             review = Command(verb="review", text=p.comment.body)
             return _trigger(event, delivery_id, p, commands=[review])
         return Ignored(reason="no /idp command in the comment")

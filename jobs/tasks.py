@@ -19,7 +19,8 @@ from app.grammar.commands import Trigger
 from app.handling.agent_run import session_id_of
 from app.handling.audited import AuditedForge, AuditScope
 from app.handling.cancel import register_running, unregister_running
-from app.handling.handlers import JobContext, handle_trigger
+from app.handling.context import JobContext
+from app.handling.handlers import handle_trigger
 from app.session_line import (
     SessionLine,
     SessionQueued,

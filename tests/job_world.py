@@ -19,9 +19,10 @@ from pydantic import BaseModel, Field, SecretStr
 
 from app.config import Settings
 from app.domain.service import ServiceRequest
+from app.domain.session import Session, session_id_for
 from app.domain.todo import MARKER_PREFIX
 from app.grammar.commands import Trigger
-from app.state import Session, SessionStore, session_id_for
+from app.state import SessionStore
 from app.webhooks import Ignored, route
 from jobs.tasks import run_parsed
 from tests import github_api as gh

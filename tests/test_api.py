@@ -12,9 +12,10 @@ import redis
 from starlette.testclient import TestClient
 
 from app.domain.service import ServiceRequest
+from app.domain.session import Session, StepRecord
 from app.domain.todo import Task, Todo
 from app.server import build_app
-from app.state import Session, SessionStore, StepRecord
+from app.state import SessionStore
 from tests.operator_api import (
     AUTH,
     TOKEN,

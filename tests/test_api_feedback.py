@@ -11,9 +11,10 @@ from datetime import UTC, datetime
 import pytest
 from starlette.testclient import TestClient
 
+from app.domain.session import Session
 from app.feedback import FeedbackStore
 from app.server import build_app
-from app.state import Session, SessionStore
+from app.state import SessionStore
 from tests.operator_api import AUTH, operator_settings, sign_in_with_github
 from tests.test_console import sign_in
 

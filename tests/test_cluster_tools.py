@@ -21,8 +21,8 @@ import yaml
 from pydantic import ValidationError
 
 from app.domain.service import ServiceRequest
+from app.domain.session import Session
 from app.github.forge import RepoRef
-from app.state import Session
 from tests.kube_standin import ApiServer, status
 from tools.builtin.cluster import (
     DRY_RUN_NOTE,

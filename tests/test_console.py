@@ -9,9 +9,10 @@ import re
 import pytest
 from starlette.testclient import TestClient
 
+from app.domain.session import Session, StepRecord
 from app.domain.todo import Task, Todo
 from app.server import COOKIE, build_app
-from app.state import Session, SessionStore, StepRecord
+from app.state import SessionStore
 from tests.operator_api import TOKEN, operator_settings, queued, sign_in_with_github
 from tools.registry import default_registry
 

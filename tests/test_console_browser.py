@@ -224,10 +224,10 @@ def test_an_operator_reads_a_revisions_diff_and_the_feedback_page(
 
     from selenium.webdriver.common.by import By
 
+    from app.domain.session import Session, StepRecord
     from app.feedback import FeedbackStore
     from app.github.forge import RepoRef
     from app.github.local_forge import LocalForge
-    from app.state import Session, StepRecord
 
     api_settings = operator_settings(settings, local_forge_root=tmp_path / "forge")
     forge, repo = LocalForge(api_settings.local_forge_root), RepoRef.parse("acme/shop")

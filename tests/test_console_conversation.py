@@ -15,11 +15,12 @@ from starlette.testclient import TestClient
 from app.api.conversation import conversation
 from app.api.files import commits_of, diff_files, file_tree, unified_diff
 from app.console.markdown import MAX_MARKDOWN, to_html
+from app.domain.session import Session, StepRecord
 from app.events import EventBus
 from app.github.forge import RepoRef
 from app.github.local_forge import LocalForge
 from app.server import build_app
-from app.state import Session, SessionStore, StepRecord
+from app.state import SessionStore
 from tests.operator_api import operator_settings
 from tests.test_console import sign_in
 

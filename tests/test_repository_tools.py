@@ -11,11 +11,11 @@ import subprocess
 import httpx
 import pytest
 
+from app.domain.session import Session
 from app.github.forge import ForgeError, RepoRef
 from app.github.github_forge import GitHubForge
 from app.github.local_forge import LocalForge
 from app.github.protection import BranchRules
-from app.state import Session
 from tests import github_api as gh
 from tests.github_repos_api import FakeRepoAdmin
 from tools.registry import ToolRegistry, ToolResult, default_registry

@@ -15,6 +15,7 @@ from rq.job import Job, JobStatus
 from app.audit import AuditLog
 from app.config import Settings
 from app.domain.service import ServiceRequest
+from app.domain.session import session_id_for
 from app.grammar.commands import Command, Trigger
 from app.session_line import (
     SessionLine,
@@ -23,7 +24,7 @@ from app.session_line import (
     continuation_id,
     drain_stranded,
 )
-from app.state import SessionStore, session_id_for
+from app.state import SessionStore
 from jobs.queue import enqueue_trigger, job_id_for, queue_for
 from jobs.tasks import run_parsed
 

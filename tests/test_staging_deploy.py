@@ -17,8 +17,8 @@ import pytest
 import yaml
 
 from app.domain.service import ServiceRequest
+from app.domain.session import Session
 from app.github.forge import RepoRef
-from app.state import Session
 from tests.kube_standin import ApiServer, FakeCluster
 from tools.builtin.cluster import DeployInput, NamespaceInput, create_k8s_namespace
 from tools.builtin.cluster import deploy_to_staging as deploy

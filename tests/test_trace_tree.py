@@ -21,12 +21,12 @@ from starlette.testclient import TestClient
 
 from app.agent.providers.base import Message
 from app.agent.providers.openai_chat import OpenAIChat
+from app.domain.session import session_id_for
 from app.domain.todo import Task
 from app.github.forge import RepoRef
 from app.github.github_forge import GitHubForge
 from app.grammar.commands import Trigger
 from app.logs import configure_logging
-from app.state import session_id_for
 from app.telemetry import observe_job
 from app.tracing import configure_tracing, shutdown_tracing, tracer
 from app.web import WEBHOOK_PATH, create_app

@@ -20,7 +20,7 @@ from tools.spec import ToolSpec
 
 if TYPE_CHECKING:
     from app.agent.loop import Agent, RunState
-    from app.state import Session
+    from app.domain.session import Session
 
 PLAN_META = "plan"  # present in the todo's meta when the App wrote the plan
 RULES_PLAN = "the rules planner's (the model wrote none)"

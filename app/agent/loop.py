@@ -40,9 +40,10 @@ from app.agent.providers.base import ChatModel, ProviderError, ToolCall
 from app.agent.publisher import Publisher
 from app.audit import scrub
 from app.config import Settings
+from app.domain.session import Session, StepRecord
 from app.domain.todo import Task, Todo
 from app.github.forge import Forge, ForgeError, RepoRef
-from app.state import Session, SessionStore, StepRecord
+from app.state import SessionStore
 from app.telemetry import AgentSteps
 from app.text.sanitize import neutralize_mentions
 from tools.registry import ToolRegistry, ToolResult

@@ -37,7 +37,7 @@ from tools.registry import ToolResult, normalize_name, validation_message
 
 if TYPE_CHECKING:
     from app.agent.loop import Agent, RunState
-    from app.state import Session
+    from app.domain.session import Session
 
 OBSERVATION_LIMIT = 8000
 _PSEUDO = (WRITE_TODO.name, ASK_REQUESTER.name)

@@ -21,7 +21,7 @@ from app.text.sanitize import clean_untrusted, inline_markdown, quote_untrusted
 from tools.spec import ToolContext, ToolError, ToolSpec
 
 if TYPE_CHECKING:
-    from app.state import Session
+    from app.domain.session import Session
     from tools.registry import ToolRegistry
 
 KB_TOOL = "search_knowledge_base_for_guidelines"

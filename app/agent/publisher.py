@@ -15,9 +15,9 @@ from typing import Any
 
 from app.agent.guard import idempotency_key
 from app.config import Settings
+from app.domain.session import Session, StepRecord
 from app.domain.todo import render_todo
 from app.github.forge import Forge, ForgeError, RepoRef
-from app.state import Session, StepRecord
 from app.text.sanitize import redact
 
 log = logging.getLogger(__name__)

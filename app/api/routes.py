@@ -34,8 +34,8 @@ from app.api.session_json import session_detail, session_summary
 from app.api.sse import HEARTBEAT_SECONDS, event_response, resume_from
 from app.audit import AuditLog
 from app.config import Settings
+from app.domain.session import Session, SessionStatus
 from app.events import EventBus
-from app.state import Session, SessionStatus
 from app.text.sanitize import redact
 from tools.registry import ToolRegistry, default_registry
 

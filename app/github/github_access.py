@@ -1,8 +1,8 @@
 """Who may do what on GitHub, for `GitHubForge`: a user's role on a repository, and the
 permissions the App's installation granted.
 
-A commenter's role decides which commands they may run (jobs/authorize.py); the App's grants
-decide whether a job may start writing at all (jobs/preflight.py).
+A commenter's role decides which commands they may run (app/handling/authorize.py); the App's grants
+decide whether a job may start writing at all (app/handling/preflight.py).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Pull request reviews on GitHub for `GitHubForge`: reading a submitted review with its line
 comments, and replying in the thread of a line comment.
 
-Used by the review loop (jobs/review.py): a review is read once, as a whole, so its body and
+Used by the review loop (app/handling/review.py): a review is read once, as a whole, so its body and
 every line comment become one revision of the App's pull request.
 """
 

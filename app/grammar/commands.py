@@ -3,7 +3,7 @@
 Used by the webhook router (which commands a comment holds) and by jobs (which answer the
 `CommandError` sentences). Every error names the fix; user text echoed back goes through
 `escape_user_text` so it can neither @-mention people nor break the comment's markdown.
-Values are checked in app/command_values.py and the issue form read in app/issue_form.py;
+Values are checked in app/grammar/values.py and the issue form read in app/grammar/issue_form.py;
 their names are re-exported here, where callers have always found them.
 """
 
@@ -56,7 +56,7 @@ Verb = Literal[
     # not typed by users: the App's pull request was merged (`pull_request.closed`)
     "merged",
     # not typed by users: a review, a review comment or a free-text comment on the App's
-    # pull request (jobs/review.py)
+    # pull request (app/handling/review.py)
     "review",
 ]
 VERBS: tuple[str, ...] = Verb.__args__  # type: ignore[attr-defined]

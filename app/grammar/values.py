@@ -1,6 +1,6 @@
 """What a user typed, checked: the `/idp set` keys and values, numbers within their range,
-service names, and user text made safe to echo. For the comment grammar (app/commands.py)
-and the issue form (app/issue_form.py); each error is a `CommandError` whose sentence names
+service names, and user text made safe to echo. For the comment grammar (app/grammar/commands.py)
+and the issue form (app/grammar/issue_form.py); each error is a `CommandError` whose sentence names
 the rule and the fix.
 """
 

@@ -23,15 +23,15 @@ from app.agent.providers.factory import make_chat_model
 from app.agent.systems import DEFAULT_NAME, AgentSystemStore
 from app.config import ConfigError, Settings
 from app.domain.service import ServiceRequest
+from app.domain.session import Session, StepRecord, session_id_for
 from app.events import EventBus
 from app.github.forge import ForgeError
 from app.handling.audited import AuditedCluster
 from app.handling.preflight import may_write
 from app.repo_config import RepoConfig
-from app.state import Session, StepRecord, session_id_for
 
 if TYPE_CHECKING:
-    from app.handling.handlers import JobContext
+    from app.handling.context import JobContext
 
 log = logging.getLogger(__name__)
 

@@ -24,14 +24,15 @@ from rq.registry import StartedJobRegistry
 from app.agent.outcomes import Cancelled
 from app.agent.publisher import Publisher
 from app.config import Settings
+from app.domain.session import Session
 from app.grammar.commands import Command
 from app.handling.agent_run import session_id_of
 from app.session_line import SessionLine
-from app.state import Session, write_session
+from app.state import write_session
 from jobs.queue import queue_for
 
 if TYPE_CHECKING:
-    from app.handling.handlers import JobContext
+    from app.handling.context import JobContext
 
 log = logging.getLogger(__name__)
 

@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING
 
 from app.agent.planner import title_for
 from app.agent.publisher import Publisher
+from app.domain.session import Session
 from app.domain.todo import Todo
 from app.github.forge import ForgeError, RepoRef
 from app.github.permissions import COMMENTS, grant_sentence, missing, needs_for
-from app.state import Session
 
 if TYPE_CHECKING:
-    from app.handling.handlers import JobContext
+    from app.handling.context import JobContext
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Review threads: where a reviewer spoke (the review body, each line comment, a comment on the
 pull request) and the one answer each gets.
 
-For jobs/review.py: parse a review into `Thread`s, word the answers, and post each answer
+For app/handling/review.py: parse a review into `Thread`s, word the answers, and post each answer
 once. Answers name people without @-mentions and quote nothing a reviewer wrote.
 """
 
@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING
 from app.agent.planner import public_text
 from app.agent.publisher import fit_comment
 from app.agent.review import Thread
+from app.domain.session import Session
 from app.github.forge import Review
 from app.grammar.commands import SET_KEYS, escape_user_text, parse_comment
-from app.state import Session
 from app.text.sanitize import redact
 from app.untrusted import MAX_BODY_CHARS
 
 if TYPE_CHECKING:
-    from app.handling.handlers import JobContext
+    from app.handling.context import JobContext
 
 NO_MODEL_REPLY = (
     "I change this pull request when a review or comment says what to set: "

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from app.agent.ask import answer_from_guidelines
 from app.agent.planner import answer_question
 from app.agent.progress import retry_failed
+from app.domain.session import Session
 from app.feedback import FeedbackStore, outcome_of
 from app.github.forge import PERMISSION_RANK
 from app.grammar.commands import HELP_TEXT, USER_VERBS, Command, escape_user_text
@@ -17,10 +18,9 @@ from app.handling.agent_run import run_agent, with_defaults
 from app.handling.authorize import sender_permission
 from app.handling.cancel import resume_after_cancel
 from app.repo_config import required_permission
-from app.state import Session
 
 if TYPE_CHECKING:
-    from app.handling.handlers import JobContext
+    from app.handling.context import JobContext
 
 NO_REQUEST = (
     "There is no request on this issue yet. Start one with "

@@ -1,6 +1,6 @@
 """HTML a reviewer does not see on GitHub, removed in one linear pass.
 
-For `app/agent/sanitize.py`. One RE2 pattern finds the tokens (comments, start tags with
+For `app/text/sanitize.py`. One RE2 pattern finds the tokens (comments, start tags with
 their attributes, end tags) in a single scan; a small loop drops comments, the elements
 GitHub never shows (script, style, template, noscript, iframe, object) and elements hidden
 by an attribute (`hidden`, `aria-hidden="true"`, a style that hides), with their content and

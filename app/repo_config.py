@@ -19,7 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from app.config_yaml import load_bounded
 from app.domain.service import NAME_RE, Language, ServiceType, suggest_name
-from app.github.forge import PERMISSION_RANK, Forge, ForgeError, RepoRef, validate_path
+from app.github.errors import ForgeError
+from app.github.forge import PERMISSION_RANK, Forge, RepoRef, validate_path
 from app.grammar.commands import Verb
 from app.repo_config_example import EXAMPLE_CONFIG as EXAMPLE_CONFIG
 from app.repo_config_example import render_example_config as render_example_config

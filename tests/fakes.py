@@ -14,9 +14,9 @@ from pydantic import BaseModel, Field
 
 from app.domain.service import ServiceRequest
 from app.domain.todo import MARKER_PREFIX
+from app.github.errors import ForgeError
 from app.github.forge import (
     CommitInfo,
-    ForgeError,
     Permission,
     PullRequestInfo,
     RepoRef,

@@ -13,7 +13,8 @@ import pytest
 from pydantic import SecretStr
 
 from app.domain.todo import marker
-from app.github.forge import ForgeError, RepoRef
+from app.github.errors import ForgeError
+from app.github.forge import RepoRef
 from app.github.github_forge import GitHubForge
 from tests import github_api as gh
 

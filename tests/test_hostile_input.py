@@ -25,7 +25,8 @@ from starlette.testclient import TestClient
 
 from app.domain.service import ServiceRequest
 from app.events import valid_stream_id
-from app.github.forge import ForgeError, Review, ReviewComment, is_login, validate_repo_name
+from app.github.errors import ForgeError
+from app.github.forge import Review, ReviewComment, is_login, validate_repo_name
 from app.grammar.commands import (
     CommandError,
     escape_user_text,

@@ -8,7 +8,8 @@ import subprocess
 import pytest
 
 from app.domain.todo import marker
-from app.github.forge import ForgeError, RepoRef, git_blob_sha
+from app.github.errors import ForgeError
+from app.github.forge import RepoRef, git_blob_sha
 from app.github.local_forge import LocalForge
 
 pytestmark = pytest.mark.anyio

@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from app.domain.session import Session
-from app.github.forge import ForgeError, RepoRef
+from app.github.errors import ForgeError
+from app.github.forge import RepoRef
 from app.github.github_forge import GitHubForge
 from app.github.local_forge import LocalForge
 from app.github.protection import BranchRules

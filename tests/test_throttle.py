@@ -14,7 +14,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from app.domain.todo import marker
-from app.github.forge import ForgeError, RepoRef
+from app.github.errors import ForgeError
+from app.github.forge import RepoRef
 from app.github.github_forge import GitHubForge
 from app.github.local_forge import APP_LOGIN, LocalForge
 from app.github.throttle import RedisWriteThrottler, WriteBudgetExhausted

@@ -42,7 +42,8 @@ from app.audit import scrub
 from app.config import Settings
 from app.domain.session import Session, StepRecord
 from app.domain.todo import Task, Todo
-from app.github.forge import Forge, ForgeError, RepoRef
+from app.github.errors import ForgeError
+from app.github.forge import Forge, RepoRef
 from app.state import SessionStore
 from app.telemetry import AgentSteps
 from app.text.sanitize import neutralize_mentions

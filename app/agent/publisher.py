@@ -17,7 +17,8 @@ from app.agent.guard import idempotency_key
 from app.config import Settings
 from app.domain.session import Session, StepRecord
 from app.domain.todo import render_todo
-from app.github.forge import Forge, ForgeError, RepoRef
+from app.github.errors import ForgeError
+from app.github.forge import Forge, RepoRef
 from app.text.sanitize import redact
 
 log = logging.getLogger(__name__)

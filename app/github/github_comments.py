@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 from githubkit.exception import RequestFailed
 
 from app.domain.todo import marker
-from app.github.forge import REACTIONS, ForgeError, RepoRef
+from app.github.errors import ForgeError
+from app.github.forge import REACTIONS, RepoRef
 
 if TYPE_CHECKING:
     from githubkit import GitHub

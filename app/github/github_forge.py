@@ -32,10 +32,10 @@ from app.github.auth import (
     is_status,
     lacking_permission,
 )
+from app.github.errors import ForgeError
 from app.github.forge import (
     CHECK_CONCLUSIONS,
     CommitInfo,
-    ForgeError,
     PullRequestInfo,
     RepoRef,
     git_blob_sha,

@@ -21,14 +21,8 @@ from githubkit.exception import RequestFailed
 
 from app.config import ConfigError
 from app.github.auth import RetryPolicy, _github_message, is_status, lacking_permission
-from app.github.forge import (
-    ForgeError,
-    RepoInfo,
-    RepoRef,
-    template_ref,
-    validate_branch,
-    validate_repo_name,
-)
+from app.github.errors import ForgeError
+from app.github.forge import RepoInfo, RepoRef, template_ref, validate_branch, validate_repo_name
 from app.github.permissions import REPO_CREATION, grant_sentence
 from app.github.protection import BranchRules, branch_protection
 

@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from app.domain.todo import marker
+from app.github.errors import ForgeError
 from app.github.forge import (
     CHECK_CONCLUSIONS,
     PERMISSION_RANK,
     REACTIONS,
     CommitInfo,
-    ForgeError,
     Permission,
     PullRequestInfo,
     RepoRef,

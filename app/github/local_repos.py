@@ -11,14 +11,8 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app.github.forge import (
-    ForgeError,
-    RepoInfo,
-    RepoRef,
-    template_ref,
-    validate_branch,
-    validate_repo_name,
-)
+from app.github.errors import ForgeError
+from app.github.forge import RepoInfo, RepoRef, template_ref, validate_branch, validate_repo_name
 from app.github.local_git import NO_REF as _NO_REF
 from app.github.local_git import git as _git
 from app.github.local_git import has_branch as _has_branch

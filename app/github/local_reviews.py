@@ -11,7 +11,8 @@ import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app.github.forge import ForgeError, RepoRef, Review, ReviewComment, validate_path
+from app.github.errors import ForgeError
+from app.github.forge import RepoRef, Review, ReviewComment, validate_path
 from app.github.local_git import json_file
 
 APP_LOGIN = "idp-copilot[bot]"

@@ -25,7 +25,7 @@ from app.config import ConfigError, Settings
 from app.domain.service import ServiceRequest
 from app.domain.session import Session, StepRecord, session_id_for
 from app.events import EventBus
-from app.github.forge import ForgeError
+from app.github.errors import ForgeError
 from app.handling.audited import AuditedCluster
 from app.handling.preflight import may_write
 from app.repo_config import RepoConfig

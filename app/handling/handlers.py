@@ -12,7 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from app.feedback import FeedbackStore, outcome_of
-from app.github.forge import ForgeError
+from app.github.errors import ForgeError
 from app.grammar.commands import Command
 from app.handling import pr_commands, preflight, review, verbs
 from app.handling.authorize import admit, answer_refusals

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 
 from app.domain.session import Approval, Session
 from app.domain.todo import Task
-from app.github.forge import PERMISSION_RANK, ForgeError
+from app.github.errors import ForgeError
+from app.github.forge import PERMISSION_RANK
 from app.grammar.commands import Command
 from app.handling.agent_run import run_agent
 from app.handling.cancel import resume_after_cancel

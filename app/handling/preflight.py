@@ -16,7 +16,8 @@ from app.agent.planner import title_for
 from app.agent.publisher import Publisher
 from app.domain.session import Session
 from app.domain.todo import Todo
-from app.github.forge import ForgeError, RepoRef
+from app.github.errors import ForgeError
+from app.github.forge import RepoRef
 from app.github.permissions import COMMENTS, grant_sentence, missing, needs_for
 
 if TYPE_CHECKING:

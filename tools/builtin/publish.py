@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from app.github.forge import ForgeError
+from app.github.errors import ForgeError
 from tools.spec import ToolContext, ToolError, ToolSpec
 
 log = logging.getLogger(__name__)

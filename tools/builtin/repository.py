@@ -19,7 +19,8 @@ from pydantic import BaseModel, Field, field_validator
 
 from app.domain.approval import ApprovalScope
 from app.domain.service import NAME_RE, NAME_RULE, ServiceRequest, suggest_name
-from app.github.forge import Forge, ForgeError, RepoInfo, RepoRef, is_login
+from app.github.errors import ForgeError
+from app.github.forge import Forge, RepoInfo, RepoRef, is_login
 from app.github.protection import BranchRules
 from app.untrusted import linear
 from tools.render_workflow import workflow

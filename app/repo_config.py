@@ -24,7 +24,8 @@ from app.github.forge import PERMISSION_RANK, Forge, RepoRef, validate_path
 from app.grammar.commands import Verb
 from app.repo_config_example import EXAMPLE_CONFIG as EXAMPLE_CONFIG
 from app.repo_config_example import render_example_config as render_example_config
-from app.untrusted import MAX_SUGGEST_CHARS, scrub
+from app.text.suggest import did_you_mean
+from app.untrusted import scrub
 
 if TYPE_CHECKING:
     from tools.registry import ToolRegistry
@@ -278,7 +279,7 @@ def _problem(err: Any) -> Problem:
     if kind == "literal_error" and loc[-1] == "[key]":
         loc = loc[:-1]
         options = _options(err)
-        hint = _did_you_mean(str(value), options) or f"commands: {', '.join(options)}"
+        hint = did_you_mean(str(value), options, after=";") or f"commands: {', '.join(options)}"
         return loc, f"{_code(f'{_dotted(loc)}: not a command')}; {hint}"
     if kind == "literal_error":
         options = ", ".join(_options(err))
@@ -287,7 +288,7 @@ def _problem(err: Any) -> Problem:
         return loc, f"{_code(f'{_dotted(loc)}: no longer a key')}; {_MOVED_KEYS[tuple(loc)]}"
     if kind == "extra_forbidden":
         known = _fields_at(loc[:-1])
-        hint = _did_you_mean(str(loc[-1]), known) or (
+        hint = did_you_mean(str(loc[-1]), known, after=";") or (
             f"known keys here: {', '.join(known)}; remove it or fix its spelling"
         )
         return loc, f"{_code(f'{_dotted(loc)}: not a known key')}; {hint}"
@@ -311,13 +312,6 @@ def _fields_at(loc: Sequence[Any]) -> list[str]:
             return []
         model = annotation
     return list(model.model_fields)
-
-
-def _did_you_mean(word: str, choices: Sequence[str]) -> str:
-    if len(word) > MAX_SUGGEST_CHARS:
-        return ""  # difflib's cost grows with the product of the lengths
-    close = difflib.get_close_matches(word.lower(), list(choices), n=1, cutoff=0.6)
-    return f"did you mean `{close[0]}`?" if close else ""
 
 
 def _line_of(node: yaml.Node | None, loc: Sequence[Any]) -> int | None:

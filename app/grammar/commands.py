@@ -25,10 +25,11 @@ from app.grammar.issue_form import parse_issue_form as parse_issue_form
 from app.grammar.values import SET_ALIASES as SET_ALIASES
 from app.grammar.values import SET_KEYS as SET_KEYS
 from app.grammar.values import CommandError as CommandError
-from app.grammar.values import _did_you_mean, _option_value, _service
+from app.grammar.values import _option_value, _service
 from app.grammar.values import canonical_set_key as canonical_set_key
 from app.grammar.values import escape_user_text as escape_user_text
 from app.grammar.values import validate_set_value as validate_set_value
+from app.text.suggest import did_you_mean
 from app.untrusted import (
     MAX_BODY_CHARS,
     MAX_COMMAND_CHARS,
@@ -228,7 +229,7 @@ def parse_line(line: str) -> Command:
     if parser is None:
         raise CommandError(
             f"{escape_user_text('/idp ' + parts[0])} is not a command."
-            f"{_did_you_mean(verb, USER_VERBS, '/idp ')} "
+            f"{did_you_mean(verb, USER_VERBS, '/idp ')} "
             f"Commands: {', '.join(USER_VERBS)}; `/idp help` explains each.",
             line,
         )
@@ -295,7 +296,7 @@ def _create_service(verb: str, rest: str) -> Command:
         if option not in _OPTIONS:
             raise CommandError(
                 f"`/idp create-service` has no option {escape_user_text(option)}."
-                f"{_did_you_mean(option, list(_OPTIONS))} Valid options: {valid}."
+                f"{did_you_mean(option, list(_OPTIONS))} Valid options: {valid}."
             )
         if not has_value:
             if not args or args[0].startswith("--"):
@@ -328,7 +329,7 @@ def _set(verb: str, rest: str) -> Command:
         if key is None:
             raise CommandError(
                 f"{escape_user_text(raw_key)} is not a key `/idp set` knows."
-                f"{_did_you_mean(raw_key.lower(), SET_KEYS)} Keys: {', '.join(SET_KEYS)}."
+                f"{did_you_mean(raw_key.lower(), SET_KEYS)} Keys: {', '.join(SET_KEYS)}."
             )
         values[key] = validate_set_value(key, value)
     return Command(verb="set", values=values)

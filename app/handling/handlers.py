@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
+from app.domain.outcomes import UNSUCCESSFUL_OUTCOMES
 from app.feedback import FeedbackStore, outcome_of
 from app.github.errors import ForgeError
 from app.grammar.commands import Command
@@ -25,7 +26,6 @@ log = logging.getLogger(__name__)
 # The defaults of who may run what (app/repo_config.py); a repo's config may raise them.
 REQUIRED_PERMISSION: dict[str, str] = dict(DEFAULT_PERMISSIONS)
 Handler = Callable[[JobContext, Command], Awaitable[str]]
-FAILED_OUTCOMES = ("failed", "refused")
 
 
 async def handle_trigger(ctx: JobContext) -> dict[str, str]:
@@ -60,7 +60,7 @@ async def handle_trigger(ctx: JobContext) -> dict[str, str]:
         ctx.scope.command = command.verb
         outcome = await HANDLERS.get(command.verb, not_available)(ctx, command)
         outcomes[command.verb] = outcome
-        failed = failed or outcome in FAILED_OUTCOMES
+        failed = failed or outcome in UNSUCCESSFUL_OUTCOMES
     await tell_token_budget(ctx)
     if trigger.comment_id is not None and (admission.allowed or trigger.errors or failed):
         await react(ctx, "confused" if failed else "rocket")

@@ -486,11 +486,22 @@ def test_openapi_documents_every_route(client):
     document = client.get("/api/openapi.json", headers=AUTH).json()
     routes = OperatorApi.routes(object.__new__(OperatorApi))
 
-    documented = {(path, method) for path, ops in document["paths"].items() for method in ops}
+    documented = {
+        (path, method)
+        for path, ops in document["paths"].items()
+        for method in ops
+        if method != "parameters"
+    }
     for route in routes:
-        path = "/api" + route.path.replace(":int", "").replace("{system}", "{name}")
         for method in route.methods - {"HEAD"}:
-            assert (path, method.lower()) in documented
+            assert ("/api" + route.path_format, method.lower()) in documented
+    assert len(documented) == sum(len(r.methods - {"HEAD"}) for r in routes)
+    session = document["paths"]["/api/sessions/{owner}/{name}/{number}/cancel"]
+    assert [(p["name"], p["schema"]["type"]) for p in session["parameters"]] == [
+        ("owner", "string"),
+        ("name", "string"),
+        ("number", "integer"),
+    ]
     assert "StartSession" in document["components"]["schemas"]
 
 

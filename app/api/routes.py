@@ -277,7 +277,7 @@ class OperatorApi:
 
     async def openapi(self, request: Request) -> Response:
         await self.gate.require(request)
-        return self.json(openapi_document())
+        return self.json(openapi_document(self.routes()))
 
     @staticmethod
     def _with_links(result: dict[str, Any]) -> dict[str, Any]:

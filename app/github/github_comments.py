@@ -7,34 +7,19 @@ therefore always looked up by its marker before one is created.
 
 from __future__ import annotations
 
-from collections import Counter
-from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from githubkit.exception import RequestFailed
 
 from app.domain.todo import marker
 from app.github.errors import ForgeError
 from app.github.forge import REACTIONS, RepoRef
-
-if TYPE_CHECKING:
-    from githubkit import GitHub
+from app.github.github_client import GitHubClient
 
 
-class GitHubComments:
+class GitHubComments(GitHubClient):
     """`upsert_todo_comment`, `post_comment`, `add_reaction` and `list_reactions` of the Forge
-    protocol; mixed into `GitHubForge`, whose client, error translation and write counter
-    they use."""
-
-    _version: str
-    writes: Counter[str]
-
-    if TYPE_CHECKING:
-
-        def _client(self, repo: RepoRef) -> GitHub: ...
-        def _rest(self, repo: RepoRef) -> Any: ...
-        def _errors(self, what: str, repo: RepoRef) -> AbstractAsyncContextManager[None]: ...
-        def _count(self, operation: str) -> None: ...
+    protocol; part of `GitHubForge`."""
 
     async def upsert_todo_comment(
         self, repo: RepoRef, number: int, session_id: str, body: str, comment_id: int | None

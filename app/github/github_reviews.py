@@ -7,32 +7,18 @@ every line comment become one revision of the App's pull request.
 
 from __future__ import annotations
 
-from collections import Counter
-from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from app.github.forge import RepoRef, Review, ReviewComment
-
-if TYPE_CHECKING:
-    from githubkit import GitHub
+from app.github.github_client import GitHubClient
 
 # A deleted account's review or comment has no user; GitHub shows it as "ghost".
 GHOST = "ghost"
 
 
-class GitHubReviews:
-    """`get_review` and `reply_to_review_comment` of the Forge protocol; mixed into
-    `GitHubForge`, whose client, error translation and write counter they use."""
-
-    _version: str
-    writes: Counter[str]
-
-    if TYPE_CHECKING:
-
-        def _client(self, repo: RepoRef) -> GitHub: ...
-        def _rest(self, repo: RepoRef) -> Any: ...
-        def _errors(self, what: str, repo: RepoRef) -> AbstractAsyncContextManager[None]: ...
-        def _count(self, operation: str) -> None: ...
+class GitHubReviews(GitHubClient):
+    """`get_review` and `reply_to_review_comment` of the Forge protocol; part of
+    `GitHubForge`."""
 
     async def get_review(self, repo: RepoRef, number: int, review_id: int) -> Review:
         """GET …/pulls/{n}/reviews/{id} and every page of …/reviews/{id}/comments."""

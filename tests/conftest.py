@@ -23,7 +23,7 @@ def pytest_configure(config):
 
 @pytest.fixture
 def redis_conn():
-    """A real Redis, DB 13, flushed before and after each test."""
+    """A real Redis on the DB of IDP_TEST_REDIS_URL, flushed before and after each test."""
     conn = redis_lib.Redis.from_url(TEST_REDIS_URL)
     try:
         conn.ping()
@@ -63,3 +63,41 @@ def no_unmocked_http(monkeypatch):
         mock.route(host="127.0.0.1").pass_through()
         mock.route(host="localhost").pass_through()
         yield mock
+
+
+# -- the operator API and console ---------------------------------------------------------
+
+
+@pytest.fixture
+def api_settings(settings):
+    from tests.operator_api import operator_settings
+
+    return operator_settings(settings)
+
+
+@pytest.fixture
+def client(api_settings, redis_conn):
+    """The whole app (receiver, API, console) over https, as the console is served: its
+    session cookie is `Secure`, which a client sends over https only."""
+    from starlette.testclient import TestClient
+
+    from app.server import build_app
+
+    with TestClient(build_app(api_settings, redis_conn), base_url="https://testserver") as c:
+        yield c
+
+
+@pytest.fixture
+def store(api_settings, redis_conn):
+    from app.state import SessionStore
+
+    return SessionStore(redis_conn, api_settings)
+
+
+@pytest.fixture
+def operator(client):
+    """`client`, signed in to the console with the operator token."""
+    from tests.operator_api import sign_in
+
+    assert sign_in(client).status_code == 303
+    return client

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -189,3 +190,25 @@ def wait_for(check, timeout: float = 20.0, every: float = 0.1):
             return value
         time.sleep(every)
     raise AssertionError(f"gave up waiting after {timeout:g}s")
+
+
+# -- the console's forms --------------------------------------------------------------------
+
+
+def csrf(page_html: str) -> str:
+    """The CSRF token of the first form on a console page."""
+    return re.search(r'name="csrf" value="([^"]+)"', page_html).group(1)
+
+
+def sign_in(client, token: str = TOKEN, next_page: str = "/console/sessions"):
+    form = client.get("/console/login")
+    return client.post(
+        "/console/login",
+        data={"csrf": csrf(form.text), "token": token, "next": next_page},
+        follow_redirects=False,
+    )
+
+
+def post_form(client, page: str, action: str, **fields):
+    token = csrf(client.get(page).text)
+    return client.post(action, data={"csrf": token, **fields}, follow_redirects=False)

@@ -30,24 +30,6 @@ from tools.registry import default_registry
 SECRET_REPO = "acme/payments"
 
 
-@pytest.fixture
-def api_settings(settings):
-    return operator_settings(settings)
-
-
-@pytest.fixture
-def client(api_settings, redis_conn):
-    # https, as the console is served: the cookie is `Secure`.
-    app = build_app(api_settings, redis_conn)
-    with TestClient(app, base_url="https://testserver") as test_client:
-        yield test_client
-
-
-@pytest.fixture
-def store(api_settings, redis_conn):
-    return SessionStore(redis_conn, api_settings)
-
-
 def save(store: SessionStore, repo: str, number: int, **fields) -> Session:
     session = Session(id=f"{repo}#{number}", repo=repo, number=number, **fields)
     store.save(session)

@@ -65,6 +65,19 @@ def no_unmocked_http(monkeypatch):
         yield mock
 
 
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.fixture
+def app_settings(settings):
+    """The suite's settings as the test GitHub App (tests/github_api.py), on the GitHub forge."""
+    from tests import github_api as gh
+
+    return gh.as_app(settings)
+
+
 # -- the operator API and console ---------------------------------------------------------
 
 

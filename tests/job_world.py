@@ -15,7 +15,7 @@ from collections import Counter
 from typing import Any
 
 import redis
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field
 
 from app.config import Settings
 from app.domain.service import ServiceRequest
@@ -160,14 +160,7 @@ class World:
         from tests.fakes import install_fake_validator
         from tools.registry import default_registry
 
-        self.settings = settings.model_copy(
-            update={
-                "forge": "github",
-                "github_app_id": gh.APP_ID,
-                "github_app_private_key": SecretStr(gh.private_key_pem()),
-                "github_retry_base_delay": 0.0,
-            }
-        )
+        self.settings = gh.as_app(settings)
         self.connection = connection
         self.github = gh.FakeGitHub(router)
         self.github.permissions.update(PEOPLE)

@@ -10,7 +10,6 @@ from datetime import timedelta
 import githubkit.core
 import httpx
 import pytest
-from pydantic import SecretStr
 
 from app.domain.todo import marker
 from app.github.errors import ForgeError
@@ -27,24 +26,6 @@ FILES = {
     "services/payments-api/k8s/base/service.yaml": "kind: Service\n",
     ".github/workflows/payments-api.yml": "name: payments-api\n",
 }
-
-
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-@pytest.fixture
-def app_settings(settings):
-    """The suite's settings as a configured GitHub App; retries without backoff sleeps."""
-    return settings.model_copy(
-        update={
-            "forge": "github",
-            "github_app_id": gh.APP_ID,
-            "github_app_private_key": SecretStr(gh.private_key_pem()),
-            "github_retry_base_delay": 0.0,
-        }
-    )
 
 
 @pytest.fixture

@@ -22,11 +22,6 @@ FILES = {
 
 
 @pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-@pytest.fixture
 def forge(tmp_path, monkeypatch):
     # No git identity anywhere: the forge must bring its own.
     monkeypatch.setenv("HOME", str(tmp_path / "home"))

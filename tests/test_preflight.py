@@ -23,11 +23,6 @@ WORKFLOWS = "**Workflows: Read and write**"
 
 
 @pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-@pytest.fixture
 def world(settings, redis_conn, no_unmocked_http, monkeypatch) -> World:
     return World(settings, redis_conn, no_unmocked_http, monkeypatch)
 

@@ -9,7 +9,6 @@ import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
-from pydantic import SecretStr
 
 from app.cli import main
 from app.config import ConfigError
@@ -129,17 +128,6 @@ class DeliveryLog:
             )
         self.redelivered.append(int(delivery_id))
         return httpx.Response(202, json={})
-
-
-@pytest.fixture
-def app_settings(settings):
-    return settings.model_copy(
-        update={
-            "github_app_id": gh.APP_ID,
-            "github_app_private_key": SecretStr(gh.private_key_pem()),
-            "github_retry_base_delay": 0.0,
-        }
-    )
 
 
 @pytest.fixture

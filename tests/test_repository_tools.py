@@ -42,11 +42,6 @@ DEFAULT_PROTECTION = {
 }
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def registry() -> ToolRegistry:
     return default_registry()

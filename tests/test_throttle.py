@@ -28,11 +28,6 @@ COMMENTS = f"{gh.API}/repos/acme/payments/issues/7/comments"
 POST = httpx.Request("POST", COMMENTS, json={"body": "hi"})
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 class Clock:
     """Test time shared by every throttler of a test: sleeping moves it on and is recorded."""
 
@@ -223,11 +218,6 @@ async def test_without_redis_writes_go_out_unpaced(settings, clock):
 
 
 # -- through the forge ----------------------------------------------------------------------
-
-
-@pytest.fixture
-def app_settings(settings):
-    return gh.as_app(settings)
 
 
 @pytest.fixture

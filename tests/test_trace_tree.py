@@ -174,14 +174,7 @@ def test_a_refused_delivery_is_a_webhook_span_with_no_job(settings, redis_conn, 
 def test_github_calls_are_spans_under_the_tool_that_made_them(
     settings, redis_conn, spans, no_unmocked_http
 ):
-    github_settings = settings.model_copy(
-        update={
-            "forge": "github",
-            "github_app_id": gh.APP_ID,
-            "github_app_private_key": SecretStr(gh.private_key_pem()),
-            "github_retry_base_delay": 0.0,
-        }
-    )
+    github_settings = gh.as_app(settings)
     gh.FakeGitHub(no_unmocked_http)
     repo = RepoRef(gh.OWNER, gh.NAME, gh.INSTALLATION_ID)
 

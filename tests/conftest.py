@@ -78,6 +78,19 @@ def app_settings(settings):
     return gh.as_app(settings)
 
 
+@pytest.fixture
+def standin():
+    """The GitHub stand-in server (tests/github_standin.py) for tests/payloads.py's repository,
+    where alice may write and mia maintains."""
+    from tests import payloads
+    from tests.github_standin import GitHubStandIn
+
+    owner, name = payloads.REPO.split("/")
+    with GitHubStandIn(owner, name) as s:
+        s.github.permissions.update({"alice": ("write", "write"), "mia": ("write", "maintain")})
+        yield s
+
+
 # -- the operator API and console ---------------------------------------------------------
 
 

@@ -19,7 +19,6 @@ from app.state import SessionStore
 from jobs.queue import job_id_for
 from tests import payloads
 from tests.conftest import TEST_REDIS_URL
-from tests.github_standin import GitHubStandIn
 from tests.job_world import World
 from tests.processes import (
     REQUEST,
@@ -32,14 +31,6 @@ from tests.processes import (
 )
 
 SESSION = f"{payloads.REPO}#7"
-
-
-@pytest.fixture
-def standin():
-    owner, name = payloads.REPO.split("/")
-    with GitHubStandIn(owner, name) as s:
-        s.github.permissions.update({"alice": ("write", "write"), "mia": ("write", "maintain")})
-        yield s
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ from starlette.types import ASGIApp
 from app.config import Settings
 from app.grammar.commands import Trigger
 from tests.github_api import API, Where, repository, user
+from tests.processes import local_worker_env
 
 TOKEN = "operator-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -156,18 +157,7 @@ def sign_in_with_github(client: TestClient, mock: respx.MockRouter, login: str, 
 def worker_process(settings: Settings) -> Iterator[subprocess.Popen]:
     """A real `idp-copilot worker` on the test's Redis DB, queue and LocalForge; stopped
     (and waited for) on exit."""
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": os.environ.get("HOME", "/tmp"),
-        "REDIS_URL": settings.redis_url,
-        "IDP_REDIS_PREFIX": settings.redis_prefix,
-        "IDP_QUEUE": settings.queue_name,
-        "IDP_FORGE": "local",
-        "IDP_LOCAL_FORGE_ROOT": str(settings.local_forge_root),
-        "IDP_LLM_PROVIDER": "rules",
-    }
-    if "PYTHONPATH" in os.environ:
-        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    env = local_worker_env(settings, os.environ.get("HOME", "/tmp"))
     command = [str(Path(sys.executable).with_name("idp-copilot")), "worker"]
     process = subprocess.Popen(command, env=env, cwd=Path(__file__).parent.parent)
     try:
@@ -179,17 +169,6 @@ def worker_process(settings: Settings) -> Iterator[subprocess.Popen]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-def wait_for(check, timeout: float = 20.0, every: float = 0.1):
-    """Poll `check()` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"gave up waiting after {timeout:g}s")
 
 
 # -- the console's forms --------------------------------------------------------------------

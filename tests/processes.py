@@ -69,6 +69,25 @@ def app_environment(redis_url: str, github_url: str, folder: Path, **extra: str)
     return env
 
 
+def local_worker_env(settings: Settings, home: str, **extra: str) -> dict[str, str]:
+    """The environment of a worker process on the test's Redis DB, queue and LocalForge,
+    with the rules planner."""
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": home,
+        "REDIS_URL": settings.redis_url,
+        "IDP_REDIS_PREFIX": settings.redis_prefix,
+        "IDP_QUEUE": settings.queue_name,
+        "IDP_FORGE": "local",
+        "IDP_LOCAL_FORGE_ROOT": str(settings.local_forge_root),
+        "IDP_LLM_PROVIDER": "rules",
+        **extra,
+    }
+    if "PYTHONPATH" in os.environ:
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    return env
+
+
 def settings_of(env: dict[str, str]) -> Settings:
     """The `Settings` the App's processes read from `env`."""
     return Settings(
@@ -158,7 +177,9 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def wait_for(check: Callable[[], Any], timeout: float, every: float = 0.2, what: str = "") -> Any:
+def wait_for(
+    check: Callable[[], Any], timeout: float = 20.0, every: float = 0.2, what: str = ""
+) -> Any:
     """Poll `check()` until it returns something truthy; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

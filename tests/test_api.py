@@ -22,9 +22,9 @@ from tests.operator_api import (
     operator_settings,
     queued,
     sign_in_with_github,
-    wait_for,
     worker_process,
 )
+from tests.processes import wait_for
 from tools.registry import default_registry
 
 SECRET_REPO = "acme/payments"

@@ -191,3 +191,8 @@ def sign_in(client, token: str = TOKEN, next_page: str = "/console/sessions"):
 def post_form(client, page: str, action: str, **fields):
     token = csrf(client.get(page).text)
     return client.post(action, data={"csrf": token, **fields}, follow_redirects=False)
+
+
+def chat(client, **fields):
+    """What the sessions page's chat box posts: repo, text, and optionally number, dry_run."""
+    return post_form(client, "/console/sessions", "/console/sessions", **fields)

@@ -239,3 +239,15 @@ def kill_mid_run_and_recover(
         first.stop()
         if second is not None:
             second.stop()
+
+
+def run_module(module: str, *argv: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`python -m module argv…` from the repository root, output captured, exit code kept."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *argv],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

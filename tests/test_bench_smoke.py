@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +14,7 @@ from rq.job import Job
 
 from bench.ingest import QUEUE
 from tests.conftest import TEST_REDIS_URL
+from tests.processes import run_module
 
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES = r"(\d+) requests/s, p50 [\d.]+ ms, p95 [\d.]+ ms, p99 [\d.]+ ms"
@@ -28,14 +27,7 @@ pytestmark = pytest.mark.skipif(
 def test_ingest_benchmark_prints_both_figures_and_queues_every_accepted_delivery(redis_conn):
     argv = ["--requests", "200", "--warmup", "50", "--rounds", "1"]
     argv += ["--redis-url", TEST_REDIS_URL, "--keep-queue"]
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.ingest", *argv],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    done = run_module("bench.ingest", *argv)
     out = done.stdout
     assert done.returncode == 0, out + done.stderr
 

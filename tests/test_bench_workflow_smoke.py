@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -18,6 +16,7 @@ from bench.workflow_report import WRITE_CAP, Figures
 from tests import payloads
 from tests.conftest import TEST_REDIS_URL
 from tests.github_standin import GitHubStandIn
+from tests.processes import run_module
 
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES = [
@@ -39,14 +38,7 @@ def test_workflow_benchmark_prints_its_figures_and_opens_one_pull_request_per_wo
     figures_file = tmp_path / "figures.json"
     argv = ["--workflows", "2", "--workers", "1", "--redis-url", TEST_REDIS_URL]
     argv += ["--json", str(figures_file)]
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.workflow", *argv],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    done = run_module("bench.workflow", *argv)
     out = done.stdout
     assert done.returncode == 0, out + done.stderr[-3000:]
 

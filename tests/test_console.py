@@ -15,6 +15,7 @@ from app.server import COOKIE, build_app
 from app.state import SessionStore
 from tests.operator_api import (
     TOKEN,
+    chat,
     operator_settings,
     post_form,
     queued,
@@ -150,10 +151,8 @@ def test_the_sessions_list_is_readable_without_javascript(operator, store):
 
 
 def test_the_chat_box_starts_a_dry_run_and_opens_its_page(operator, api_settings, redis_conn):
-    response = post_form(
+    response = chat(
         operator,
-        "/console/sessions",
-        "/console/sessions",
         repo="acme/demo",
         text="/idp create-service payments-api --lang python",
         dry_run="on",
@@ -167,10 +166,8 @@ def test_the_chat_box_starts_a_dry_run_and_opens_its_page(operator, api_settings
 
 
 def test_a_bad_command_in_the_chat_box_shows_the_fix_and_keeps_the_text(operator):
-    response = post_form(
+    response = chat(
         operator,
-        "/console/sessions",
-        "/console/sessions",
         repo="acme/demo",
         text="/idp create-service Payments_API",
         dry_run="on",
@@ -314,10 +311,8 @@ def test_a_user_opening_an_unreadable_session_gets_403_without_its_data(mona):
 
 
 def test_a_user_with_read_only_access_cannot_start_a_session(mona, api_settings, redis_conn):
-    response = post_form(
+    response = chat(
         mona,
-        "/console/sessions",
-        "/console/sessions",
         repo="acme/web",
         number="4",
         text="/idp plan",
@@ -329,10 +324,8 @@ def test_a_user_with_read_only_access_cannot_start_a_session(mona, api_settings,
 
 
 def test_a_user_with_write_access_starts_a_session_as_themselves(mona, api_settings, redis_conn):
-    response = post_form(
+    response = chat(
         mona,
-        "/console/sessions",
-        "/console/sessions",
         repo="acme/tools",
         number="8",
         text="/idp create-service tools-api",
@@ -344,10 +337,8 @@ def test_a_user_with_write_access_starts_a_session_as_themselves(mona, api_setti
 
 
 def test_a_user_may_not_run_what_needs_more_than_write(mona, api_settings, redis_conn):
-    response = post_form(
+    response = chat(
         mona,
-        "/console/sessions",
-        "/console/sessions",
         repo="acme/tools",
         number="8",
         text="/idp apply",

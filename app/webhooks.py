@@ -241,20 +241,7 @@ def _on_pull_request_closed(event: str, delivery_id: str, payload: dict) -> Trig
         return Ignored(reason="pull request closed without merging")
     if not pr.head.ref.startswith(APP_BRANCH_PREFIX):
         return Ignored(reason="not a pull request the App opened")
-    return Trigger(
-        delivery_id=delivery_id,
-        event=event,
-        action=p.action,
-        repo=p.repository.full_name,
-        installation_id=p.installation.id if p.installation else None,
-        number=pr.number,
-        is_pull_request=True,
-        sender=p.sender.login,
-        title=pr.title,
-        state=pr.state,
-        locked=pr.locked,
-        commands=[Command(verb="merged")],
-    )
+    return _pull_request_trigger(event, delivery_id, p, commands=[Command(verb="merged")])
 
 
 def _pull_request_trigger(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 import shutil
-from pathlib import Path
 
 import pytest
 from rq import Queue
@@ -16,7 +15,6 @@ from bench.ingest import QUEUE
 from tests.conftest import TEST_REDIS_URL
 from tests.processes import run_module
 
-ROOT = Path(__file__).resolve().parents[1]
 FIGURES = r"(\d+) requests/s, p50 [\d.]+ ms, p95 [\d.]+ ms, p99 [\d.]+ ms"
 
 pytestmark = pytest.mark.skipif(

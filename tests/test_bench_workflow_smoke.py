@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from pathlib import Path
 
 import httpx
 
@@ -18,7 +17,6 @@ from tests.conftest import TEST_REDIS_URL
 from tests.github_standin import GitHubStandIn
 from tests.processes import run_module
 
-ROOT = Path(__file__).resolve().parents[1]
 FIGURES = [
     r"^  workflows/s: \d+\.\d\d \(first job start to last job end\)",
     r"^  end to end \(enqueued -> ended\): p50 \d+\.\d\d s, p95 \d+\.\d\d s",

@@ -79,6 +79,14 @@ def app_settings(settings):
 
 
 @pytest.fixture
+def github(no_unmocked_http):
+    """GitHub's REST API, faked with respx (tests/github_api.py), for in-process forges."""
+    from tests import github_api as gh
+
+    return gh.FakeGitHub(no_unmocked_http)
+
+
+@pytest.fixture
 def standin():
     """The GitHub stand-in server (tests/github_standin.py) for tests/payloads.py's repository,
     where alice may write and mia maintains."""

@@ -29,11 +29,6 @@ FILES = {
 
 
 @pytest.fixture
-def github(no_unmocked_http):
-    return gh.FakeGitHub(no_unmocked_http)
-
-
-@pytest.fixture
 def forge(app_settings, redis_conn):
     return GitHubForge(app_settings, redis_conn)
 

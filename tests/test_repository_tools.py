@@ -48,11 +48,6 @@ def registry() -> ToolRegistry:
 
 
 @pytest.fixture
-def github(no_unmocked_http):
-    return gh.FakeGitHub(no_unmocked_http)
-
-
-@pytest.fixture
 def admin(github, no_unmocked_http):
     return FakeRepoAdmin(github, no_unmocked_http)
 

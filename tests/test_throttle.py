@@ -220,11 +220,6 @@ async def test_without_redis_writes_go_out_unpaced(settings, clock):
 # -- through the forge ----------------------------------------------------------------------
 
 
-@pytest.fixture
-def github(no_unmocked_http):
-    return gh.FakeGitHub(no_unmocked_http)
-
-
 async def test_the_forge_paces_writes_through_the_shared_budget_by_default(
     github, app_settings, redis_conn
 ):

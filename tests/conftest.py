@@ -87,6 +87,20 @@ def github(no_unmocked_http):
 
 
 @pytest.fixture
+def retry_waits(monkeypatch) -> list[float]:
+    """The waits githubkit's retry loop asks for, in order, recorded instead of slept."""
+    import githubkit.core
+
+    waited: list[float] = []
+
+    async def record(seconds: float) -> None:
+        waited.append(seconds)
+
+    monkeypatch.setattr(githubkit.core.anyio, "sleep", record)
+    return waited
+
+
+@pytest.fixture
 def standin():
     """The GitHub stand-in server (tests/github_standin.py) for tests/payloads.py's repository,
     where alice may write and mia maintains."""

@@ -18,15 +18,10 @@ from app.domain.service import ServiceRequest
 from app.domain.session import Session, session_id_for
 from app.state import SessionStore
 from tests.fakes import FakeForge, ServiceTools, install_fake_validator
+from tests.payloads import GENERATORS
 from tools.registry import ToolRegistry
 from tools.spec import ToolError
 
-GENERATORS = (
-    "generate_k8s_manifests",
-    "setup_cicd_pipeline",
-    "setup_observability",
-    "generate_documentation",
-)
 EXPECTED_FILES = {
     ".github/workflows/ci.yml",
     "deploy/payments-api/deployment.yaml",

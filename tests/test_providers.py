@@ -18,6 +18,7 @@ from app.agent.providers.openai_chat import OpenAIChat, parse_arguments, to_open
 from app.config import ConfigError
 from app.domain.service import ServiceRequest
 from app.domain.todo import Task
+from tests import payloads
 from tests.llm_fixtures import (
     ENDPOINTS,
     load_conversation,
@@ -39,12 +40,7 @@ SERVICE_ARGS = {
     "port": 8080,
     "replicas": 2,
 }
-GENERATORS = [
-    "generate_k8s_manifests",
-    "setup_cicd_pipeline",
-    "setup_observability",
-    "generate_documentation",
-]
+GENERATORS = list(payloads.GENERATORS)
 
 
 class Plan(BaseModel):

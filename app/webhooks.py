@@ -23,6 +23,7 @@ from app.grammar.commands import (
     read_comment,
 )
 from app.webhook_payloads import (
+    Envelope,
     IssuePayload,
     PullRequestPayload,
     ReviewCommentPayload,
@@ -60,16 +61,23 @@ class Ignored(BaseModel):
 Handler = Callable[[str, str, IssuePayload], "Trigger | Ignored"]
 
 
+def _envelope(event: str, delivery_id: str, p: Envelope) -> dict[str, Any]:
+    """The Trigger fields every event carries alike: where it came from and who sent it."""
+    return {
+        "delivery_id": delivery_id,
+        "event": event,
+        "action": p.action,
+        "repo": p.repository.full_name,
+        "installation_id": p.installation.id if p.installation else None,
+        "sender": p.sender.login,
+    }
+
+
 def _trigger(event: str, delivery_id: str, p: IssuePayload, **fields: object) -> Trigger:
     return Trigger(
-        delivery_id=delivery_id,
-        event=event,
-        action=p.action,
-        repo=p.repository.full_name,
-        installation_id=p.installation.id if p.installation else None,
+        **_envelope(event, delivery_id, p),
         number=p.issue.number,
         is_pull_request=p.issue.pull_request is not None,
-        sender=p.sender.login,
         comment_id=p.comment.id if p.comment else None,
         title=p.issue.title,
         state=p.issue.state,
@@ -96,14 +104,13 @@ def _on_comment_created(event: str, delivery_id: str, p: IssuePayload) -> Trigge
         if not commands:
             return Ignored(reason=f"{_kind(p)} is closed")
         errors = []
-    return _trigger(
-        event,
-        delivery_id,
-        p,
-        commands=commands,
-        errors=[e.message for e in errors],
-        command_lines=lines,
-    )
+    return _trigger(event, delivery_id, p, **_parsed(commands, errors, lines))
+
+
+def _parsed(commands: list[Command], errors: list[CommandError], lines: int) -> dict[str, Any]:
+    """A comment's reading as Trigger fields: its commands, the sentence of each error, and
+    how many command lines it held."""
+    return {"commands": commands, "errors": [e.message for e in errors], "command_lines": lines}
 
 
 def _new_service_trigger(event: str, delivery_id: str, p: IssuePayload) -> Trigger:
@@ -154,14 +161,9 @@ def _pull_request_trigger(
 ) -> Trigger:
     pr = p.pull_request
     return Trigger(
-        delivery_id=delivery_id,
-        event=event,
-        action=p.action,
-        repo=p.repository.full_name,
-        installation_id=p.installation.id if p.installation else None,
+        **_envelope(event, delivery_id, p),
         number=pr.number,
         is_pull_request=True,
-        sender=p.sender.login,
         title=pr.title,
         state=pr.state,
         locked=pr.locked,
@@ -200,14 +202,7 @@ def _review_or_commands(
     commands, errors, lines = read_comment(body)
     if not commands and not errors:
         return Ignored(reason="not a pull request the App opened, and no /idp command")
-    return _pull_request_trigger(
-        event,
-        delivery_id,
-        p,
-        commands=commands,
-        errors=[e.message for e in errors],
-        command_lines=lines,
-    )
+    return _pull_request_trigger(event, delivery_id, p, **_parsed(commands, errors, lines))
 
 
 def _on_review_submitted(event: str, delivery_id: str, payload: dict) -> Trigger | Ignored:

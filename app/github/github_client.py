@@ -85,3 +85,14 @@ class GitHubClient:
 
     def _count(self, operation: str) -> None:
         self.writes[operation] += 1
+
+    def _pages(self, repo: RepoRef, method: Any, **params: Any) -> Any:
+        """Every page of a list call on `repo` (100 items a page), as one async iterator."""
+        return self._client(repo).rest.paginate(
+            method,
+            owner=repo.owner,
+            repo=repo.name,
+            per_page=100,
+            headers={"X-GitHub-Api-Version": self._version},
+            **params,
+        )

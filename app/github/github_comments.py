@@ -56,15 +56,7 @@ class GitHubComments(GitHubClient):
 
     async def _find_comment(self, repo: RepoRef, number: int, tag: str) -> Any | None:
         """The oldest comment by a Bot (the App) on the issue whose body holds `tag`."""
-        client = self._client(repo)
-        pages = client.rest.paginate(
-            self._rest(repo).issues.async_list_comments,
-            owner=repo.owner,
-            repo=repo.name,
-            issue_number=number,
-            per_page=100,
-            headers={"X-GitHub-Api-Version": self._version},
-        )
+        pages = self._pages(repo, self._rest(repo).issues.async_list_comments, issue_number=number)
         async for comment in pages:
             user = comment.user
             if user is not None and user.type == "Bot" and tag in (comment.body or ""):
@@ -92,14 +84,8 @@ class GitHubComments(GitHubClient):
 
     async def list_reactions(self, repo: RepoRef, comment_id: int) -> list[tuple[str, str]]:
         """(login, content) of every reaction on the comment, all pages; [] if it is gone."""
-        client = self._client(repo)
-        pages = client.rest.paginate(
-            self._rest(repo).reactions.async_list_for_issue_comment,
-            owner=repo.owner,
-            repo=repo.name,
-            comment_id=comment_id,
-            per_page=100,
-            headers={"X-GitHub-Api-Version": self._version},
+        pages = self._pages(
+            repo, self._rest(repo).reactions.async_list_for_issue_comment, comment_id=comment_id
         )
         found: list[tuple[str, str]] = []
         async with self._errors("reading reactions", repo):

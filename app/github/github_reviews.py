@@ -26,14 +26,11 @@ class GitHubReviews(GitHubClient):
         async with self._errors(f"reading review {review_id} of #{number}", repo):
             resp = await rest.pulls.async_get_review(repo.owner, repo.name, number, review_id)
             data = resp.parsed_data
-            pages = self._client(repo).rest.paginate(
+            pages = self._pages(
+                repo,
                 rest.pulls.async_list_comments_for_review,
-                owner=repo.owner,
-                repo=repo.name,
                 pull_number=number,
                 review_id=review_id,
-                per_page=100,
-                headers={"X-GitHub-Api-Version": self._version},
             )
             comments = [_comment(item) async for item in pages]
         return Review(
@@ -48,14 +45,7 @@ class GitHubReviews(GitHubClient):
         """GET …/pulls/{n}/reviews, every page, oldest first; without line comments."""
         rest = self._rest(repo)
         async with self._errors(f"listing the reviews of #{number}", repo):
-            pages = self._client(repo).rest.paginate(
-                rest.pulls.async_list_reviews,
-                owner=repo.owner,
-                repo=repo.name,
-                pull_number=number,
-                per_page=100,
-                headers={"X-GitHub-Api-Version": self._version},
-            )
+            pages = self._pages(repo, rest.pulls.async_list_reviews, pull_number=number)
             return [
                 Review(
                     id=item.id,

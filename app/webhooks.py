@@ -171,16 +171,24 @@ def _pull_request_trigger(
     )
 
 
-def _reviewed(event: str, payload: dict, model: type[PullRequestPayload]) -> Any:
-    """The payload parsed, or why it is ignored: bots, locked and closed pull requests."""
+def _validated(event: str, payload: dict, model: type[Envelope]) -> Any:
+    """The payload as `model`, or why it is ignored: a bot sent it (the App's own replies,
+    among others), or a field the router reads is missing or malformed."""
     sender = payload.get("sender")
     if isinstance(sender, dict) and sender.get("type") == "Bot":
-        return Ignored(reason="sender is a bot")  # the App's own thread replies, among others
+        return Ignored(reason="sender is a bot")
     try:
-        p = model.model_validate(payload)
+        return model.model_validate(payload)
     except ValidationError as exc:
         where = ".".join(str(part) for part in exc.errors()[0]["loc"])
         return Ignored(reason=f"{event}.{payload.get('action')} payload has no usable {where}")
+
+
+def _reviewed(event: str, payload: dict, model: type[PullRequestPayload]) -> Any:
+    """The payload parsed, or why it is ignored: bots, locked and closed pull requests."""
+    p = _validated(event, payload, model)
+    if isinstance(p, Ignored):
+        return p
     if p.pull_request.locked:
         return Ignored(reason="pull request is locked")
     if p.pull_request.state != "open":
@@ -265,14 +273,9 @@ def route(event: str, delivery_id: str, payload: dict) -> Trigger | Ignored:
     handler = ROUTES.get((event, action)) if isinstance(action, str) else None
     if handler is None:
         return Ignored(reason=f"{event}.{action} is not handled" if action else f"{event} event")
-    sender = payload.get("sender")
-    if isinstance(sender, dict) and sender.get("type") == "Bot":
-        return Ignored(reason="sender is a bot")
-    try:
-        parsed = IssuePayload.model_validate(payload)
-    except ValidationError as exc:
-        where = ".".join(str(part) for part in exc.errors()[0]["loc"])
-        return Ignored(reason=f"{event}.{action} payload has no usable {where}")
+    parsed = _validated(event, payload, IssuePayload)
+    if isinstance(parsed, Ignored):
+        return parsed
     if parsed.issue.locked:
         return Ignored(reason=f"{_kind(parsed)} is locked")
     if parsed.issue.state != "open" and event != "issue_comment":

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import logging
 from collections.abc import Iterator
 
 import pytest
@@ -26,7 +25,6 @@ from app.domain.todo import Task
 from app.github.forge import RepoRef
 from app.github.github_forge import GitHubForge
 from app.grammar.commands import Trigger
-from app.logs import configure_logging
 from app.telemetry import observe_job
 from app.tracing import configure_tracing, shutdown_tracing, tracer
 from app.web import WEBHOOK_PATH, create_app
@@ -36,6 +34,7 @@ from tests import github_api as gh
 from tests import payloads
 from tests.conftest import WEBHOOK_SECRET
 from tests.fakes import ServiceTools, install_fake_validator
+from tests.leaks import captured_logs
 from tests.llm_fixtures import load_conversation, use_recorded_llm
 from tools.registry import ToolRegistry
 from tools.spec import ToolSpec
@@ -55,16 +54,8 @@ def spans(settings) -> Iterator[InMemorySpanExporter]:
 @pytest.fixture
 def log_lines(settings) -> Iterator[io.StringIO]:
     """Every log record as the JSON line an operator's log stack receives."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    out = io.StringIO()
-    try:
-        configure_logging(settings, "INFO", stream=out)
+    with captured_logs(settings, "INFO") as out:
         yield out
-    finally:
-        root.handlers[:] = handlers
-        root.setLevel(level)
-        logging.captureWarnings(False)
 
 
 def deliver(client: TestClient, body: str, delivery: str = DELIVERY):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 from app.untrusted import linear, replace_all
 
@@ -61,16 +61,14 @@ class ServiceRequest(BaseModel):
         description="Prepended to the team's namespaces (the repo config's staging prefix)",
     )
 
-    @field_validator("name")
+    @field_validator("name", "team")
     @classmethod
-    def _dns_name(cls, value: str) -> str:
+    def _dns_name(cls, value: str, info: ValidationInfo) -> str:
         if not NAME_RE.fullmatch(value):
-            raise ValueError(f"{NAME_RULE}; try '{suggest_name(value)}'")
-        return value
-
-    @field_validator("team")
-    @classmethod
-    def _team_name(cls, value: str) -> str:
-        if not NAME_RE.fullmatch(value):
-            raise ValueError(f"a team name follows the same rule: try '{suggest_name(value)}'")
+            rule = (
+                NAME_RULE + ";"
+                if info.field_name == "name"
+                else "a team name follows the same rule:"
+            )
+            raise ValueError(f"{rule} try '{suggest_name(value)}'")
         return value

@@ -97,6 +97,11 @@ def problems_note(t: Thread) -> str:
     return "\n\n".join(notes)
 
 
+def with_problems(t: Thread, text: str) -> str:
+    """`text`, then what the thread asked that cannot run (either may be empty)."""
+    return "\n\n".join(part for part in (text, problems_note(t)) if part)
+
+
 def values_text(values: dict[str, str]) -> str:
     return ", ".join(f"`{k}={escape_user_text(v, 60)[1:-1]}`" for k, v in values.items())
 
@@ -128,9 +133,8 @@ def done_text(
         else:
             text = f"{said}\n\nNo file changed for this comment; {elsewhere}."
     else:
-        return problems_note(t)
-    extra = problems_note(t)
-    return f"{text}\n\n{extra}" if extra else text
+        text = ""
+    return with_problems(t, text)
 
 
 def unchanged_text(t: Thread, note: str) -> str:
@@ -141,9 +145,8 @@ def unchanged_text(t: Thread, note: str) -> str:
         said = public_text(note, 600) if note.strip() else "I found nothing to change."
         text = f"{said}\n\nNo file changed, so there is no new commit."
     else:
-        return problems_note(t)
-    extra = problems_note(t)
-    return f"{text}\n\n{extra}" if extra else text
+        text = ""
+    return with_problems(t, text)
 
 
 def framed(t: Thread, text: str) -> str:

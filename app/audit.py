@@ -13,7 +13,6 @@ hold secrets: every string is redacted before it is written. The stream is cappe
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -146,20 +145,3 @@ class AuditLog:
             return self.clock()
         seconds, micros = self.redis.time()
         return seconds + micros / 1_000_000
-
-
-_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])", re.IGNORECASE)
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_duration(text: str) -> float:
-    """`90s`, `30m`, `24h`, `7d`, `2w` or combinations such as `1h30m`, in seconds; a
-    ValueError that shows the accepted forms otherwise."""
-    compact = text.strip().replace(" ", "")
-    parts = _DURATION_RE.findall(compact)
-    if not compact or "".join(n + u for n, u in parts).lower() != compact.lower():
-        raise ValueError(
-            f"{text!r} is not a duration: use a number and a unit s, m, h, d or w, "
-            "e.g. 30m, 24h, 7d or 1h30m"
-        )
-    return sum(float(n) * _UNIT_SECONDS[u.lower()] for n, u in parts)

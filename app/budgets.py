@@ -1,6 +1,6 @@
 """Budgets in Redis: fixed windows that count what a user or an installation spent.
 
-Used by jobs/authorize.py (read-level commands per user and repository) and by
+Used by app/handling/authorize.py (read-level commands per user and repository) and by
 app/agent/providers/budgeted.py (model tokens per installation and day). A window is one
 key per period (`…:<period number>`) that expires with its period, so nothing outlives it
 and every worker shares the count.

@@ -7,9 +7,11 @@ import asyncio
 import json
 import sys
 from collections.abc import Iterable
+from datetime import timedelta
 from pathlib import Path
 
 from app.config import ConfigError, Settings, load_settings
+from app.times import parse_duration
 
 
 def _settings(**overrides: object) -> Settings:
@@ -83,11 +85,19 @@ def cmd_receive(args: argparse.Namespace) -> int:
     return 0
 
 
+def _duration(text: str) -> float:
+    """`--since` in seconds; a ConfigError (exit 2 with the sentence) when it is not one."""
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise ConfigError(f"--since: {exc}") from None
+
+
 def cmd_redeliver(args: argparse.Namespace) -> int:
     """Ask GitHub to resend the App's failed deliveries; exit 1 when a resend was refused."""
-    from app.redeliver import parse_duration, redeliver_failed
+    from app.redeliver import redeliver_failed
 
-    since = parse_duration(args.since)
+    since = timedelta(seconds=_duration(args.since))
     report = redeliver_failed(_settings(), since, dry_run=args.dry_run)
     return 0 if report.ok else 1
 
@@ -156,13 +166,10 @@ def cmd_feedback_export(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_export(args: argparse.Namespace) -> int:
-    from app.audit import AuditLog, parse_duration
+    from app.audit import AuditLog
     from app.state import connect
 
-    try:
-        since = parse_duration(args.since) if args.since else None
-    except ValueError as exc:
-        raise ConfigError(f"--since: {exc}") from None
+    since = _duration(args.since) if args.since else None
     settings = _settings()
     log = AuditLog(connect(settings), settings)
     return _write_lines(log.export(since), args.output, "audit")

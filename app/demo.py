@@ -21,7 +21,8 @@ import httpx
 import redis
 
 from app.config import ConfigError, Settings, load_settings
-from app.state import SessionStore, connect, session_id_for
+from app.domain.session import session_id_for
+from app.state import SessionStore, connect
 
 REPO = ("acme", "shop")
 ISSUE = 1

@@ -19,8 +19,8 @@ from typing import Any
 import redis
 import redis.asyncio
 
-from app.agent.sanitize import redact
 from app.config import Settings
+from app.redaction import redact
 
 log = logging.getLogger(__name__)
 

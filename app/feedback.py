@@ -19,7 +19,8 @@ from pydantic import ValidationError
 
 from app.audit import read_stream, scrub, stream_time
 from app.config import Settings
-from app.state import Session, SessionStore
+from app.domain.session import Session
+from app.state import SessionStore
 
 FeedbackSource = Literal["command", "reaction"]
 MAX_TEXT = 10_000

@@ -17,7 +17,8 @@ import httpx
 import redis
 
 from app.config import ConfigError, Settings
-from app.github.forge import Forge, ForgeError, PullRequestInfo, RepoRef
+from app.github.errors import ForgeError
+from app.github.forge import Forge, PullRequestInfo, RepoRef
 from app.repo_config import CONFIG_PATH, render_example_config
 
 ISSUE_FORM_PATH = ".github/ISSUE_TEMPLATE/new-service.yml"

@@ -9,7 +9,6 @@ run harmless.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
@@ -21,21 +20,8 @@ from githubkit.exception import GitHubException
 from app.config import ConfigError, Settings
 from app.github.auth import RetryPolicy, api_version, explain
 
-_DURATION_RE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$", re.IGNORECASE)
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 # GitHub lists at most 100 deliveries per page (cursor pagination, newest first).
 PAGE_SIZE = 100
-
-
-def parse_duration(text: str) -> timedelta:
-    """`30m`, `6h`, `2d` (also `s` and `w`) → timedelta; ConfigError with an example."""
-    match = _DURATION_RE.match(text)
-    if match is None or int(match[1]) == 0:
-        raise ConfigError(
-            f"--since {text!r} is not a duration: use a whole number and a unit, "
-            "e.g. 30m, 6h or 2d (GitHub keeps deliveries for a few days only)"
-        )
-    return timedelta(**{_UNITS[match[2].lower()]: int(match[1])})
 
 
 @dataclass(frozen=True)

@@ -31,21 +31,18 @@ from app.app_credentials import (
 )
 from app.config import Settings
 from app.github.permissions import APP_PERMISSIONS, missing
+from app.github.urls import web_url as github_web_url
 
 MANIFEST_FILE = Path("github-app.yml")
 _EXAMPLE_HOST = "example.com"
 
 
 def web_url(api_url: str) -> str:
-    """GitHub's web address for a REST API root: api.github.com → github.com,
-    GitHub Enterprise Server's https://HOST/api/v3 → https://HOST (api.X.ghe.com → X.ghe.com)."""
-    parts = urlsplit(api_url.strip().rstrip("/"))
-    host = parts.netloc
-    if parts.scheme in ("http", "https") and host:
-        if parts.path in ("", "/") and host.startswith("api."):
-            return f"{parts.scheme}://{host.removeprefix('api.')}"
-        if parts.path == "/api/v3":
-            return f"{parts.scheme}://{host}"
+    """GitHub's web address for the configured API root, or a RegisterError saying which
+    roots are understood."""
+    web = github_web_url(api_url)
+    if web is not None:
+        return web
     raise RegisterError(
         f"GITHUB_API_URL={api_url!r} is neither https://api.github.com nor a GitHub Enterprise "
         "Server API root (https://HOST/api/v3): set it to one of those."

@@ -17,13 +17,14 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from app.commands import Verb
 from app.config_yaml import load_bounded
+from app.domain.service import LANGUAGE_RE, NAME_RE, ServiceType, suggest_name
 from app.github.forge import PERMISSION_RANK, Forge, ForgeError, RepoRef, validate_path
+from app.grammar.commands import Verb
 from app.repo_config_example import EXAMPLE_CONFIG as EXAMPLE_CONFIG
 from app.repo_config_example import render_example_config as render_example_config
-from app.untrusted import MAX_SUGGEST_CHARS, scrub
-from tools.service import LANGUAGE_RE, NAME_RE, ServiceType, suggest_name
+from app.text.suggest import did_you_mean
+from app.untrusted import scrub
 from tools.template_sets.manifest import SET_NAME_RE, VERSION_RE
 from tools.templates import BUILTIN_SET
 
@@ -329,7 +330,7 @@ def _problem(err: Any) -> Problem:
     if kind == "literal_error" and loc[-1] == "[key]":
         loc = loc[:-1]
         options = _options(err)
-        hint = _did_you_mean(str(value), options) or f"commands: {', '.join(options)}"
+        hint = did_you_mean(str(value), options, after=";") or f"commands: {', '.join(options)}"
         return loc, f"{_code(f'{_dotted(loc)}: not a command')}; {hint}"
     if kind == "literal_error":
         options = ", ".join(_options(err))
@@ -338,7 +339,7 @@ def _problem(err: Any) -> Problem:
         return loc, f"{_code(f'{_dotted(loc)}: no longer a key')}; {_MOVED_KEYS[tuple(loc)]}"
     if kind == "extra_forbidden":
         known = _fields_at(loc[:-1])
-        hint = _did_you_mean(str(loc[-1]), known) or (
+        hint = did_you_mean(str(loc[-1]), known, after=";") or (
             f"known keys here: {', '.join(known)}; remove it or fix its spelling"
         )
         return loc, f"{_code(f'{_dotted(loc)}: not a known key')}; {hint}"
@@ -362,13 +363,6 @@ def _fields_at(loc: Sequence[Any]) -> list[str]:
             return []
         model = annotation
     return list(model.model_fields)
-
-
-def _did_you_mean(word: str, choices: Sequence[str]) -> str:
-    if len(word) > MAX_SUGGEST_CHARS:
-        return ""  # difflib's cost grows with the product of the lengths
-    close = difflib.get_close_matches(word.lower(), list(choices), n=1, cutoff=0.6)
-    return f"did you mean `{close[0]}`?" if close else ""
 
 
 def _line_of(node: yaml.Node | None, loc: Sequence[Any]) -> int | None:

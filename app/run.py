@@ -11,9 +11,10 @@ import logging
 import threading
 import uuid
 
-from app.commands import Command, Trigger, parse_comment
 from app.config import ConfigError, Settings
-from app.state import SessionStore, connect, session_id_for
+from app.domain.session import session_id_for
+from app.grammar.commands import Command, Trigger, parse_comment
+from app.state import SessionStore, connect
 
 log = logging.getLogger(__name__)
 LOCAL_REPO = "local/sandbox"

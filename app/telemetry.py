@@ -27,8 +27,9 @@ from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from rq import Queue
 
+from app.domain.outcomes import FAILED_OUTCOMES
+from app.domain.session import session_id_for
 from app.logs import log_context
-from app.state import session_id_for
 from app.tracing import flush_tracing, span_from_carrier, tracer
 
 log = logging.getLogger(__name__)
@@ -102,9 +103,6 @@ llm_tokens = Counter(
     "Language-model tokens, by provider, model and kind (input, output).",
     ["provider", "model", "kind"],
 )
-
-FAILED_OUTCOMES = frozenset({"failed", "error"})
-
 
 # -- jobs -------------------------------------------------------------------------------------
 

@@ -1,8 +1,7 @@
 """Webhook signature check and the event router: a verified GitHub delivery → `Trigger`.
 
 Used by the receiver in `app/web.py` and by `idp-copilot receive`. Nothing here does I/O.
-The payload models hold only the fields the router reads (extra fields are ignored), so new
-GitHub payload fields never make us reject a real delivery.
+The payload models, holding only the fields the router reads, are app/webhook_payloads.py.
 """
 
 from __future__ import annotations
@@ -10,11 +9,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Callable, Iterable
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import AfterValidator, BaseModel, ValidationError
+from pydantic import BaseModel, ValidationError
 
-from app.commands import (
+from app.grammar.commands import (
     Command,
     CommandError,
     Trigger,
@@ -23,7 +22,13 @@ from app.commands import (
     parse_issue_form,
     read_comment,
 )
-from app.untrusted import MAX_BODY_CHARS, MAX_TITLE_CHARS, scrub
+from app.webhook_payloads import (
+    Envelope,
+    IssuePayload,
+    PullRequestPayload,
+    ReviewCommentPayload,
+    ReviewPayload,
+)
 
 NEW_SERVICE_LABEL = "idp:new-service"
 # Branches of the App's pull requests (tools/builtin/publish.py `branch_for`).
@@ -47,124 +52,32 @@ def verify_signature(secrets: Iterable[bytes], body: bytes, header: str | None) 
     return ok
 
 
-# -- the fields the router reads -------------------------------------------------------------
-
-
-# Every text field gets its size bound before any parsing: GitHub's own limits, so a real
-# delivery is never cut; the rest of a longer field is never read.
-Body = Annotated[
-    str | None, AfterValidator(lambda v: None if v is None else scrub(v[:MAX_BODY_CHARS]))
-]
-Title = Annotated[str, AfterValidator(lambda v: scrub(v[:MAX_TITLE_CHARS]))]
-
-
-class _User(BaseModel):
-    login: str
-    type: str = "User"
-
-
-class _Label(BaseModel):
-    name: str
-
-
-class _PullRequestRef(BaseModel):
-    merged_at: str | None = None
-
-
-class _Issue(BaseModel):
-    number: int
-    title: Title = ""
-    body: Body = None
-    state: str = "open"
-    locked: bool = False
-    labels: list[_Label] = []
-    pull_request: _PullRequestRef | None = None
-
-
-class _Comment(BaseModel):
-    id: int
-    body: Body = None
-
-
-class _Repository(BaseModel):
-    full_name: str
-
-
-class _Installation(BaseModel):
-    id: int
-
-
-class _Envelope(BaseModel):
-    """What every event we route carries besides its subject."""
-
-    action: str | None = None
-    repository: _Repository
-    installation: _Installation | None = None
-    sender: _User
-
-
-class _IssuePayload(_Envelope):
-    issue: _Issue
-    comment: _Comment | None = None
-    label: _Label | None = None
-
-
-class _Branch(BaseModel):
-    ref: str
-
-
-class _PullRequest(BaseModel):
-    number: int
-    title: Title = ""
-    state: str = "closed"
-    locked: bool = False
-    merged: bool = False
-    head: _Branch
-
-
-class _PullRequestPayload(_Envelope):
-    pull_request: _PullRequest
-
-
-class _Review(BaseModel):
-    id: int
-    body: Body = None
-    state: str = "commented"
-
-
-class _ReviewComment(BaseModel):
-    id: int
-    body: Body = None
-    pull_request_review_id: int | None = None
-
-
-class _ReviewPayload(_PullRequestPayload):
-    review: _Review
-
-
-class _ReviewCommentPayload(_PullRequestPayload):
-    comment: _ReviewComment
-
-
 class Ignored(BaseModel):
     """A delivery we answer 2xx and do nothing with; `reason` is said in the response."""
 
     reason: str
 
 
-Handler = Callable[[str, str, _IssuePayload], "Trigger | Ignored"]
+Handler = Callable[[str, str, IssuePayload], "Trigger | Ignored"]
 
 
-def _trigger(event: str, delivery_id: str, p: _IssuePayload, **fields: object) -> Trigger:
+def _envelope(event: str, delivery_id: str, p: Envelope) -> dict[str, Any]:
+    """The Trigger fields every event carries alike: where it came from and who sent it."""
+    return {
+        "delivery_id": delivery_id,
+        "event": event,
+        "action": p.action,
+        "repo": p.repository.full_name,
+        "installation_id": p.installation.id if p.installation else None,
+        "sender": p.sender.login,
+    }
+
+
+def _trigger(event: str, delivery_id: str, p: IssuePayload, **fields: object) -> Trigger:
     return Trigger(
-        delivery_id=delivery_id,
-        event=event,
-        action=p.action,
-        repo=p.repository.full_name,
-        installation_id=p.installation.id if p.installation else None,
+        **_envelope(event, delivery_id, p),
         number=p.issue.number,
         is_pull_request=p.issue.pull_request is not None,
-        sender=p.sender.login,
         comment_id=p.comment.id if p.comment else None,
         title=p.issue.title,
         state=p.issue.state,
@@ -173,7 +86,7 @@ def _trigger(event: str, delivery_id: str, p: _IssuePayload, **fields: object) -
     )
 
 
-def _on_comment_created(event: str, delivery_id: str, p: _IssuePayload) -> Trigger | Ignored:
+def _on_comment_created(event: str, delivery_id: str, p: IssuePayload) -> Trigger | Ignored:
     """`/idp` lines in a comment on an issue or a pull request."""
     if p.comment is None:
         return Ignored(reason="issue_comment payload without a comment")
@@ -181,7 +94,7 @@ def _on_comment_created(event: str, delivery_id: str, p: _IssuePayload) -> Trigg
     if not commands and not errors:
         if p.issue.pull_request is not None and p.issue.state == "open" and p.comment.body:
             # Free text on a pull request: review feedback if the App opened it, which only
-            # the worker can tell (jobs/review.py); it drops the rest without a word.
+            # the worker can tell (app/handling/review.py); it drops the rest without a word.
             review = Command(verb="review", text=p.comment.body)
             return _trigger(event, delivery_id, p, commands=[review])
         return Ignored(reason="no /idp command in the comment")
@@ -191,17 +104,16 @@ def _on_comment_created(event: str, delivery_id: str, p: _IssuePayload) -> Trigg
         if not commands:
             return Ignored(reason=f"{_kind(p)} is closed")
         errors = []
-    return _trigger(
-        event,
-        delivery_id,
-        p,
-        commands=commands,
-        errors=[e.message for e in errors],
-        command_lines=lines,
-    )
+    return _trigger(event, delivery_id, p, **_parsed(commands, errors, lines))
 
 
-def _new_service_trigger(event: str, delivery_id: str, p: _IssuePayload) -> Trigger:
+def _parsed(commands: list[Command], errors: list[CommandError], lines: int) -> dict[str, Any]:
+    """A comment's reading as Trigger fields: its commands, the sentence of each error, and
+    how many command lines it held."""
+    return {"commands": commands, "errors": [e.message for e in errors], "command_lines": lines}
+
+
+def _new_service_trigger(event: str, delivery_id: str, p: IssuePayload) -> Trigger:
     """An issue asking for a new service: the form → create-service, else a free-text request."""
     body = p.issue.body or ""
     if not is_issue_form(body):
@@ -215,14 +127,14 @@ def _new_service_trigger(event: str, delivery_id: str, p: _IssuePayload) -> Trig
     )
 
 
-def _on_issue_opened(event: str, delivery_id: str, p: _IssuePayload) -> Trigger | Ignored:
+def _on_issue_opened(event: str, delivery_id: str, p: IssuePayload) -> Trigger | Ignored:
     labelled = any(label.name == NEW_SERVICE_LABEL for label in p.issue.labels)
     if not labelled and not is_issue_form(p.issue.body):
         return Ignored(reason=f"issue is neither labelled {NEW_SERVICE_LABEL} nor the form")
     return _new_service_trigger(event, delivery_id, p)
 
 
-def _on_issue_labeled(event: str, delivery_id: str, p: _IssuePayload) -> Trigger | Ignored:
+def _on_issue_labeled(event: str, delivery_id: str, p: IssuePayload) -> Trigger | Ignored:
     if p.label is None or p.label.name != NEW_SERVICE_LABEL:
         return Ignored(reason=f"label is not {NEW_SERVICE_LABEL}")
     return _new_service_trigger(event, delivery_id, p)
@@ -232,7 +144,7 @@ def _on_pull_request_closed(event: str, delivery_id: str, payload: dict) -> Trig
     """The App's pull request merged: the worker records it on the session and, when the
     repository's config says so, moves on to the staging deploy."""
     try:
-        p = _PullRequestPayload.model_validate(payload)
+        p = PullRequestPayload.model_validate(payload)
     except ValidationError as exc:
         where = ".".join(str(part) for part in exc.errors()[0]["loc"])
         return Ignored(reason=f"{event}.closed payload has no usable {where}")
@@ -241,35 +153,17 @@ def _on_pull_request_closed(event: str, delivery_id: str, payload: dict) -> Trig
         return Ignored(reason="pull request closed without merging")
     if not pr.head.ref.startswith(APP_BRANCH_PREFIX):
         return Ignored(reason="not a pull request the App opened")
-    return Trigger(
-        delivery_id=delivery_id,
-        event=event,
-        action=p.action,
-        repo=p.repository.full_name,
-        installation_id=p.installation.id if p.installation else None,
-        number=pr.number,
-        is_pull_request=True,
-        sender=p.sender.login,
-        title=pr.title,
-        state=pr.state,
-        locked=pr.locked,
-        commands=[Command(verb="merged")],
-    )
+    return _pull_request_trigger(event, delivery_id, p, commands=[Command(verb="merged")])
 
 
 def _pull_request_trigger(
-    event: str, delivery_id: str, p: _PullRequestPayload, **fields: object
+    event: str, delivery_id: str, p: PullRequestPayload, **fields: object
 ) -> Trigger:
     pr = p.pull_request
     return Trigger(
-        delivery_id=delivery_id,
-        event=event,
-        action=p.action,
-        repo=p.repository.full_name,
-        installation_id=p.installation.id if p.installation else None,
+        **_envelope(event, delivery_id, p),
         number=pr.number,
         is_pull_request=True,
-        sender=p.sender.login,
         title=pr.title,
         state=pr.state,
         locked=pr.locked,
@@ -277,16 +171,24 @@ def _pull_request_trigger(
     )
 
 
-def _reviewed(event: str, payload: dict, model: type[_PullRequestPayload]) -> Any:
-    """The payload parsed, or why it is ignored: bots, locked and closed pull requests."""
+def _validated(event: str, payload: dict, model: type[Envelope]) -> Any:
+    """The payload as `model`, or why it is ignored: a bot sent it (the App's own replies,
+    among others), or a field the router reads is missing or malformed."""
     sender = payload.get("sender")
     if isinstance(sender, dict) and sender.get("type") == "Bot":
-        return Ignored(reason="sender is a bot")  # the App's own thread replies, among others
+        return Ignored(reason="sender is a bot")
     try:
-        p = model.model_validate(payload)
+        return model.model_validate(payload)
     except ValidationError as exc:
         where = ".".join(str(part) for part in exc.errors()[0]["loc"])
         return Ignored(reason=f"{event}.{payload.get('action')} payload has no usable {where}")
+
+
+def _reviewed(event: str, payload: dict, model: type[PullRequestPayload]) -> Any:
+    """The payload parsed, or why it is ignored: bots, locked and closed pull requests."""
+    p = _validated(event, payload, model)
+    if isinstance(p, Ignored):
+        return p
     if p.pull_request.locked:
         return Ignored(reason="pull request is locked")
     if p.pull_request.state != "open":
@@ -295,7 +197,7 @@ def _reviewed(event: str, payload: dict, model: type[_PullRequestPayload]) -> An
 
 
 def _review_or_commands(
-    event: str, delivery_id: str, p: _PullRequestPayload, body: str, review_id: int | None
+    event: str, delivery_id: str, p: PullRequestPayload, body: str, review_id: int | None
 ) -> Trigger | Ignored:
     """On the App's branch: the review, read whole by the worker. Elsewhere: only `/idp`
     lines count, as in any comment."""
@@ -308,20 +210,13 @@ def _review_or_commands(
     commands, errors, lines = read_comment(body)
     if not commands and not errors:
         return Ignored(reason="not a pull request the App opened, and no /idp command")
-    return _pull_request_trigger(
-        event,
-        delivery_id,
-        p,
-        commands=commands,
-        errors=[e.message for e in errors],
-        command_lines=lines,
-    )
+    return _pull_request_trigger(event, delivery_id, p, **_parsed(commands, errors, lines))
 
 
 def _on_review_submitted(event: str, delivery_id: str, payload: dict) -> Trigger | Ignored:
     """A review on a pull request: changes requested or comments (with their line comments);
     an approval only when it holds `/idp set`."""
-    p = _reviewed(event, payload, _ReviewPayload)
+    p = _reviewed(event, payload, ReviewPayload)
     if isinstance(p, Ignored):
         return p
     body = p.review.body or ""
@@ -336,7 +231,7 @@ def _on_review_submitted(event: str, delivery_id: str, payload: dict) -> Trigger
 def _on_review_comment_created(event: str, delivery_id: str, payload: dict) -> Trigger | Ignored:
     """A line comment. GitHub also sends `pull_request_review.submitted` for its review:
     both name the review, and the worker handles each review once."""
-    p = _reviewed(event, payload, _ReviewCommentPayload)
+    p = _reviewed(event, payload, ReviewCommentPayload)
     if isinstance(p, Ignored):
         return p
     comment = p.comment
@@ -345,7 +240,7 @@ def _on_review_comment_created(event: str, delivery_id: str, payload: dict) -> T
     )
 
 
-def _kind(p: _IssuePayload) -> str:
+def _kind(p: IssuePayload) -> str:
     return "pull request" if p.issue.pull_request is not None else "issue"
 
 
@@ -378,14 +273,9 @@ def route(event: str, delivery_id: str, payload: dict) -> Trigger | Ignored:
     handler = ROUTES.get((event, action)) if isinstance(action, str) else None
     if handler is None:
         return Ignored(reason=f"{event}.{action} is not handled" if action else f"{event} event")
-    sender = payload.get("sender")
-    if isinstance(sender, dict) and sender.get("type") == "Bot":
-        return Ignored(reason="sender is a bot")
-    try:
-        parsed = _IssuePayload.model_validate(payload)
-    except ValidationError as exc:
-        where = ".".join(str(part) for part in exc.errors()[0]["loc"])
-        return Ignored(reason=f"{event}.{action} payload has no usable {where}")
+    parsed = _validated(event, payload, IssuePayload)
+    if isinstance(parsed, Ignored):
+        return parsed
     if parsed.issue.locked:
         return Ignored(reason=f"{_kind(parsed)} is locked")
     if parsed.issue.state != "open" and event != "issue_comment":

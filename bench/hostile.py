@@ -54,7 +54,7 @@ def _route_comment(size: int) -> float:
 
 
 def _clean(unit: str, size: int) -> float:
-    from app.agent.sanitize import clean_untrusted
+    from app.untrusted import clean_untrusted
 
     text = unit * (size // len(unit))
     clean_untrusted(unit)  # lazy set-up aside

@@ -36,7 +36,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 from rq.job import Job, JobStatus
 
-from app.agent.todo import marker
+from app.domain.todo import marker
 from bench.ingest import bench_redis, machine
 from bench.worker_watch import (
     Watched,

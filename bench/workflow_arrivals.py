@@ -13,8 +13,8 @@ import redis
 from rq import Worker
 from rq.job import Job, JobStatus
 
-from app.commands import Trigger
 from app.config import Settings
+from app.grammar.commands import Trigger
 from app.webhooks import route
 from bench.wrk import BenchError
 from jobs.queue import enqueue_trigger, job_id_for, preload

@@ -27,8 +27,8 @@ from rq.job import Job, JobStatus
 from rq.serializers import DefaultSerializer
 from rq.utils import now, utcformat
 
-from app.commands import Trigger
 from app.config import Settings
+from app.grammar.commands import Trigger
 from app.tracing import inject_context, tracer
 
 JOB_FUNC = "jobs.tasks.run_trigger"

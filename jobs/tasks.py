@@ -12,10 +12,15 @@ from rq.job import Job
 
 from app.agent.providers.base import ChatModel
 from app.audit import AuditLog
-from app.commands import Trigger
 from app.config import Settings, load_settings
 from app.github.factory import make_forge
 from app.github.forge import Forge, RepoRef
+from app.grammar.commands import Trigger
+from app.handling.agent_run import session_id_of
+from app.handling.audited import AuditedForge, AuditScope
+from app.handling.cancel import register_running, unregister_running
+from app.handling.context import JobContext
+from app.handling.handlers import handle_trigger
 from app.session_line import (
     SessionLine,
     SessionQueued,
@@ -25,10 +30,6 @@ from app.session_line import (
 )
 from app.state import SessionStore, connect
 from app.tracing import inject_context
-from jobs.agent_run import session_id_of
-from jobs.audited import AuditedForge, AuditScope
-from jobs.cancel import register_running, unregister_running
-from jobs.handlers import JobContext, handle_trigger
 from jobs.queue import job_hash
 from tools.registry import ToolRegistry
 

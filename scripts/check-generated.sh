@@ -30,7 +30,7 @@ for set_dir in "$@"; do
   SETS="$SETS --set $set_dir"
 done
 # shellcheck disable=SC2086 # one word per set folder
-"$APP_PY" -m tools.render --all "$OUT/repo" --check $SETS
+"$APP_PY" -m tools.render_all --all "$OUT/repo" --check $SETS
 
 SKIPS=$(sed -n 's/^| *\(CKV[A-Z0-9_]*\) *|.*/\1/p' tools/CHECKOV_SKIPS.md | paste -sd, -)
 echo "checkov: skipping $SKIPS (see tools/CHECKOV_SKIPS.md)"

@@ -12,10 +12,11 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from app.agent.todo import MARKER_PREFIX
+from app.domain.service import ServiceRequest
+from app.domain.todo import MARKER_PREFIX
+from app.github.errors import ForgeError
 from app.github.forge import (
     CommitInfo,
-    ForgeError,
     Permission,
     PullRequestInfo,
     RepoRef,
@@ -23,7 +24,6 @@ from app.github.forge import (
     validate_path,
 )
 from app.github.permissions import APP_PERMISSIONS
-from tools.service import ServiceRequest
 from tools.spec import ToolContext, ToolSpec
 
 WRITE_METHODS = (

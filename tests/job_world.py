@@ -15,19 +15,20 @@ from collections import Counter
 from typing import Any
 
 import redis
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field
 
-from app.agent.todo import MARKER_PREFIX
-from app.commands import Trigger
 from app.config import Settings
-from app.state import Session, SessionStore, session_id_for
+from app.domain.service import ServiceRequest
+from app.domain.session import Session, session_id_for
+from app.domain.todo import MARKER_PREFIX
+from app.grammar.commands import Trigger
+from app.state import SessionStore
 from app.webhooks import Ignored, route
 from jobs.tasks import run_parsed
 from tests import github_api as gh
 from tests import payloads
 from tests.kube_standin import FakeCluster
 from tools.registry import ToolRegistry
-from tools.service import ServiceRequest
 from tools.spec import ToolContext, ToolError, ToolSpec
 
 ISSUE = 7
@@ -159,14 +160,7 @@ class World:
         from tests.fakes import install_fake_validator
         from tools.registry import default_registry
 
-        self.settings = settings.model_copy(
-            update={
-                "forge": "github",
-                "github_app_id": gh.APP_ID,
-                "github_app_private_key": SecretStr(gh.private_key_pem()),
-                "github_retry_base_delay": 0.0,
-            }
-        )
+        self.settings = gh.as_app(settings)
         self.connection = connection
         self.github = gh.FakeGitHub(router)
         self.github.permissions.update(PEOPLE)

@@ -108,17 +108,18 @@ def substitute(value: Any, placeholders: dict[str, str]) -> Any:
 
 
 @contextmanager
-def captured_logs(settings: Settings) -> Iterator[io.StringIO]:
-    """The process's JSON logs (app/logs.py, DEBUG) into a buffer; pytest's handlers after."""
+def captured_logs(settings: Settings, level: str = "DEBUG") -> Iterator[io.StringIO]:
+    """The process's JSON logs (app/logs.py, at `level`) into a buffer, as an operator's log
+    stack receives them; pytest's handlers after."""
     root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
+    handlers, before = root.handlers[:], root.level
     out = io.StringIO()
     try:
-        configure_logging(settings, "DEBUG", stream=out)
+        configure_logging(settings, level, stream=out)
         yield out
     finally:
         root.handlers[:] = handlers
-        root.setLevel(level)
+        root.setLevel(before)
         logging.captureWarnings(False)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -23,9 +24,10 @@ from rq import Queue
 from starlette.testclient import TestClient
 from starlette.types import ASGIApp
 
-from app.commands import Trigger
 from app.config import Settings
+from app.grammar.commands import Trigger
 from tests.github_api import API, Where, repository, user
+from tests.processes import local_worker_env
 
 TOKEN = "operator-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -155,18 +157,7 @@ def sign_in_with_github(client: TestClient, mock: respx.MockRouter, login: str, 
 def worker_process(settings: Settings) -> Iterator[subprocess.Popen]:
     """A real `idp-copilot worker` on the test's Redis DB, queue and LocalForge; stopped
     (and waited for) on exit."""
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": os.environ.get("HOME", "/tmp"),
-        "REDIS_URL": settings.redis_url,
-        "IDP_REDIS_PREFIX": settings.redis_prefix,
-        "IDP_QUEUE": settings.queue_name,
-        "IDP_FORGE": "local",
-        "IDP_LOCAL_FORGE_ROOT": str(settings.local_forge_root),
-        "IDP_LLM_PROVIDER": "rules",
-    }
-    if "PYTHONPATH" in os.environ:
-        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    env = local_worker_env(settings, os.environ.get("HOME", "/tmp"))
     command = [str(Path(sys.executable).with_name("idp-copilot")), "worker"]
     process = subprocess.Popen(command, env=env, cwd=Path(__file__).parent.parent)
     try:
@@ -180,12 +171,28 @@ def worker_process(settings: Settings) -> Iterator[subprocess.Popen]:
             process.wait()
 
 
-def wait_for(check, timeout: float = 20.0, every: float = 0.1):
-    """Poll `check()` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"gave up waiting after {timeout:g}s")
+# -- the console's forms --------------------------------------------------------------------
+
+
+def csrf(page_html: str) -> str:
+    """The CSRF token of the first form on a console page."""
+    return re.search(r'name="csrf" value="([^"]+)"', page_html).group(1)
+
+
+def sign_in(client, token: str = TOKEN, next_page: str = "/console/sessions"):
+    form = client.get("/console/login")
+    return client.post(
+        "/console/login",
+        data={"csrf": csrf(form.text), "token": token, "next": next_page},
+        follow_redirects=False,
+    )
+
+
+def post_form(client, page: str, action: str, **fields):
+    token = csrf(client.get(page).text)
+    return client.post(action, data={"csrf": token, **fields}, follow_redirects=False)
+
+
+def chat(client, **fields):
+    """What the sessions page's chat box posts: repo, text, and optionally number, dry_run."""
+    return post_form(client, "/console/sessions", "/console/sessions", **fields)

@@ -220,3 +220,12 @@ def ping() -> dict[str, Any]:
         "repository": repository(),
         "sender": user(),
     }
+
+
+# The four generators of a new service, in the order the rules planner runs them.
+GENERATORS = (
+    "generate_k8s_manifests",
+    "setup_cicd_pipeline",
+    "setup_observability",
+    "generate_documentation",
+)

@@ -24,8 +24,8 @@ import redis
 from rq import Worker
 from rq.job import Job, JobStatus
 
-from app.commands import Trigger
 from app.config import Settings
+from app.grammar.commands import Trigger
 from app.webhooks import Ignored, route
 from jobs.queue import enqueue_trigger, job_id_for, queue_for
 from tests import payloads
@@ -66,6 +66,25 @@ def app_environment(redis_url: str, github_url: str, folder: Path, **extra: str)
         PYTHONUNBUFFERED="1",
     )
     env.update(extra)
+    return env
+
+
+def local_worker_env(settings: Settings, home: str, **extra: str) -> dict[str, str]:
+    """The environment of a worker process on the test's Redis DB, queue and LocalForge,
+    with the rules planner."""
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": home,
+        "REDIS_URL": settings.redis_url,
+        "IDP_REDIS_PREFIX": settings.redis_prefix,
+        "IDP_QUEUE": settings.queue_name,
+        "IDP_FORGE": "local",
+        "IDP_LOCAL_FORGE_ROOT": str(settings.local_forge_root),
+        "IDP_LLM_PROVIDER": "rules",
+        **extra,
+    }
+    if "PYTHONPATH" in os.environ:
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     return env
 
 
@@ -158,7 +177,9 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def wait_for(check: Callable[[], Any], timeout: float, every: float = 0.2, what: str = "") -> Any:
+def wait_for(
+    check: Callable[[], Any], timeout: float = 20.0, every: float = 0.2, what: str = ""
+) -> Any:
     """Poll `check()` until it returns something truthy; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -218,3 +239,15 @@ def kill_mid_run_and_recover(
         first.stop()
         if second is not None:
             second.stop()
+
+
+def run_module(module: str, *argv: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`python -m module argv…` from the repository root, output captured, exit code kept."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *argv],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

@@ -11,40 +11,23 @@ import pytest
 import redis
 from starlette.testclient import TestClient
 
-from app.agent.todo import Task, Todo
+from app.domain.service import ServiceRequest
+from app.domain.session import Session, StepRecord
+from app.domain.todo import Task, Todo
 from app.server import build_app
-from app.state import Session, SessionStore, StepRecord
+from app.state import SessionStore
 from tests.operator_api import (
     AUTH,
     TOKEN,
     operator_settings,
     queued,
     sign_in_with_github,
-    wait_for,
     worker_process,
 )
+from tests.processes import wait_for
 from tools.registry import default_registry
-from tools.service import ServiceRequest
 
 SECRET_REPO = "acme/payments"
-
-
-@pytest.fixture
-def api_settings(settings):
-    return operator_settings(settings)
-
-
-@pytest.fixture
-def client(api_settings, redis_conn):
-    # https, as the console is served: the cookie is `Secure`.
-    app = build_app(api_settings, redis_conn)
-    with TestClient(app, base_url="https://testserver") as test_client:
-        yield test_client
-
-
-@pytest.fixture
-def store(api_settings, redis_conn):
-    return SessionStore(redis_conn, api_settings)
 
 
 def save(store: SessionStore, repo: str, number: int, **fields) -> Session:
@@ -485,11 +468,22 @@ def test_openapi_documents_every_route(client):
     document = client.get("/api/openapi.json", headers=AUTH).json()
     routes = OperatorApi.routes(object.__new__(OperatorApi))
 
-    documented = {(path, method) for path, ops in document["paths"].items() for method in ops}
+    documented = {
+        (path, method)
+        for path, ops in document["paths"].items()
+        for method in ops
+        if method != "parameters"
+    }
     for route in routes:
-        path = "/api" + route.path.replace(":int", "").replace("{system}", "{name}")
         for method in route.methods - {"HEAD"}:
-            assert (path, method.lower()) in documented
+            assert ("/api" + route.path_format, method.lower()) in documented
+    assert len(documented) == sum(len(r.methods - {"HEAD"}) for r in routes)
+    session = document["paths"]["/api/sessions/{owner}/{name}/{number}/cancel"]
+    assert [(p["name"], p["schema"]["type"]) for p in session["parameters"]] == [
+        ("owner", "string"),
+        ("name", "string"),
+        ("number", "integer"),
+    ]
     assert "StartSession" in document["components"]["schemas"]
 
 

@@ -9,27 +9,11 @@ import re
 from datetime import UTC, datetime
 
 import pytest
-from starlette.testclient import TestClient
 
+from app.domain.session import Session
 from app.feedback import FeedbackStore
-from app.server import build_app
-from app.state import Session, SessionStore
-from tests.operator_api import AUTH, operator_settings, sign_in_with_github
-from tests.test_console import sign_in
-
-
-@pytest.fixture
-def api_settings(settings):
-    return operator_settings(settings)
-
-
-@pytest.fixture
-def client(api_settings, redis_conn):
-    # https, as the console is served: the cookie is `Secure`.
-    with TestClient(
-        build_app(api_settings, redis_conn), base_url="https://testserver"
-    ) as test_client:
-        yield test_client
+from app.state import SessionStore
+from tests.operator_api import AUTH, sign_in, sign_in_with_github
 
 
 @pytest.fixture

@@ -10,10 +10,10 @@ import re
 
 import pytest
 
-from app.agent.todo import Task
+from app.domain.approval import approval_digest, short
+from app.domain.todo import Task
 from tests.job_world import World
 from tests.test_pr_commands import CREATE, NAMESPACE, merged_payload
-from tools.approval import approval_digest, short
 from tools.cluster import ClusterError
 
 BASE = "services/payments-api/k8s/base"

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from app.audit import AuditLog, parse_duration
+from app.audit import AuditLog
 from app.cli import main
 from tests.conftest import TEST_REDIS_URL, WEBHOOK_SECRET
 from tests.job_world import SESSION as WORKFLOW
@@ -109,28 +109,6 @@ def test_an_unknown_action_is_refused_with_the_known_ones(redis_conn, settings):
         record(AuditLog(redis_conn, settings), "delete_everything", "acme/payments")
 
     assert exported(AuditLog(redis_conn, settings)) == []
-
-
-@pytest.mark.parametrize(
-    ("text", "seconds"),
-    [
-        ("90s", 90),
-        ("30m", 1800),
-        ("24h", 86400),
-        ("7d", 604800),
-        ("2w", 1209600),
-        ("1h30m", 5400),
-        ("1.5h", 5400),
-    ],
-)
-def test_durations(text, seconds):
-    assert parse_duration(text) == seconds
-
-
-@pytest.mark.parametrize("text", ["", "24", "h", "1y", "1h 30x", "-1h"])
-def test_bad_durations_show_the_accepted_forms(text):
-    with pytest.raises(ValueError, match="e.g. 30m, 24h, 7d or 1h30m"):
-        parse_duration(text)
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ from app.audit import AuditLog
 from app.config import Settings
 from app.github.forge import Forge, RepoRef
 from app.github.local_forge import LocalForge
+from app.handling.audited import AuditedForge, AuditScope
 from app.server import build_app
-from jobs.audited import AuditedForge, AuditScope
 from tests.operator_api import operator_settings
 
 REPO = RepoRef("acme", "payments")

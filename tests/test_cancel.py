@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from rq.job import Job, JobStatus
 
-from app.agent.todo import Task, Todo
 from app.cancel_flag import CancelFlag
-from app.commands import Command, Trigger
+from app.domain.todo import Task, Todo
+from app.grammar.commands import Command, Trigger
+from app.handling.agent_run import pr_session_key
+from app.handling.cancel import cancel_session
 from app.state import Session, SessionStore
-from jobs.agent_run import pr_session_key
-from jobs.cancel import cancel_session
 from jobs.queue import enqueue_trigger, job_id_for, queue_for
 
 

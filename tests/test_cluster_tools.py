@@ -20,18 +20,12 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from app.domain.service import ServiceRequest
+from app.domain.session import Session
 from app.github.forge import RepoRef
-from app.state import Session
 from tests.kube_standin import ApiServer, status
-from tools.builtin.cluster import (
-    DRY_RUN_NOTE,
-    TOOLS,
-    DeployInput,
-    NamespaceInput,
-    create_k8s_namespace,
-    deploy_to_staging,
-)
-from tools.service import ServiceRequest
+from tools.builtin.cluster import DRY_RUN_NOTE, TOOLS, create_k8s_namespace, deploy_to_staging
+from tools.builtin.cluster_io import DeployInput, NamespaceInput
 from tools.spec import ToolContext, ToolError, to_anthropic_tool, to_openai_tool
 
 TOKEN = "stub-cluster-token"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.commands import (
+from app.domain.service import NAME_RULE
+from app.grammar.commands import (
     HELP_TEXT,
     SET_KEYS,
     USER_VERBS,
@@ -16,7 +17,6 @@ from app.commands import (
     parse_line,
 )
 from tests.payloads import FORM_BODY
-from tools.service import NAME_RULE
 
 
 def only_command(body: str):

@@ -9,53 +9,20 @@ import re
 import pytest
 from starlette.testclient import TestClient
 
-from app.agent.todo import Task, Todo
+from app.domain.session import Session, StepRecord
+from app.domain.todo import Task, Todo
 from app.server import COOKIE, build_app
-from app.state import Session, SessionStore, StepRecord
-from tests.operator_api import TOKEN, operator_settings, queued, sign_in_with_github
+from app.state import SessionStore
+from tests.operator_api import (
+    TOKEN,
+    chat,
+    operator_settings,
+    post_form,
+    queued,
+    sign_in,
+    sign_in_with_github,
+)
 from tools.registry import default_registry
-
-
-@pytest.fixture
-def api_settings(settings):
-    return operator_settings(settings)
-
-
-@pytest.fixture
-def client(api_settings, redis_conn):
-    # https, as the console is served: the cookie is `Secure`.
-    app = build_app(api_settings, redis_conn)
-    with TestClient(app, base_url="https://testserver") as test_client:
-        yield test_client
-
-
-@pytest.fixture
-def store(api_settings, redis_conn):
-    return SessionStore(redis_conn, api_settings)
-
-
-def csrf(page_html: str) -> str:
-    return re.search(r'name="csrf" value="([^"]+)"', page_html).group(1)
-
-
-def sign_in(client: TestClient, token: str = TOKEN, next_page: str = "/console/sessions"):
-    form = client.get("/console/login")
-    return client.post(
-        "/console/login",
-        data={"csrf": csrf(form.text), "token": token, "next": next_page},
-        follow_redirects=False,
-    )
-
-
-def post_form(client: TestClient, page: str, action: str, **fields):
-    token = csrf(client.get(page).text)
-    return client.post(action, data={"csrf": token, **fields}, follow_redirects=False)
-
-
-@pytest.fixture
-def operator(client):
-    assert sign_in(client).status_code == 303
-    return client
 
 
 @pytest.fixture
@@ -164,7 +131,7 @@ def test_github_refusing_the_code_is_shown_as_a_sentence(client, no_unmocked_htt
 
 def test_github_sign_in_is_off_without_the_apps_oauth_client(settings, redis_conn):
     app = build_app(operator_settings(settings, github_client_id=None), redis_conn)
-    client = TestClient(app)
+    client = TestClient(app, base_url="https://testserver")
 
     assert "Sign in with GitHub" not in client.get("/console/login").text
     assert client.get("/console/login/github").status_code == 404
@@ -184,10 +151,8 @@ def test_the_sessions_list_is_readable_without_javascript(operator, store):
 
 
 def test_the_chat_box_starts_a_dry_run_and_opens_its_page(operator, api_settings, redis_conn):
-    response = post_form(
+    response = chat(
         operator,
-        "/console/sessions",
-        "/console/sessions",
         repo="acme/demo",
         text="/idp create-service payments-api --lang python",
         dry_run="on",
@@ -201,10 +166,8 @@ def test_the_chat_box_starts_a_dry_run_and_opens_its_page(operator, api_settings
 
 
 def test_a_bad_command_in_the_chat_box_shows_the_fix_and_keeps_the_text(operator):
-    response = post_form(
+    response = chat(
         operator,
-        "/console/sessions",
-        "/console/sessions",
         repo="acme/demo",
         text="/idp create-service Payments_API",
         dry_run="on",
@@ -348,10 +311,8 @@ def test_a_user_opening_an_unreadable_session_gets_403_without_its_data(mona):
 
 
 def test_a_user_with_read_only_access_cannot_start_a_session(mona, api_settings, redis_conn):
-    response = post_form(
+    response = chat(
         mona,
-        "/console/sessions",
-        "/console/sessions",
         repo="acme/web",
         number="4",
         text="/idp plan",
@@ -363,10 +324,8 @@ def test_a_user_with_read_only_access_cannot_start_a_session(mona, api_settings,
 
 
 def test_a_user_with_write_access_starts_a_session_as_themselves(mona, api_settings, redis_conn):
-    response = post_form(
+    response = chat(
         mona,
-        "/console/sessions",
-        "/console/sessions",
         repo="acme/tools",
         number="8",
         text="/idp create-service tools-api",
@@ -378,10 +337,8 @@ def test_a_user_with_write_access_starts_a_session_as_themselves(mona, api_setti
 
 
 def test_a_user_may_not_run_what_needs_more_than_write(mona, api_settings, redis_conn):
-    response = post_form(
+    response = chat(
         mona,
-        "/console/sessions",
-        "/console/sessions",
         repo="acme/tools",
         number="8",
         text="/idp apply",

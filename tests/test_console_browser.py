@@ -225,10 +225,10 @@ def test_an_operator_reads_a_revisions_diff_and_the_feedback_page(
 
     from selenium.webdriver.common.by import By
 
+    from app.domain.session import Session, StepRecord
     from app.feedback import FeedbackStore
     from app.github.forge import RepoRef
     from app.github.local_forge import LocalForge
-    from app.state import Session, StepRecord
 
     api_settings = operator_settings(settings, local_forge_root=tmp_path / "forge")
     forge, repo = LocalForge(api_settings.local_forge_root), RepoRef.parse("acme/shop")
@@ -287,8 +287,12 @@ def test_an_operator_reads_a_revisions_diff_and_the_feedback_page(
 
 def sign_in(browser, base: str, page: str) -> None:
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as seen
+    from selenium.webdriver.support.ui import WebDriverWait
 
     browser.get(f"{base}{page}")
     browser.find_element(By.ID, "token").send_keys(TOKEN)
     browser.find_element(By.ID, "sign-in").click()
+    # the click posts a form: the next page arrives when it arrives (a busy machine is slow)
+    WebDriverWait(browser, 40).until(seen.presence_of_element_located((By.ID, "signed-in-as")))
     assert "operator" in browser.find_element(By.ID, "signed-in-as").text

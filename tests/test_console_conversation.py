@@ -10,18 +10,14 @@ import time
 from html.parser import HTMLParser
 
 import pytest
-from starlette.testclient import TestClient
 
 from app.api.conversation import conversation
 from app.api.files import commits_of, diff_files, file_tree, unified_diff
 from app.console.markdown import MAX_MARKDOWN, to_html
+from app.domain.session import Session, StepRecord
 from app.events import EventBus
 from app.github.forge import RepoRef
 from app.github.local_forge import LocalForge
-from app.server import build_app
-from app.state import Session, SessionStore, StepRecord
-from tests.operator_api import operator_settings
-from tests.test_console import sign_in
 
 HOSTILE_REQUEST = '<script>alert("request")</script> build **payments**'
 HOSTILE_ARG = "<img src=x onerror=alert('arg')>"
@@ -29,24 +25,6 @@ HOSTILE_MODEL = (
     "Done. <style>body{display:none}</style> [click me](javascript:alert('model')) "
     '<a href="https://evil.example" onclick="alert(1)">x</a>\n\n- [x] manifests\n- [ ] deploy'
 )
-
-
-@pytest.fixture
-def api_settings(settings, tmp_path):
-    return operator_settings(settings, local_forge_root=tmp_path / "forge")
-
-
-@pytest.fixture
-def operator(api_settings, redis_conn):
-    # https, as the console is served: the cookie is `Secure`.
-    with TestClient(build_app(api_settings, redis_conn), base_url="https://testserver") as client:
-        assert sign_in(client).status_code == 303
-        yield client
-
-
-@pytest.fixture
-def store(api_settings, redis_conn):
-    return SessionStore(redis_conn, api_settings)
 
 
 def step(tool: str, args: dict, output: dict, at: float, ok: bool = True, **kw) -> StepRecord:

@@ -17,14 +17,13 @@ from rq import Queue, Retry, Worker
 from rq.job import Job, JobStatus
 from starlette.testclient import TestClient
 
-from app.agent.todo import marker
+from app.domain.todo import marker
 from app.state import SessionStore
 from app.web import WEBHOOK_PATH, create_app
 from jobs.queue import job_id_for, queue_for, retry_policy
 from jobs.recovery import requeue_abandoned
 from tests import payloads
 from tests.conftest import TEST_REDIS_URL, WEBHOOK_SECRET
-from tests.github_standin import GitHubStandIn
 from tests.processes import (
     WorkerProcess,
     app_environment,
@@ -35,14 +34,6 @@ from tests.processes import (
 )
 
 SESSION = f"{payloads.REPO}#7"
-
-
-@pytest.fixture
-def standin():
-    owner, name = payloads.REPO.split("/")
-    with GitHubStandIn(owner, name) as s:
-        s.github.permissions["alice"] = ("write", "write")
-        yield s
 
 
 def _posts(github, suffix: str) -> int:

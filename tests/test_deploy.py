@@ -18,8 +18,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from app.commands import parse_issue_form
 from app.config import Settings
+from app.grammar.commands import parse_issue_form
 from app.web import WEBHOOK_PATH
 
 ROOT = Path(__file__).resolve().parent.parent

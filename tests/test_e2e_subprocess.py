@@ -15,12 +15,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.agent.todo import marker
+from app.domain.todo import marker
 from tests import github_api as gh
 from tests import payloads
 from tests.conftest import TEST_REDIS_URL, WEBHOOK_SECRET
 from tests.github_api import private_key_pem
-from tests.github_standin import GitHubStandIn
 
 REQUEST = "/idp create-service payments-api --lang python --team payments"
 
@@ -29,13 +28,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-@pytest.fixture
-def standin():
-    with GitHubStandIn(owner=payloads.REPO.split("/")[0], name=payloads.REPO.split("/")[1]) as s:
-        s.github.permissions["alice"] = ("write", "write")
-        yield s
 
 
 @pytest.fixture

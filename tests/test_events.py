@@ -32,7 +32,8 @@ def bus(api_settings, redis_conn):
 
 @pytest.fixture
 def server(api_settings, redis_conn, bus):
-    from app.state import Session, SessionStore
+    from app.domain.session import Session
+    from app.state import SessionStore
 
     SessionStore(redis_conn, api_settings).save(Session(id=SID, repo="acme/payments", number=7))
     app = build_app(api_settings, redis_conn, heartbeat=0.3)

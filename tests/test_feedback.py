@@ -8,8 +8,9 @@ import time
 import pytest
 
 from app.cli import main
+from app.domain.session import Session, StepRecord, session_id_for
 from app.feedback import FeedbackStore, from_reaction, outcome_of
-from app.state import Session, SessionStore, StepRecord, session_id_for
+from app.state import SessionStore
 from tests.conftest import TEST_REDIS_URL, WEBHOOK_SECRET
 
 SESSION = session_id_for("acme/payments", 12)

@@ -19,15 +19,15 @@ from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from app.agent.sanitize import inline_markdown
-from app.commands import CommandError, escape_user_text, parse_comment, parse_issue_form
+from app.domain.service import NAME_RE, ServiceRequest
 from app.github.forge import validate_branch, validate_path
+from app.grammar.commands import CommandError, escape_user_text, parse_comment, parse_issue_form
+from app.untrusted import inline_markdown
 from app.web import WEBHOOK_PATH, create_app
 from tests import payloads
 from tests.conftest import WEBHOOK_SECRET
 from tools.builtin.publish import branch_for, inert_closing_keywords
 from tools.render import render_service
-from tools.service import NAME_RE, ServiceRequest
 
 FUZZ = hypothesis.settings(
     max_examples=40,

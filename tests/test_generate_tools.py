@@ -10,12 +10,13 @@ import pytest
 
 from app.agent.planner import args_for
 from app.config import Settings
+from app.domain.service import ServiceRequest
 from app.github.forge import RepoRef
+from tests.payloads import GENERATORS as PARTS
 from tools.builtin.generate import TOOLS
 from tools.registry import ToolRegistry, ToolResult
 from tools.render import render_service
 from tools.render_k8s import StagingPlace
-from tools.service import ServiceRequest
 from tools.spec import ToolContext, to_anthropic_tool, to_openai_tool
 
 PROTOTYPE_NAMES = {
@@ -27,12 +28,6 @@ PROTOTYPE_NAMES = {
     "setup_observability",
     "generate_documentation",
 }
-PARTS = (
-    "generate_k8s_manifests",
-    "setup_cicd_pipeline",
-    "setup_observability",
-    "generate_documentation",
-)
 REQUEST = {"name": "billing", "language": "node", "type": "api", "team": "payments"}
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 
-import githubkit.core
 import httpx
 import pytest
 
@@ -24,58 +23,46 @@ BAD_GATEWAY = httpx.Response(502, json={"message": "Server Error"})
 @pytest.fixture
 def world(settings, redis_conn, no_unmocked_http, monkeypatch) -> World:
     world = World(settings, redis_conn, no_unmocked_http, monkeypatch)
-    # Backoff as configured in production (1 s, doubling); the waits are recorded, not slept.
+    # Backoff as configured in production (1 s, doubling); the retry_waits are recorded, not slept.
     world.settings = world.settings.model_copy(update={"github_retry_base_delay": 1.0})
     return world
-
-
-@pytest.fixture
-def waits(monkeypatch) -> list[float]:
-    """The waits githubkit's retry loop asked for, in order."""
-    waited: list[float] = []
-
-    async def record(seconds: float) -> None:
-        waited.append(seconds)
-
-    monkeypatch.setattr(githubkit.core.anyio, "sleep", record)
-    return waited
 
 
 def _posts(world: World, suffix: str) -> int:
     return sum(1 for m, p in world.github.writes() if m == "POST" and p.endswith(suffix))
 
 
-def test_a_few_502s_on_the_way_are_retried_with_backoff_and_the_run_finishes(world, waits):
+def test_a_few_502s_on_the_way_are_retried_with_backoff_and_the_run_finishes(world, retry_waits):
     world.github.fail("POST", r"/git/trees$", BAD_GATEWAY, BAD_GATEWAY)
     world.github.fail("POST", r"/pulls$", BAD_GATEWAY)
 
     assert world.comment(CREATE) == {"create-service": "waiting"}
 
-    assert waits == [1.0, 2.0, 1.0]  # doubling per call, from the base delay
+    assert retry_waits == [1.0, 2.0, 1.0]  # doubling per call, from the base delay
     assert len(world.github.pulls) == 1 and len(world.commits_on(world.pull()["branch"])) == 1
     assert "❌" not in world.todo()
 
 
-def test_a_secondary_rate_limit_is_waited_out_as_long_as_github_asks(world, waits):
+def test_a_secondary_rate_limit_is_waited_out_as_long_as_github_asks(world, retry_waits):
     limited = httpx.Response(403, json=SECONDARY, headers={"Retry-After": "7"})
     world.github.fail("POST", r"/issues/7/comments$", limited)
     world.github.fail("POST", r"/git/commits$", limited)
 
     assert world.comment(CREATE) == {"create-service": "waiting"}
 
-    assert waits == [7.0, 7.0]
+    assert retry_waits == [7.0, 7.0]
     assert len(world.todo_comments()) == 1
     assert len(world.github.pulls) == 1 and len(world.commits_on(world.pull()["branch"])) == 1
 
 
 def test_a_pull_request_github_keeps_failing_shows_the_step_and_why_then_retry_finishes_it(
-    world, waits
+    world, retry_waits
 ):
     world.github.fail("POST", r"/pulls$", *[BAD_GATEWAY] * 6)  # the first try and 5 retries
 
     assert world.comment(CREATE) == {"create-service": "failed"}
 
-    assert waits == [1.0, 2.0, 4.0, 8.0, 16.0]
+    assert retry_waits == [1.0, 2.0, 4.0, 8.0, 16.0]
     todo = world.todo()
     assert "❌ Open the pull request" in todo
     assert "GitHub kept failing on opening the pull request" in todo
@@ -93,7 +80,9 @@ def test_a_pull_request_github_keeps_failing_shows_the_step_and_why_then_retry_f
     assert len(world.todo_comments()) == 1 and _posts(world, "/issues/7/comments") == 1
 
 
-def test_a_rate_limit_longer_than_a_worker_should_wait_fails_the_step_saying_how_long(world, waits):
+def test_a_rate_limit_longer_than_a_worker_should_wait_fails_the_step_saying_how_long(
+    world, retry_waits
+):
     world.github.fail(
         "POST",
         r"/git/trees$",
@@ -102,7 +91,7 @@ def test_a_rate_limit_longer_than_a_worker_should_wait_fails_the_step_saying_how
 
     assert world.comment(CREATE) == {"create-service": "failed"}
 
-    assert waits == []  # not waited out inside a worker
+    assert retry_waits == []  # not waited out inside a worker
     todo = world.todo()
     assert "❌ Open the pull request" in todo
     assert "GitHub's rate limit stopped committing to branch" in todo
@@ -123,28 +112,30 @@ def _answers_then_times_out(world: World, handler_name: str, **params: str):
 
 
 def test_a_pull_request_call_that_timed_out_after_github_opened_it_yields_one_pull_request(
-    world, waits
+    world, retry_waits
 ):
     world.github.fail("POST", r"/pulls$", _answers_then_times_out(world, "_create_pull"))
 
     assert world.comment(CREATE) == {"create-service": "waiting"}
 
-    assert waits == [1.0]
+    assert retry_waits == [1.0]
     assert len(world.github.pulls) == 1 and world.session.pr_number == world.pr_number()
     assert "❌" not in world.todo()
 
 
-def test_timeouts_on_reads_are_retried_and_the_run_finishes(world, waits):
+def test_timeouts_on_reads_are_retried_and_the_run_finishes(world, retry_waits):
     world.github.fail("GET", r"/git/ref/heads/", httpx.ReadTimeout("slow"))
     world.github.fail("GET", r"/collaborators/alice/permission$", httpx.ConnectTimeout("slow"))
 
     assert world.comment(CREATE) == {"create-service": "waiting"}
 
-    assert waits == [1.0, 1.0]
+    assert retry_waits == [1.0, 1.0]
     assert len(world.github.pulls) == 1
 
 
-def test_a_todo_comment_call_that_timed_out_after_github_posted_it_leaves_one_comment(world, waits):
+def test_a_todo_comment_call_that_timed_out_after_github_posted_it_leaves_one_comment(
+    world, retry_waits
+):
     world.github.fail(
         "POST",
         r"/issues/7/comments$",

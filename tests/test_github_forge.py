@@ -7,13 +7,12 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-import githubkit.core
 import httpx
 import pytest
-from pydantic import SecretStr
 
-from app.agent.todo import marker
-from app.github.forge import ForgeError, RepoRef
+from app.domain.todo import marker
+from app.github.errors import ForgeError
+from app.github.forge import RepoRef
 from app.github.github_forge import GitHubForge
 from tests import github_api as gh
 
@@ -29,43 +28,8 @@ FILES = {
 
 
 @pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-@pytest.fixture
-def app_settings(settings):
-    """The suite's settings as a configured GitHub App; retries without backoff sleeps."""
-    return settings.model_copy(
-        update={
-            "forge": "github",
-            "github_app_id": gh.APP_ID,
-            "github_app_private_key": SecretStr(gh.private_key_pem()),
-            "github_retry_base_delay": 0.0,
-        }
-    )
-
-
-@pytest.fixture
-def github(no_unmocked_http):
-    return gh.FakeGitHub(no_unmocked_http)
-
-
-@pytest.fixture
 def forge(app_settings, redis_conn):
     return GitHubForge(app_settings, redis_conn)
-
-
-@pytest.fixture
-def sleeps(monkeypatch):
-    """Records the waits githubkit's retry loop asks for instead of sleeping them."""
-    waited: list[float] = []
-
-    async def record(seconds: float) -> None:
-        waited.append(seconds)
-
-    monkeypatch.setattr(githubkit.core.anyio, "sleep", record)
-    return waited
 
 
 def todo(session: str, text: str) -> str:
@@ -321,54 +285,56 @@ async def test_reactions_check_runs_and_labels(github, forge):
         await forge.add_reaction(REPO, comment, "party")
 
 
-async def test_server_errors_are_retried(github, forge, sleeps):
+async def test_server_errors_are_retried(github, forge, retry_waits):
     github.fail("GET", r"^/repos/acme/payments$", httpx.Response(502), httpx.Response(503))
 
     assert await forge.default_branch(REPO) == "main"
     assert len([c for c in github.calls if c[1] == "/repos/acme/payments"]) == 3
 
 
-async def test_a_secondary_rate_limit_waits_as_long_as_github_asks(github, forge, sleeps):
+async def test_a_secondary_rate_limit_waits_as_long_as_github_asks(github, forge, retry_waits):
     limited = httpx.Response(403, json=SECONDARY, headers={"Retry-After": "7"})
     github.fail("POST", "/comments$", limited)
 
     assert await forge.post_comment(REPO, 7, "hello") > 0
-    assert sleeps == [7.0]
+    assert retry_waits == [7.0]
     assert len(github.comments) == 1
 
 
-async def test_a_secondary_rate_limit_told_only_in_the_message_is_retried(github, forge, sleeps):
+async def test_a_secondary_rate_limit_told_only_in_the_message_is_retried(
+    github, forge, retry_waits
+):
     github.fail("POST", "/comments$", httpx.Response(403, json=SECONDARY))
 
     await forge.post_comment(REPO, 7, "hello")
 
-    assert sleeps == [60.0]  # GitHub's guidance without Retry-After: at least a minute
+    assert retry_waits == [60.0]  # GitHub's guidance without Retry-After: at least a minute
 
 
-async def test_a_failed_token_request_is_retried_with_the_call(github, forge, sleeps):
+async def test_a_failed_token_request_is_retried_with_the_call(github, forge, retry_waits):
     github.fail("POST", "/access_tokens$", httpx.Response(502))
 
     assert await forge.default_branch(REPO) == "main"
     assert github.token_requests == 1  # the second token request succeeded
 
 
-async def test_rejected_app_credentials_say_what_to_check(github, forge, sleeps):
+async def test_rejected_app_credentials_say_what_to_check(github, forge, retry_waits):
     bad = httpx.Response(401, json=gh.error("A JSON web token could not be decoded", 401))
     github.fail("POST", "/access_tokens$", bad)
 
     with pytest.raises(ForgeError, match="check GITHUB_APP_ID and the private key"):
         await forge.post_comment(REPO, 7, "hello")
-    assert sleeps == [] and github.comments == {}
+    assert retry_waits == [] and github.comments == {}
 
 
-async def test_timeouts_are_retried(github, forge, sleeps):
+async def test_timeouts_are_retried(github, forge, retry_waits):
     github.fail("GET", r"^/repos/acme/payments$", httpx.ReadTimeout("slow"))
 
     assert await forge.default_branch(REPO) == "main"
 
 
 async def test_after_the_retries_run_out_the_error_says_what_to_do(
-    github, app_settings, redis_conn, sleeps
+    github, app_settings, redis_conn, retry_waits
 ):
     forge = GitHubForge(app_settings.model_copy(update={"github_max_retries": 2}), redis_conn)
     github.fail("POST", "/comments$", *[httpx.Response(502)] * 3)
@@ -379,11 +345,11 @@ async def test_after_the_retries_run_out_the_error_says_what_to_do(
     message = str(failure.value)
     assert "kept failing on posting a comment on acme/payments (502) after 3 tries" in message
     assert "/idp retry" in message and "ghs_" not in message
-    assert len(sleeps) == 2 and github.comments == {}
+    assert len(retry_waits) == 2 and github.comments == {}
 
 
 async def test_a_retry_after_longer_than_the_cap_fails_at_once_saying_how_long(
-    github, forge, sleeps
+    github, forge, retry_waits
 ):
     github.fail(
         "POST", "/comments$", httpx.Response(403, json=SECONDARY, headers={"Retry-After": "3600"})
@@ -391,17 +357,19 @@ async def test_a_retry_after_longer_than_the_cap_fails_at_once_saying_how_long(
 
     with pytest.raises(ForgeError, match="asks to wait 3600 s"):
         await forge.post_comment(REPO, 7, "hello")
-    assert sleeps == []
+    assert retry_waits == []
 
 
-async def test_a_refusal_is_not_retried_and_names_the_missing_permission(github, forge, sleeps):
+async def test_a_refusal_is_not_retried_and_names_the_missing_permission(
+    github, forge, retry_waits
+):
     # Either permission lets an App comment; with neither, the stand-in answers 403 as
     # GitHub does, naming both in X-Accepted-GitHub-Permissions.
     github.granted |= {"issues": "read", "pull_requests": "read"}
 
     with pytest.raises(ForgeError, match=r"lacks the \*\*Issues: Read and write\*\* permission"):
         await forge.post_comment(REPO, 7, "hello")
-    assert sleeps == []
+    assert retry_waits == []
     assert [m for m, p in github.writes() if p.endswith("/comments")] == ["POST"]
 
 

@@ -23,11 +23,6 @@ WORKFLOW = ".github/workflows/payments-api.yml"
 APP_JWT = {"Authorization": "Bearer e30.e30.c2ln"}
 
 
-@pytest.fixture
-def github(no_unmocked_http) -> FakeGitHub:
-    return FakeGitHub(no_unmocked_http)
-
-
 def installation(github: FakeGitHub) -> httpx.Client:
     """A client with a fresh installation token, as the App's auth flow gets one."""
     url = f"{gh.API}/app/installations/{gh.INSTALLATION_ID}/access_tokens"

@@ -10,12 +10,12 @@ import uuid
 
 import pytest
 
-from app.agent.todo import marker
 from app.audit import AuditLog
-from app.commands import Command, Trigger
+from app.domain.service import ServiceRequest
+from app.domain.todo import marker
 from app.events import EventBus
+from app.grammar.commands import Command, Trigger
 from tests.job_world import ISSUE, SESSION, World
-from tools.service import ServiceRequest
 
 CREATE = "/idp create-service payments-api --lang python --team checkout"
 

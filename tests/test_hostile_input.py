@@ -23,28 +23,30 @@ from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from app.agent.sanitize import clean_untrusted, inline_markdown, quote_untrusted, redact
-from app.commands import (
+from app.domain.service import ServiceRequest
+from app.events import valid_stream_id
+from app.github.errors import ForgeError
+from app.github.forge import Review, ReviewComment, is_login, validate_repo_name
+from app.grammar.commands import (
     CommandError,
     escape_user_text,
     parse_issue_form,
     read_comment,
     validate_set_value,
 )
-from app.events import valid_stream_id
-from app.github.forge import ForgeError, Review, ReviewComment, is_login, validate_repo_name
+from app.handling.review_threads import threads_of_review
+from app.redaction import redact
 from app.repo_config import parse_repo_config
 from app.server import build_app
+from app.untrusted import clean_untrusted, inline_markdown, quote_untrusted
 from app.web import WEBHOOK_PATH, create_app
 from app.webhooks import Ignored, route
-from jobs.review_threads import threads_of_review
 from tests import payloads
 from tests.conftest import WEBHOOK_SECRET
 from tests.job_world import World
 from tests.operator_api import AUTH, operator_settings
 from tools.builtin.repository import CreateRepositoryInput
 from tools.render_common import check_request, service_dir
-from tools.service import ServiceRequest
 
 # Seconds one call may take on any of these inputs: generous for a shared CI machine; the
 # old code took seconds to minutes on the same inputs.

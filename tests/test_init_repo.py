@@ -8,7 +8,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
 
 from app.cli import main
 from app.config import ConfigError
@@ -46,18 +45,6 @@ def installation(installation_id: int = gh.INSTALLATION_ID) -> dict:
         "suspended_by": None,
         "suspended_at": None,
     }
-
-
-@pytest.fixture
-def app_settings(settings):
-    return settings.model_copy(
-        update={
-            "forge": "github",
-            "github_app_id": gh.APP_ID,
-            "github_app_private_key": SecretStr(gh.private_key_pem()),
-            "github_retry_base_delay": 0.0,
-        }
-    )
 
 
 @pytest.fixture

@@ -8,8 +8,9 @@ import asyncio
 import pytest
 from rq.job import Job, JobStatus
 
-from app.commands import Command, Trigger
-from app.state import Session, SessionStore
+from app.domain.session import Session
+from app.grammar.commands import Command, Trigger
+from app.state import SessionStore
 from jobs.queue import enqueue_trigger, job_id_for, queue_for
 from jobs.tasks import run_parsed
 from tests.job_world import World

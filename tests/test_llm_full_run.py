@@ -19,7 +19,7 @@ import pytest
 from pydantic import SecretStr
 
 from app.agent.planner import WriteTodo
-from app.state import Session, session_id_for
+from app.domain.session import Session, session_id_for
 from tests import payloads
 from tests.job_world import World
 from tests.llm_fixtures import load_conversation, use_recorded_llm

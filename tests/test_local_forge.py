@@ -7,22 +7,14 @@ import subprocess
 
 import pytest
 
-from app.agent.todo import marker
-from app.github.forge import ForgeError, RepoRef, git_blob_sha
+from app.domain.todo import marker
+from app.github.errors import ForgeError
+from app.github.forge import RepoRef, git_blob_sha
 from app.github.local_forge import LocalForge
+from tests.test_github_forge import FILES
 
 pytestmark = pytest.mark.anyio
 REPO = RepoRef("acme", "payments", 4242)
-FILES = {
-    "services/payments-api/k8s/base/deployment.yaml": "kind: Deployment\n",
-    "services/payments-api/k8s/base/service.yaml": "kind: Service\n",
-    ".github/workflows/payments-api.yml": "name: payments-api\n",
-}
-
-
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
 
 
 @pytest.fixture

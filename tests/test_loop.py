@@ -15,10 +15,10 @@ from app.agent.progress import retry_failed
 from app.agent.providers.base import ModelTurn, ToolCall, Usage
 from app.agent.providers.scripted import ScriptedChatModel
 from app.cancel_flag import CancelFlag
+from app.domain.service import ServiceRequest
 from app.state import Session, SessionStore, session_id_for
 from tests.fakes import FakeForge, ServiceTools, install_fake_validator
 from tools.registry import ToolRegistry
-from tools.service import ServiceRequest
 from tools.spec import ToolError
 
 GENERATORS = (
@@ -54,7 +54,7 @@ def world(settings, redis_conn, validator):
 
 def approve_waiting(session: Session, by: str = "maintainer") -> None:
     """What `/idp apply` does: approve the digest each waiting task shows."""
-    from jobs.pr_commands import approve
+    from app.handling.pr_commands import approve
 
     waiting = [t for t in session.todo.tasks if t.status == "waiting_approval"]
     approve(session, waiting, by, lambda name: name)

@@ -13,10 +13,11 @@ from pydantic import BaseModel
 from app.agent.loop import Agent
 from app.agent.providers.base import ModelTurn, ToolCall, Usage
 from app.agent.providers.scripted import ScriptedChatModel
-from app.state import Session, SessionStore, session_id_for
+from app.domain.service import ServiceRequest
+from app.domain.session import Session, session_id_for
+from app.state import SessionStore
 from tests.fakes import FakeForge, ServiceTools, install_fake_validator
 from tools.registry import ToolRegistry
-from tools.service import ServiceRequest
 from tools.spec import ToolSpec
 
 REQ = {"request": {"name": "payments-api", "language": "go", "type": "api"}}

@@ -19,21 +19,9 @@ from app.agent.providers.factory import make_chat_model
 from tests.job_world import World
 from tests.llm_fixtures import ScriptTurn, use_scripted_llm
 from tests.test_llm_full_run import CREATE, rules_run, use_provider
+from tests.test_providers import GENERATORS
+from tests.test_providers import SERVICE_ARGS as SERVICE
 
-SERVICE = {
-    "name": "payments-api",
-    "language": "python",
-    "type": "api",
-    "team": "payments",
-    "port": 8080,
-    "replicas": 2,
-}
-GENERATORS = [
-    "generate_k8s_manifests",
-    "setup_cicd_pipeline",
-    "setup_observability",
-    "generate_documentation",
-]
 VALIDATE = ("validate_project_name_and_type", {"name": "payments-api", "type": "api"})
 GENERATE = [(name, SERVICE) for name in GENERATORS]
 PUBLISH = ("open_pull_request", {"summary": "A Python API for the payments team."})

@@ -18,7 +18,8 @@ from app.agent.loop import Agent
 from app.agent.providers.base import ModelTurn, ToolCall, Usage
 from app.agent.providers.scripted import ScriptedChatModel
 from app.cli import main
-from app.state import Session, SessionStore
+from app.domain.session import Session
+from app.state import SessionStore
 from tests.fakes import FakeForge
 from tools import registry as registry_module
 from tools.registry import ToolRegistry, default_registry

@@ -14,17 +14,12 @@ import pytest
 from app.github.forge import RepoRef
 from app.github.local_forge import LocalForge
 from app.github.permissions import APP_PERMISSIONS
-from jobs.preflight import NOTE_PREFIX
+from app.handling.preflight import NOTE_PREFIX
 from tests.job_world import World
 from tests.review_world import ReviewWorld
 
 CREATE = "/idp create-service payments-api --lang python --team payments"
 WORKFLOWS = "**Workflows: Read and write**"
-
-
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
 
 
 @pytest.fixture
@@ -76,7 +71,7 @@ def test_once_the_permission_is_accepted_retry_opens_the_pull_request_and_the_li
 def test_without_issues_write_the_job_writes_nothing_and_logs_why(world, caplog):
     world.github.granted["issues"] = "read"
 
-    with caplog.at_level(logging.ERROR, logger="jobs.preflight"):
+    with caplog.at_level(logging.ERROR, logger="app.handling.preflight"):
         result = world.comment(CREATE)
 
     assert result == {"blocked": "the App's installation lacks issues: write"}

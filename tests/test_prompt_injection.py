@@ -26,15 +26,16 @@ from pydantic import BaseModel
 
 from app.agent.providers.base import ModelTurn, ToolCall, Usage
 from app.agent.providers.scripted import ScriptedChatModel
-from app.agent.sanitize import clean_untrusted
-from app.agent.todo import MARKER_PREFIX
+from app.domain.todo import MARKER_PREFIX
 from app.github.forge import validate_path
+from app.untrusted import clean_untrusted
 from app.webhooks import Ignored, route
 from tests import github_api as gh
 from tests import payloads
 from tests.fakes import install_fake_validator
 from tests.job_world import ISSUE
 from tests.leaks import SecretWorld, captured_logs, leaks, substitute, surfaces
+from tests.payloads import GENERATORS
 from tools.registry import ToolRegistry
 from tools.spec import ToolContext, ToolSpec
 
@@ -44,12 +45,6 @@ CORPUS: list[dict[str, Any]] = yaml.safe_load(
 THROUGH_THE_MODEL = [a for a in CORPUS if a["via"] in ("issue", "answer")]
 IN_COMMENTS = [a for a in CORPUS if a["via"] == "comment"]
 GATED = ("create_k8s_namespace", "deploy_to_staging", "create_repository")
-GENERATORS = (
-    "generate_k8s_manifests",
-    "setup_cicd_pipeline",
-    "setup_observability",
-    "generate_documentation",
-)
 SERVICE = {"name": "payments-api", "language": "python", "type": "api", "team": "payments"}
 REQUESTER = "alice"
 GITHUB_TEXT_LIMIT = 65_536  # characters of an issue body or comment

@@ -15,8 +15,10 @@ from app.agent.providers.anthropic_chat import AnthropicChat, to_anthropic_messa
 from app.agent.providers.base import Message, ModelTurn, ProviderError, ToolCall
 from app.agent.providers.factory import check_provider_settings, make_chat_model
 from app.agent.providers.openai_chat import OpenAIChat, parse_arguments, to_openai_messages
-from app.agent.todo import Task
 from app.config import ConfigError
+from app.domain.service import ServiceRequest
+from app.domain.todo import Task
+from tests import payloads
 from tests.llm_fixtures import (
     ENDPOINTS,
     load_conversation,
@@ -24,7 +26,6 @@ from tests.llm_fixtures import (
     skip_retry_waits,
     use_recorded_llm,
 )
-from tools.service import ServiceRequest
 from tools.spec import ToolSpec, to_anthropic_tool, to_openai_tool
 
 OPENAI_KEY = "sk-test-0penai-K3y-never-shown-9f8e7d"
@@ -39,12 +40,7 @@ SERVICE_ARGS = {
     "port": 8080,
     "replicas": 2,
 }
-GENERATORS = [
-    "generate_k8s_manifests",
-    "setup_cicd_pipeline",
-    "setup_observability",
-    "generate_documentation",
-]
+GENERATORS = list(payloads.GENERATORS)
 
 
 class Plan(BaseModel):

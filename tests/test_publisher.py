@@ -7,13 +7,13 @@ import asyncio
 import sys
 
 from app.agent.publisher import COMMENT_LIMIT, Publisher
-from app.agent.todo import Task, Todo
+from app.domain.service import ServiceRequest
+from app.domain.session import Session, StepRecord
+from app.domain.todo import Task, Todo
 from app.github.forge import RepoRef
-from app.state import Session, StepRecord
 from tests.fakes import FakeForge, install_fake_validator
 from tools.builtin.publish import CHECK_NAME, OPEN_PULL_REQUEST, branch_for
 from tools.registry import ToolRegistry
-from tools.service import ServiceRequest
 from tools.spec import ToolContext
 
 REPO = RepoRef("acme", "shop", 42)

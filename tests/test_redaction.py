@@ -19,10 +19,10 @@ from app.agent.providers.openai_chat import redact as provider_redact
 from app.agent.providers.scripted import ScriptedChatModel
 from app.agent.publisher import Publisher
 from app.agent.review import Thread, review_tools, run_review_agent
-from app.agent.todo import Todo
 from app.api.routes import OperatorApi
 from app.audit import AuditLog
 from app.config import Settings
+from app.domain.todo import Todo
 from app.events import EventBus
 from app.logs import configure_logging
 from app.redaction import Redactor, redactor_for

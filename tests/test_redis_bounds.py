@@ -9,9 +9,10 @@ import time
 
 from app.audit import AuditLog
 from app.config import Settings
+from app.domain.session import Session
 from app.feedback import FeedbackStore
-from app.state import Session, SessionStore
-from jobs.cancel import mark_cancelled
+from app.handling.cancel import mark_cancelled
+from app.state import SessionStore
 
 DAY = 24 * 3600
 

@@ -14,7 +14,6 @@ import pytest
 from app.session_line import drain_stranded
 from tests import payloads
 from tests.conftest import TEST_REDIS_URL, WEBHOOK_SECRET
-from tests.github_standin import GitHubStandIn
 from tests.processes import app_environment, settings_of
 from tests.test_e2e_subprocess import _work, server  # noqa: F401 (the `server` fixture)
 
@@ -36,14 +35,6 @@ BOUNDED: dict[str, str] = {
     r"rq:job:[\w.-]+": "RQ's job hash while queued or running; RQ sets its TTL when it ends",
     r"rq:queue:{q}": "RQ's queue: drained by the workers",
 }
-
-
-@pytest.fixture
-def standin():
-    owner, name = payloads.REPO.split("/")
-    with GitHubStandIn(owner, name) as s:
-        s.github.permissions.update({"alice": ("write", "write"), "mia": ("write", "maintain")})
-        yield s
 
 
 @pytest.fixture

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from app.domain.service import ServiceRequest
 from tools.render import all_combinations, render_docs, render_k8s, render_service, write_files
 from tools.render_common import slo_bucket
 from tools.render_workflow import ACTION_PINS
-from tools.service import ServiceRequest
 from tools.validate import VALIDATORS, ValidationReport, validate_files
 
 COMBINATIONS = all_combinations()

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from app.commands import VERBS
 from app.github.forge import RepoRef
+from app.grammar.commands import VERBS
 from app.repo_config import (
     CONFIG_PATH,
     DEFAULT_APPROVAL_REQUIRED,

@@ -11,11 +11,12 @@ import subprocess
 import httpx
 import pytest
 
-from app.github.forge import ForgeError, RepoRef
+from app.domain.session import Session
+from app.github.errors import ForgeError
+from app.github.forge import RepoRef
 from app.github.github_forge import GitHubForge
 from app.github.local_forge import LocalForge
 from app.github.protection import BranchRules
-from app.state import Session
 from tests import github_api as gh
 from tests.github_repos_api import FakeRepoAdmin
 from tools.registry import ToolRegistry, ToolResult, default_registry
@@ -41,19 +42,9 @@ DEFAULT_PROTECTION = {
 }
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def registry() -> ToolRegistry:
     return default_registry()
-
-
-@pytest.fixture
-def github(no_unmocked_http):
-    return gh.FakeGitHub(no_unmocked_http)
 
 
 @pytest.fixture

@@ -15,10 +15,11 @@ import pytest
 from pydantic import SecretStr
 
 from app.agent.providers.openai_chat import OpenAIChat
-from app.github.forge import ForgeError, RepoRef, Review, ReviewComment
+from app.github.errors import ForgeError
+from app.github.forge import RepoRef, Review, ReviewComment
 from app.github.local_forge import LocalForge
+from app.handling.review_threads import threads_of_review
 from app.webhooks import Ignored, route
-from jobs.review_threads import threads_of_review
 from tests import payloads
 from tests.llm_fixtures import use_recorded_llm
 from tests.review_world import ReviewWorld, review_submitted

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from app.agent.sanitize import clean_untrusted, neutralize_mentions, quote_untrusted, redact
+from app.redaction import redact
+from app.untrusted import clean_untrusted, neutralize_mentions, quote_untrusted
 
 
 def test_html_comments_are_removed_even_unterminated():

@@ -5,7 +5,6 @@ in the order they came. Driven by a real `idp-copilot worker --burst`."""
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,8 +12,10 @@ from pathlib import Path
 from rq.job import Job, JobStatus
 
 from app.audit import AuditLog
-from app.commands import Command, Trigger
 from app.config import Settings
+from app.domain.service import ServiceRequest
+from app.domain.session import session_id_for
+from app.grammar.commands import Command, Trigger
 from app.session_line import (
     SessionLine,
     SessionQueued,
@@ -22,10 +23,10 @@ from app.session_line import (
     continuation_id,
     drain_stranded,
 )
-from app.state import SessionStore, session_id_for
+from app.state import SessionStore
 from jobs.queue import enqueue_trigger, job_id_for, queue_for
 from jobs.tasks import run_parsed
-from tools.service import ServiceRequest
+from tests.processes import local_worker_env
 
 REPO, NUMBER = "acme/web", 4
 SESSION = session_id_for(REPO, NUMBER)
@@ -48,17 +49,7 @@ CREATE = Command(verb="create-service", service=ServiceRequest(name="web-api", l
 
 def burst(settings: Settings, tmp_path: Path) -> None:
     """A real worker on the test's queue and LocalForge, until the queue is empty."""
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(tmp_path),
-        "REDIS_URL": settings.redis_url,
-        "IDP_REDIS_PREFIX": settings.redis_prefix,
-        "IDP_QUEUE": settings.queue_name,
-        "IDP_FORGE": "local",
-        "IDP_LOCAL_FORGE_ROOT": str(settings.local_forge_root),
-        "IDP_LLM_PROVIDER": "rules",
-        "IDP_METRICS_PORT": "0",
-    }
+    env = local_worker_env(settings, str(tmp_path), IDP_METRICS_PORT="0")
     done = subprocess.run(
         [sys.executable, "-m", "app.cli", "worker", "--burst"],
         env=env,

@@ -16,14 +16,15 @@ from typing import Any
 import pytest
 import yaml
 
+from app.domain.service import ServiceRequest
+from app.domain.session import Session
 from app.github.forge import RepoRef
-from app.state import Session
 from tests.kube_standin import ApiServer, FakeCluster
-from tools.builtin.cluster import DeployInput, NamespaceInput, create_k8s_namespace
+from tools.builtin.cluster import create_k8s_namespace
 from tools.builtin.cluster import deploy_to_staging as deploy
+from tools.builtin.cluster_io import DeployInput, NamespaceInput
 from tools.render_k8s import StagingPlace, render_k8s
 from tools.render_workflow import image_tag, render_workflow
-from tools.service import ServiceRequest
 from tools.spec import ToolContext, ToolError
 from tools.staging import StagingPolicy
 

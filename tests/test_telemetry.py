@@ -27,10 +27,10 @@ from starlette.testclient import TestClient
 from app import telemetry
 from app.agent.providers.base import Message
 from app.agent.providers.openai_chat import OpenAIChat
-from app.agent.todo import Task
-from app.commands import Trigger
+from app.domain.todo import Task
 from app.github.forge import RepoRef
 from app.github.github_forge import GitHubForge
+from app.grammar.commands import Trigger
 from app.web import WEBHOOK_PATH, create_app
 from app.webhooks import route
 from jobs.queue import enqueue_trigger, job_id_for
@@ -164,20 +164,8 @@ def test_unknown_tool_names_share_one_label(settings):
 # -- GitHub and the language model -----------------------------------------------------------
 
 
-@pytest.fixture
-def github_settings(settings):
-    return settings.model_copy(
-        update={
-            "forge": "github",
-            "github_app_id": gh.APP_ID,
-            "github_app_private_key": SecretStr(gh.private_key_pem()),
-            "github_retry_base_delay": 0.0,
-        }
-    )
-
-
 def test_github_calls_are_counted_by_status_and_the_rate_limit_is_kept(
-    github_settings, redis_conn, no_unmocked_http
+    app_settings, redis_conn, no_unmocked_http
 ):
     github = gh.FakeGitHub(no_unmocked_http)
     remaining = {"x-ratelimit-remaining": "4321", "x-ratelimit-resource": "core"}
@@ -194,7 +182,7 @@ def test_github_calls_are_counted_by_status_and_the_rate_limit_is_kept(
     }
 
     async def calls() -> str | None:
-        forge = GitHubForge(github_settings, redis_conn)
+        forge = GitHubForge(app_settings, redis_conn)
         await forge.default_branch(repo)
         return await forge.read_file(repo, "no/such/file.yaml")
 

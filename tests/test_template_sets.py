@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from app.domain.service import ServiceRequest
 from app.github.forge import RepoRef
 from app.repo_config import CONFIG_PATH, load_repo_config, parse_repo_config
 from tests.fakes import FakeForge
@@ -23,7 +24,6 @@ from tools.render import (
     main,
     render_service,
 )
-from tools.service import ServiceRequest
 from tools.template_sets import MANIFEST_NAME, TemplateSetError, load_dir, load_files
 from tools.template_sets.check import check_set
 from tools.template_sets.sources import TemplateSetCatalog, parse_sources

@@ -13,8 +13,9 @@ from anyio.lowlevel import checkpoint
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from app.agent.todo import marker
-from app.github.forge import ForgeError, RepoRef
+from app.domain.todo import marker
+from app.github.errors import ForgeError
+from app.github.forge import RepoRef
 from app.github.github_forge import GitHubForge
 from app.github.local_forge import APP_LOGIN, LocalForge
 from app.github.throttle import RedisWriteThrottler, WriteBudgetExhausted
@@ -25,11 +26,6 @@ pytestmark = pytest.mark.anyio
 REPO = RepoRef(gh.OWNER, gh.NAME, gh.INSTALLATION_ID)
 COMMENTS = f"{gh.API}/repos/acme/payments/issues/7/comments"
 POST = httpx.Request("POST", COMMENTS, json={"body": "hi"})
-
-
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
 
 
 class Clock:
@@ -222,16 +218,6 @@ async def test_without_redis_writes_go_out_unpaced(settings, clock):
 
 
 # -- through the forge ----------------------------------------------------------------------
-
-
-@pytest.fixture
-def app_settings(settings):
-    return gh.as_app(settings)
-
-
-@pytest.fixture
-def github(no_unmocked_http):
-    return gh.FakeGitHub(no_unmocked_http)
 
 
 async def test_the_forge_paces_writes_through_the_shared_budget_by_default(

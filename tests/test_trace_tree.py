@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import logging
 from collections.abc import Iterator
 
 import pytest
@@ -21,12 +20,11 @@ from starlette.testclient import TestClient
 
 from app.agent.providers.base import Message
 from app.agent.providers.openai_chat import OpenAIChat
-from app.agent.todo import Task
-from app.commands import Trigger
+from app.domain.session import session_id_for
+from app.domain.todo import Task
 from app.github.forge import RepoRef
 from app.github.github_forge import GitHubForge
-from app.logs import configure_logging
-from app.state import session_id_for
+from app.grammar.commands import Trigger
 from app.telemetry import observe_job
 from app.tracing import configure_tracing, shutdown_tracing, tracer
 from app.web import WEBHOOK_PATH, create_app
@@ -36,6 +34,7 @@ from tests import github_api as gh
 from tests import payloads
 from tests.conftest import WEBHOOK_SECRET
 from tests.fakes import ServiceTools, install_fake_validator
+from tests.leaks import captured_logs
 from tests.llm_fixtures import load_conversation, use_recorded_llm
 from tools.registry import ToolRegistry
 from tools.spec import ToolSpec
@@ -55,16 +54,8 @@ def spans(settings) -> Iterator[InMemorySpanExporter]:
 @pytest.fixture
 def log_lines(settings) -> Iterator[io.StringIO]:
     """Every log record as the JSON line an operator's log stack receives."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    out = io.StringIO()
-    try:
-        configure_logging(settings, "INFO", stream=out)
+    with captured_logs(settings, "INFO") as out:
         yield out
-    finally:
-        root.handlers[:] = handlers
-        root.setLevel(level)
-        logging.captureWarnings(False)
 
 
 def deliver(client: TestClient, body: str, delivery: str = DELIVERY):
@@ -174,14 +165,7 @@ def test_a_refused_delivery_is_a_webhook_span_with_no_job(settings, redis_conn, 
 def test_github_calls_are_spans_under_the_tool_that_made_them(
     settings, redis_conn, spans, no_unmocked_http
 ):
-    github_settings = settings.model_copy(
-        update={
-            "forge": "github",
-            "github_app_id": gh.APP_ID,
-            "github_app_private_key": SecretStr(gh.private_key_pem()),
-            "github_retry_base_delay": 0.0,
-        }
-    )
+    github_settings = gh.as_app(settings)
     gh.FakeGitHub(no_unmocked_http)
     repo = RepoRef(gh.OWNER, gh.NAME, gh.INSTALLATION_ID)
 

@@ -7,9 +7,9 @@ import json
 import pytest
 import yaml
 
+from app.domain.service import ServiceRequest
 from tools import validate_zizmor
 from tools.render import render_service
-from tools.service import ServiceRequest
 from tools.validate import ValidationReport, validate_files
 
 ROOT = "services/orders/"

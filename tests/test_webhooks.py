@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.commands import Trigger
+from app.grammar.commands import Trigger
 from app.webhooks import Ignored, route, verify_signature
 from tests import payloads
 from tests.conftest import WEBHOOK_SECRET

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ValidationError
 
 from app import telemetry
-from app.agent.sanitize import redact
+from app.redaction import redact
 from tools.prototype_spec import adapt, is_prototype_tool
 from tools.spec import ToolContext, ToolError, ToolSpec, to_anthropic_tool, to_openai_tool
 

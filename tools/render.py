@@ -3,18 +3,17 @@ manifests, CI workflow, observability and docs, as `{repository path: file text}
 
 Every renderer is pure and may be called alone (the tools that generate one part do so).
 Each takes the repository's template set (tools/template_sets; None: the built-in one).
-`python -m tools.render --all OUTDIR [--set DIR ...]` writes every language × type of the
+`python -m tools.render_all --all OUTDIR [--set DIR ...]` writes every language × type of the
 built-in set and of each set folder into OUTDIR, for the policy checkers run by
 `make check-generated`.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from app.domain.service import ServiceRequest
 from tools.render_common import (
     DEFAULT_BASE_PATH,
     INGRESS_CLASS,
@@ -33,7 +32,6 @@ from tools.render_common import (
 from tools.render_k8s import StagingPlace, has_service, ingress_host, max_replicas, render_k8s
 from tools.render_observability import render_observability
 from tools.render_workflow import render_workflow
-from tools.service import ServiceRequest
 
 if TYPE_CHECKING:
     from tools.template_sets import TemplateSet
@@ -185,41 +183,3 @@ def write_files(files: dict[str, str], outdir: Path) -> None:
         target = outdir / path
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m tools.render --all OUTDIR [--set DIR ...] [--check]`: render every
-    language × type of the built-in set and of each set folder into OUTDIR; with --check, run
-    the validators on each and refuse a set that fails them."""
-    from tools.template_sets import TemplateSetError, load_dir
-    from tools.template_sets.check import check_set, set_services
-
-    parser = argparse.ArgumentParser(prog="python -m tools.render", description=main.__doc__)
-    parser.add_argument("--all", dest="outdir", type=Path, required=True, metavar="OUTDIR")
-    parser.add_argument("--set", dest="sets", type=Path, action="append", default=[])
-    parser.add_argument("--check", action="store_true", help="run the validators on each set")
-    args = parser.parse_args(argv)
-    status = 0
-    try:
-        tsets = [template_set_of(None)] + [load_dir(path) for path in args.sets]
-    except TemplateSetError as exc:
-        print(exc, file=sys.stderr)
-        return 1
-    for tset in tsets:
-        try:
-            if args.check:
-                check_set(tset)
-            services = set_services(tset)
-        except TemplateSetError as exc:
-            print(exc, file=sys.stderr)
-            status = 1
-            continue
-        for files in services.values():
-            write_files(files, args.outdir)
-        checked = " and passed the validators" if args.check else ""
-        print(f"{tset.label}: rendered {len(services)} services into {args.outdir}{checked}")
-    return status
-
-
-if __name__ == "__main__":
-    sys.exit(main())

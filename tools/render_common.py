@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from app.domain.service import ServiceRequest
 from app.untrusted import linear
-from tools.service import ServiceRequest
 from tools.templates import RUN_AS_ID, builtin_set
 
 if TYPE_CHECKING:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from app.domain.service import ServiceRequest
 from tools.render_common import (
     DEFAULT_BASE_PATH,
     ENVIRONMENTS,
@@ -29,7 +30,6 @@ from tools.render_common import (
     selector_labels,
     service_dir,
 )
-from tools.service import ServiceRequest
 from tools.templates import RUN_AS_ID
 
 if TYPE_CHECKING:

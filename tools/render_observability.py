@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from app.domain.service import ServiceRequest
 from tools.render_common import (
     DEFAULT_BASE_PATH,
     check_request,
@@ -22,7 +23,6 @@ from tools.render_common import (
     slo_bucket,
 )
 from tools.render_k8s import KUSTOMIZE_API, PORT_NAME, has_service
-from tools.service import ServiceRequest
 
 MONITORING_API = "monitoring.coreos.com/v1"
 # (severity, long window, short window, burn-rate factor): the multi-window, multi-burn-rate

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+from app.domain.service import ServiceRequest
 from tools.render_common import (
     DEFAULT_BASE_PATH,
     check_request,
@@ -19,7 +20,6 @@ from tools.render_common import (
     service_dir,
     workflow_path,
 )
-from tools.service import ServiceRequest
 
 if TYPE_CHECKING:
     from tools.template_sets import LanguageProfile, TemplateSet

@@ -15,9 +15,10 @@ from pydantic import BaseModel
 
 if TYPE_CHECKING:
     from app.config import Settings
+    from app.domain.approval import ApprovalScope
+    from app.domain.session import Session
     from app.github.forge import Forge, RepoRef
-    from app.state import Session
-    from tools.approval import ApprovalScope
+    from tools.cluster import Cluster
 
 SideEffect = Literal["none", "repo", "external"]
 
@@ -35,7 +36,7 @@ class ToolContext:
     session: Session | None = None
     forge: Forge | None = None
     repo: RepoRef | None = None
-    cluster: Any = None
+    cluster: Cluster | None = None
     approved: bool = False
     files: dict[str, str] = field(default_factory=dict)
     idempotency_key: str = ""
@@ -44,7 +45,7 @@ class ToolContext:
 ToolFunc = Callable[[Any, ToolContext], "BaseModel | Awaitable[BaseModel]"]
 # (validated arguments, the session's workspace, the session's repository, the operator's
 # settings) → what a gated call acts on; its approval digest covers those files
-# (tools/approval.py).
+# (app/domain/approval.py).
 ScopeFunc = Callable[[Any, dict[str, str], "RepoRef | None", Any], "ApprovalScope"]
 
 

@@ -1,7 +1,7 @@
 """Approval bound to what was shown: each gated call's scope and digest, the check before it
 runs for real, and voiding an approval whose call changed.
 
-`/idp apply` approves the digests the todo lists (tools/approval.py). Before a gated call
+`/idp apply` approves the digests the todo lists (app/domain/approval.py). Before a gated call
 runs, its digest is computed again from the final arguments and the workspace; a call whose
 digest no approval names goes back to waiting, and an approval for that task with another
 digest is voided with a note. A call that applies files also reads them from the branch head
@@ -18,10 +18,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from app.agent.outcomes import NeedsApproval
-from app.agent.todo import Task
+from app.domain.approval import ApprovalScope, approval_digest, short
+from app.domain.session import Approval, Session
+from app.domain.todo import Task
 from app.github.forge import Forge, RepoRef
-from app.state import Approval, Session
-from tools.approval import ApprovalScope, approval_digest, short
 from tools.spec import ToolSpec
 
 READ_CONCURRENCY = 8

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from app.agent.model_turn import model_turn
 from app.agent.providers.base import ChatModel, Message, ProviderError
-from app.agent.sanitize import clean_untrusted, neutralize_mentions, quote_untrusted
 from app.redaction import redactor_for
+from app.untrusted import clean_untrusted, neutralize_mentions, quote_untrusted
 from tools.knowledge.index import Hit, KnowledgeBase
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from app.agent.planner import args_for, plan_create_service, task_title
 from app.agent.providers.base import ToolCall
 from app.agent.publisher import PUBLISH_TOOL, unpublished_args
-from app.agent.todo import Task, Todo
+from app.domain.todo import Task, Todo
 from tools.spec import ToolSpec
 
 if TYPE_CHECKING:

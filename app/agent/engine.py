@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from app.agent.guard import LoopGuard
-from app.agent.todo import Task
 from app.config import Settings
+from app.domain.todo import Task
 from app.github.forge import RepoRef
 from app.state import Session
 from app.telemetry import AgentSteps

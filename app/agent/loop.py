@@ -42,13 +42,13 @@ from app.agent.progress import (
 )
 from app.agent.providers.base import ChatModel, ProviderError, ToolCall
 from app.agent.publisher import Publisher
-from app.agent.sanitize import neutralize_mentions
-from app.agent.todo import Task, Todo
 from app.audit import scrub
 from app.cancel_flag import CancelFlag
 from app.config import Settings
+from app.domain.todo import Task, Todo
 from app.github.forge import Forge, ForgeError, RepoRef
 from app.state import Session, SessionStore, StepRecord
+from app.untrusted import neutralize_mentions
 from tools.registry import ToolRegistry, ToolResult
 from tools.spec import ToolContext, ToolError, ToolSpec
 

@@ -31,9 +31,8 @@ from app.agent.planner import (
 )
 from app.agent.progress import APPROVAL_WAIT, FINISHED
 from app.agent.providers.base import ChatModel, Message, ModelTurn, ToolCall
-from app.agent.sanitize import redact
-from app.agent.todo import Task, Todo
-from app.redaction import redactor_for
+from app.domain.todo import Task, Todo
+from app.redaction import redact, redactor_for
 from tools.registry import ToolResult, normalize_name, validation_message
 
 if TYPE_CHECKING:

@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, Field
 
 from app.agent.outcomes import QuestionForRequester
-from app.agent.sanitize import clean_untrusted, inline_markdown, quote_untrusted
-from app.agent.todo import Task, Todo
-from tools.service import ServiceRequest
+from app.domain.service import ServiceRequest
+from app.domain.todo import Task, Todo
+from app.untrusted import clean_untrusted, inline_markdown, quote_untrusted
 from tools.spec import ToolContext, ToolError, ToolSpec
 
 if TYPE_CHECKING:
-    from app.state import Session
+    from app.domain.session import Session
     from tools.registry import ToolRegistry
 
 KB_TOOL = "search_knowledge_base_for_guidelines"
@@ -283,7 +283,7 @@ def request_message(session: Session) -> str:
 def answer_question(session: Session, text: str, author: str | None = None) -> None:
     """Record the requester's `/idp answer TEXT`: the open questions close, a missing
     language is filled in when the answer names one, and the model gets the answer quoted."""
-    from tools.service import LANGUAGES
+    from app.domain.service import LANGUAGES
 
     answer = clean_untrusted(text)
     word = answer.strip().lower()

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from app.agent.todo import Task, Todo
-from app.state import Session
+from app.domain.session import Session
+from app.domain.todo import Task, Todo
 
 FINISHED = ("done", "skipped")
 PR_FIELDS = ("pr_number", "pr_url", "branch", "head_sha")

@@ -14,11 +14,12 @@ import time
 from typing import Any
 
 from app.agent.guard import idempotency_key
-from app.agent.sanitize import redact
-from app.agent.todo import render_todo
 from app.config import Settings
-from app.github.forge import Forge, ForgeError, RepoRef
-from app.state import Session, StepRecord
+from app.domain.session import Session, StepRecord
+from app.domain.todo import render_todo
+from app.github.errors import ForgeError
+from app.github.forge import Forge, RepoRef
+from app.redaction import redact
 
 log = logging.getLogger(__name__)
 

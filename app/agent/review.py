@@ -23,9 +23,9 @@ from pydantic import BaseModel, Field
 from app.agent.guard import GuardLimits, LoopGuard
 from app.agent.model_turn import model_turn
 from app.agent.providers.base import ChatModel, Message, ToolCall
-from app.agent.sanitize import quote_untrusted
-from app.commands import SET_KEYS, CommandError, canonical_set_key, validate_set_value
+from app.grammar.commands import SET_KEYS, CommandError, canonical_set_key, validate_set_value
 from app.redaction import Redactor, redactor_for
+from app.untrusted import quote_untrusted
 from tools.registry import ToolRegistry
 from tools.spec import ToolContext, ToolError, ToolSpec
 

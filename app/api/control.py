@@ -17,14 +17,14 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from app.api.auth import Principal
 from app.api.errors import ApiError
 from app.audit import AuditLog
-from app.commands import Command, Trigger, parse_comment
 from app.config import Settings
 from app.events import EventBus
 from app.github.forge import PERMISSION_RANK
+from app.grammar.commands import Command, Trigger, parse_comment
+from app.handling.cancel import cancel_session
 from app.repo_config import DEFAULT_PERMISSIONS
 from app.state import Session, SessionStore, session_id_for
 from app.untrusted import scrub
-from jobs.cancel import cancel_session
 from jobs.queue import enqueue_trigger, job_id_for
 
 # Text an operator or a signed-in user types: lone surrogates (JSON can carry them) made `?`.

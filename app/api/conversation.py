@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from app.state import Session, StepRecord
+from app.domain.session import Session, StepRecord
 from tools.registry import normalize_name
 
 # A tool's arguments or result is cut at this size on the page (generated files are long).

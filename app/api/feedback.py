@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -21,6 +20,7 @@ from app.api.control import REPO_PATTERN, repo_of
 from app.audit import stream_time
 from app.config import Settings
 from app.feedback import FeedbackStore
+from app.times import parse_time
 
 PAGE = 500
 
@@ -41,18 +41,7 @@ class FeedbackQuery(BaseModel):
     def _time(cls, value: Any) -> Any:
         if value in (None, ""):
             return None
-        text = str(value).strip()
-        try:
-            return float(text)
-        except ValueError:
-            pass
-        try:
-            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            raise ValueError("use an ISO 8601 time such as 2026-12-01T09:00:00Z") from None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        return moment.timestamp()
+        return parse_time(str(value))
 
 
 def _ms(seconds: float) -> int:

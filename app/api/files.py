@@ -17,8 +17,9 @@ from typing import Any
 import redis
 
 from app.config import ConfigError, Settings
-from app.github.forge import Forge, ForgeError, RepoRef
-from app.state import Session
+from app.domain.session import Session
+from app.github.errors import ForgeError
+from app.github.forge import Forge, RepoRef
 
 COMMIT_STEPS = {"open_pull_request": "head_sha", "review_revision": "sha"}
 # difflib's matcher is quadratic in the worst case: files past these bounds are not diffed.

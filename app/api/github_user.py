@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 import httpx
 
 from app.config import Settings
+from app.github.urls import web_url as github_web_url
 
 # GitHub's `permissions` flags, strongest first, and the role names the /idp rules use.
 _ROLE_OF_FLAG = (
@@ -36,11 +37,10 @@ class TokenRejected(SignInError):
 
 
 def web_url(settings: Settings) -> str:
-    """GitHub's web root for the configured API: github.com, or the Enterprise Server host."""
+    """GitHub's web root for the configured API (a stand-in's own address when it is not
+    GitHub's)."""
     api = settings.github_api_url.rstrip("/")
-    if api == "https://api.github.com":
-        return "https://github.com"
-    return api.removesuffix("/api/v3")
+    return github_web_url(api) or api
 
 
 def authorize_url(settings: Settings, redirect_uri: str, state: str) -> str:

@@ -1,25 +1,24 @@
 """The OpenAPI 3.1 document served at `/api/openapi.json`.
 
-Request bodies come from the same pydantic models the handlers validate with, so the
-document cannot drift from what the server accepts; paths and responses are written here.
+Paths, methods and path parameters come from the routes themselves, and request bodies
+from the same pydantic models the handlers validate with, so the document cannot drift from
+what the server serves; what each operation means (summary, responses) is written here,
+keyed by the handler's name.
 """
 
 from __future__ import annotations
 
-from functools import cache
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel
+from starlette.convertors import FloatConvertor, IntegerConvertor
+from starlette.routing import Route
 
 from app.api.agent_systems import AgentSystem, AgentSystemBody
 from app.api.control import SendMessage, StartSession
 
 _REF = "#/components/schemas/{model}"
-_SESSION_PARAMS = [
-    {"name": "owner", "in": "path", "required": True, "schema": {"type": "string"}},
-    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
-    {"name": "number", "in": "path", "required": True, "schema": {"type": "integer"}},
-]
 _SSE = {
     "description": "Server-Sent Events: `id:` is the Redis stream id, `data:` a JSON object "
     "with id, session, kind, data and time. Reconnect with `Last-Event-ID` (or the query "
@@ -61,9 +60,8 @@ def _op(summary: str, ok: dict[str, Any], *codes: int, **extra: Any) -> dict[str
     return {"summary": summary, "responses": {code: ok, **_errors(*codes)}, **extra}
 
 
-@cache
-def openapi_document() -> dict[str, Any]:
-    session_ops = {"parameters": _SESSION_PARAMS}
+def openapi_document(routes: Sequence[Route]) -> dict[str, Any]:
+    """The document for these routes (mounted under /api)."""
     return {
         "openapi": "3.1.0",
         "info": {
@@ -88,121 +86,113 @@ def openapi_document() -> dict[str, Any]:
             },
         },
         "security": [{"bearer": []}],
-        "paths": {
-            "/api/me": {"get": _op("The caller", _json("login and role"))},
-            "/api/tools": {
-                "get": _op(
-                    "The tool catalogue, and the plug-ins that were not loaded",
-                    _json("tools (name, aliases, schemas, source) and not_loaded"),
-                )
-            },
-            "/api/agent-systems": {
-                "get": _op("Agent systems, `default` first", _json("the profiles")),
-                "post": _op(
-                    "Create an agent system",
-                    _json("the stored profile"),
-                    400,
-                    403,
-                    409,
-                    422,
-                    code="201",
-                    requestBody=_body("AgentSystemBody"),
-                ),
-            },
-            "/api/agent-systems/{name}": {
-                "parameters": [
-                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
-                ],
-                "get": _op("One agent system", _json("the profile"), 404),
-                "put": _op(
-                    "Create or replace an agent system (not `default`)",
-                    _json("the stored profile"),
-                    400,
-                    403,
-                    409,
-                    422,
-                    requestBody=_body("AgentSystemBody"),
-                ),
-                "delete": _op(
-                    "Delete an agent system (not `default`)",
-                    {"description": "deleted"},
-                    403,
-                    404,
-                    409,
-                    code="204",
-                ),
-            },
-            "/api/sessions": {
-                "get": _op(
-                    "Sessions the caller can read, newest first",
-                    _json("sessions, page, per_page, total, next_page"),
-                    403,
-                    422,
-                    parameters=[
-                        {"name": "repo", "in": "query", "schema": {"type": "string"}},
-                        {"name": "status", "in": "query", "schema": {"type": "string"}},
-                        {"name": "page", "in": "query", "schema": {"type": "integer"}},
-                        {"name": "per_page", "in": "query", "schema": {"type": "integer"}},
-                    ],
-                ),
-                "post": _op(
-                    "Start a session (a dry run answers on the LocalForge)",
-                    _json("the queued session and its links"),
-                    400,
-                    403,
-                    422,
-                    code="202",
-                    requestBody=_body("StartSession"),
-                ),
-            },
-            "/api/sessions/{owner}/{name}/{number}": {
-                **session_ops,
-                "get": _op("One session: todo, steps, pull request, timings", _json(""), 403, 404),
-            },
-            "/api/sessions/{owner}/{name}/{number}/messages": {
-                **session_ops,
-                "post": _op(
-                    "Answer or continue a session",
-                    _json("the queued run"),
-                    400,
-                    403,
-                    404,
-                    409,
-                    422,
-                    code="202",
-                    requestBody=_body("SendMessage"),
-                ),
-            },
-            "/api/sessions/{owner}/{name}/{number}/cancel": {
-                **session_ops,
-                "post": _op("Cancel a session", _json("what was stopped"), 403, 404, 409),
-            },
-            "/api/sessions/{owner}/{name}/{number}/events": {
-                **session_ops,
-                "get": _op("The session's live events", _SSE, 400, 403, 404),
-            },
-            "/api/sessions/{owner}/{name}/{number}/files": {
-                **session_ops,
-                "get": _op(
-                    "The session's files as a tree, and its last revision's diff",
-                    _json("tree (folders and files with content) and revision (from, to, files)"),
-                    403,
-                    404,
-                ),
-            },
-            "/api/events": {"get": _op("Status changes of every visible session", _SSE, 400)},
-            "/api/feedback": {
-                "get": _op(
-                    "Feedback on visible sessions, newest first",
-                    _json("feedback entries: session, user, rating, text, outcome"),
-                    403,
-                    422,
-                    parameters=[
-                        {"name": n, "in": "query", "schema": {"type": "string"}}
-                        for n in ("repo", "since", "until", "limit")
-                    ],
-                )
-            },
-            "/api/openapi.json": {"get": _op("This document", _json("OpenAPI 3.1"))},
-        },
+        "paths": _paths(routes),
     }
+
+
+def _paths(routes: Sequence[Route]) -> dict[str, Any]:
+    """Each route's path (converters dropped), its path parameters typed by their converter,
+    and one operation per method, described by `OPERATIONS[handler name]`."""
+    paths: dict[str, Any] = {}
+    for route in routes:
+        entry = paths.setdefault("/api" + route.path_format, {})
+        if route.param_convertors:
+            entry["parameters"] = [
+                {"name": name, "in": "path", "required": True, "schema": {"type": _type(c)}}
+                for name, c in route.param_convertors.items()
+            ]
+        for method in sorted((route.methods or set()) - {"HEAD"}):
+            entry[method.lower()] = OPERATIONS[route.name]
+    return paths
+
+
+def _type(convertor: object) -> str:
+    if isinstance(convertor, IntegerConvertor):
+        return "integer"
+    return "number" if isinstance(convertor, FloatConvertor) else "string"
+
+
+_QUERY = {"in": "query", "schema": {"type": "string"}}
+_WRITE_SYSTEM = (400, 403, 409, 422)
+
+# What each handler of app/api/routes.py does, keyed by its name.
+OPERATIONS: dict[str, dict[str, Any]] = {
+    "me": _op("The caller", _json("login and role")),
+    "tools": _op(
+        "The tool catalogue, and the plug-ins that were not loaded",
+        _json("tools (name, aliases, schemas, source) and not_loaded"),
+    ),
+    "list_systems": _op("Agent systems, `default` first", _json("the profiles")),
+    "create_system": _op(
+        "Create an agent system",
+        _json("the stored profile"),
+        *_WRITE_SYSTEM,
+        code="201",
+        requestBody=_body("AgentSystemBody"),
+    ),
+    "get_system": _op("One agent system", _json("the profile"), 404),
+    "put_system": _op(
+        "Create or replace an agent system (not `default`)",
+        _json("the stored profile"),
+        *_WRITE_SYSTEM,
+        requestBody=_body("AgentSystemBody"),
+    ),
+    "delete_system": _op(
+        "Delete an agent system (not `default`)",
+        {"description": "deleted"},
+        403,
+        404,
+        409,
+        code="204",
+    ),
+    "list_sessions": _op(
+        "Sessions the caller can read, newest first",
+        _json("sessions, page, per_page, total, next_page"),
+        403,
+        422,
+        parameters=[
+            {"name": "repo", **_QUERY},
+            {"name": "status", **_QUERY},
+            {"name": "page", "in": "query", "schema": {"type": "integer"}},
+            {"name": "per_page", "in": "query", "schema": {"type": "integer"}},
+        ],
+    ),
+    "start_session": _op(
+        "Start a session (a dry run answers on the LocalForge)",
+        _json("the queued session and its links"),
+        400,
+        403,
+        422,
+        code="202",
+        requestBody=_body("StartSession"),
+    ),
+    "get_session": _op("One session: todo, steps, pull request, timings", _json(""), 403, 404),
+    "send_message": _op(
+        "Answer or continue a session",
+        _json("the queued run"),
+        400,
+        403,
+        404,
+        409,
+        422,
+        code="202",
+        requestBody=_body("SendMessage"),
+    ),
+    "cancel_session": _op("Cancel a session", _json("what was stopped"), 403, 404, 409),
+    "session_events": _op("The session's live events", _SSE, 400, 403, 404),
+    "session_files": _op(
+        "The session's files as a tree, and its last revision's diff",
+        _json("tree (folders and files with content) and revision (from, to, files)"),
+        403,
+        404,
+    ),
+    "all_events": _op("Status changes of every visible session", _SSE, 400),
+    "list_feedback": _op(
+        "Feedback on visible sessions, newest first",
+        _json("feedback entries: session, user, rating, text, outcome"),
+        403,
+        422,
+        parameters=[{"name": n, **_QUERY} for n in ("repo", "since", "until", "limit")],
+    ),
+    "openapi": _op("This document", _json("OpenAPI 3.1")),
+}

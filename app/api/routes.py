@@ -18,7 +18,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.agent.sanitize import redact
 from app.api.agent_systems import (
     AgentSystemBody,
     AgentSystemError,
@@ -35,8 +34,9 @@ from app.api.session_json import session_detail, session_summary
 from app.api.sse import HEARTBEAT_SECONDS, event_response, resume_from
 from app.audit import AuditLog
 from app.config import Settings
+from app.domain.session import Session, SessionStatus
 from app.events import EventBus
-from app.state import Session, SessionStatus
+from app.redaction import redact
 from tools.registry import ToolRegistry, default_registry
 
 SESSION = "/sessions/{owner}/{name}/{number:int}"
@@ -277,7 +277,7 @@ class OperatorApi:
 
     async def openapi(self, request: Request) -> Response:
         await self.gate.require(request)
-        return self.json(openapi_document())
+        return self.json(openapi_document(self.routes()))
 
     @staticmethod
     def _with_links(result: dict[str, Any]) -> dict[str, Any]:

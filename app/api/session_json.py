@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.state import Session
+from app.domain.session import Session
 
 
 def session_path(session: Session) -> str:

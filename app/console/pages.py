@@ -24,7 +24,7 @@ from app.api.feedback import FeedbackQuery
 from app.api.routes import OperatorApi
 from app.api.session_json import is_web_url, session_detail, session_path, session_summary
 from app.console.render import STATUSES, read_form, render
-from app.state import Session
+from app.domain.session import Session
 
 PER_PAGE = 25
 SESSION = "/sessions/{owner}/{name}/{number:int}"

@@ -12,10 +12,11 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
+from app.github.errors import ForgeError
+from app.untrusted import linear
+
 if TYPE_CHECKING:
     from app.github.protection import BranchRules
-
-from app.untrusted import linear
 
 Permission = Literal["admin", "maintain", "write", "triage", "read", "none"]
 PERMISSION_RANK: dict[str, int] = {
@@ -112,10 +113,6 @@ class Review:
     state: str
     body: str
     comments: tuple[ReviewComment, ...] = ()
-
-
-class ForgeError(Exception):
-    """A forge call failed after its retries; the message is safe to show to users."""
 
 
 REACTIONS = frozenset({"+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes"})

@@ -1,42 +1,24 @@
 """Who may do what on GitHub, for `GitHubForge`: a user's role on a repository, and the
 permissions the App's installation granted.
 
-A commenter's role decides which commands they may run (jobs/authorize.py); the App's grants
-decide whether a job may start writing at all (jobs/preflight.py).
+A commenter's role decides which commands they may run (app/handling/authorize.py); the App's grants
+decide whether a job may start writing at all (app/handling/preflight.py).
 """
 
 from __future__ import annotations
 
-from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Any
-
-import redis
 from githubkit.exception import RequestFailed
 
 from app.github.forge import PERMISSION_RANK, Permission, RepoRef
+from app.github.github_client import GitHubClient
 from app.github.tokens import installation_grants
-
-if TYPE_CHECKING:
-    from githubkit import GitHub
-
-    from app.config import Settings
 
 PERMISSION_TTL = 60
 
 
-class GitHubAccess:
-    """`permission` and `granted_permissions` of the Forge protocol; mixed into
-    `GitHubForge`, whose client and error translation they use."""
-
-    _settings: Settings
-    _redis: redis.Redis
-    _default_branches: dict[str, str]
-
-    if TYPE_CHECKING:
-
-        def _client(self, repo: RepoRef) -> GitHub: ...
-        def _rest(self, repo: RepoRef) -> Any: ...
-        def _errors(self, what: str, repo: RepoRef) -> AbstractAsyncContextManager[None]: ...
+class GitHubAccess(GitHubClient):
+    """`permission` and `granted_permissions` of the Forge protocol; part of
+    `GitHubForge`."""
 
     async def granted_permissions(self, repo: RepoRef) -> dict[str, str] | None:
         """What the installation granted, from its token response (kept with the cached

@@ -7,33 +7,19 @@ therefore always looked up by its marker before one is created.
 
 from __future__ import annotations
 
-from collections import Counter
-from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from githubkit.exception import RequestFailed
 
-from app.agent.todo import marker
-from app.github.forge import REACTIONS, ForgeError, RepoRef
+from app.domain.todo import marker
+from app.github.errors import ForgeError
+from app.github.forge import REACTIONS, RepoRef
+from app.github.github_client import GitHubClient
 
-if TYPE_CHECKING:
-    from githubkit import GitHub
 
-
-class GitHubComments:
+class GitHubComments(GitHubClient):
     """`upsert_todo_comment`, `post_comment`, `add_reaction` and `list_reactions` of the Forge
-    protocol; mixed into `GitHubForge`, whose client, error translation and write counter
-    they use."""
-
-    _version: str
-    writes: Counter[str]
-
-    if TYPE_CHECKING:
-
-        def _client(self, repo: RepoRef) -> GitHub: ...
-        def _rest(self, repo: RepoRef) -> Any: ...
-        def _errors(self, what: str, repo: RepoRef) -> AbstractAsyncContextManager[None]: ...
-        def _count(self, operation: str) -> None: ...
+    protocol; part of `GitHubForge`."""
 
     async def upsert_todo_comment(
         self, repo: RepoRef, number: int, session_id: str, body: str, comment_id: int | None
@@ -70,15 +56,7 @@ class GitHubComments:
 
     async def _find_comment(self, repo: RepoRef, number: int, tag: str) -> Any | None:
         """The oldest comment by a Bot (the App) on the issue whose body holds `tag`."""
-        client = self._client(repo)
-        pages = client.rest.paginate(
-            self._rest(repo).issues.async_list_comments,
-            owner=repo.owner,
-            repo=repo.name,
-            issue_number=number,
-            per_page=100,
-            headers={"X-GitHub-Api-Version": self._version},
-        )
+        pages = self._pages(repo, self._rest(repo).issues.async_list_comments, issue_number=number)
         async for comment in pages:
             user = comment.user
             if user is not None and user.type == "Bot" and tag in (comment.body or ""):
@@ -106,14 +84,8 @@ class GitHubComments:
 
     async def list_reactions(self, repo: RepoRef, comment_id: int) -> list[tuple[str, str]]:
         """(login, content) of every reaction on the comment, all pages; [] if it is gone."""
-        client = self._client(repo)
-        pages = client.rest.paginate(
-            self._rest(repo).reactions.async_list_for_issue_comment,
-            owner=repo.owner,
-            repo=repo.name,
-            comment_id=comment_id,
-            per_page=100,
-            headers={"X-GitHub-Api-Version": self._version},
+        pages = self._pages(
+            repo, self._rest(repo).reactions.async_list_for_issue_comment, comment_id=comment_id
         )
         found: list[tuple[str, str]] = []
         async with self._errors("reading reactions", repo):

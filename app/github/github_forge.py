@@ -10,32 +10,19 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections import Counter
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import quote
 
-import httpx
-import pydantic
-import redis
-from githubkit import GitHub
-from githubkit.exception import GitHubException, RequestFailed
-from githubkit.throttling import BaseThrottler
+from githubkit.exception import RequestFailed
 
-from app.config import Settings
 from app.github.auth import (
-    RetryPolicy,
-    api_version,
-    app_client,
-    explain,
     is_status,
     lacking_permission,
 )
+from app.github.errors import ForgeError
 from app.github.forge import (
     CHECK_CONCLUSIONS,
     CommitInfo,
-    ForgeError,
     PullRequestInfo,
     RepoRef,
     git_blob_sha,
@@ -53,66 +40,7 @@ REF_RACE_ATTEMPTS = 3
 
 class GitHubForge(GitHubComments, GitHubAccess, GitHubRepositories, GitHubReviews):
     """The `Forge` protocol on GitHub. One instance per job is fine: tokens live in Redis.
-    Without a `throttler`, each installation's client paces its writes through the budget
-    all workers share in Redis (`RedisWriteThrottler`)."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        connection: redis.Redis,
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
-        throttler: BaseThrottler | None = None,
-    ) -> None:
-        self._settings = settings
-        self._redis = connection
-        self._transport = transport
-        self._throttler = throttler
-        self._retry = RetryPolicy.from_settings(settings)
-        self._version = api_version(settings)
-        self._clients: dict[int, GitHub] = {}
-        self._default_branches: dict[str, str] = {}
-        self.writes: Counter[str] = Counter()
-
-    # -- plumbing ---------------------------------------------------------------------------
-
-    def _client(self, repo: RepoRef) -> GitHub:
-        if repo.installation_id is None:
-            raise ForgeError(
-                f"No GitHub App installation is known for {repo.full_name}: "
-                "install the App on the repository and send the command again."
-            )
-        client = self._clients.get(repo.installation_id)
-        if client is None:
-            client = app_client(
-                self._settings,
-                self._redis,
-                repo.installation_id,
-                transport=self._transport,
-                throttler=self._throttler,
-                retry=self._retry,
-            )
-            self._clients[repo.installation_id] = client
-        return client
-
-    def _rest(self, repo: RepoRef) -> Any:
-        return self._client(repo).rest(self._version)  # type: ignore[call-overload]
-
-    @asynccontextmanager
-    async def _errors(self, what: str, repo: RepoRef) -> AsyncIterator[None]:
-        """Turn githubkit failures (after their retries) into a ForgeError users can read."""
-        try:
-            yield
-        except GitHubException as exc:
-            raise ForgeError(explain(exc, f"{what} on {repo.full_name}", self._retry)) from exc
-        except pydantic.ValidationError as exc:
-            raise ForgeError(
-                f"GitHub's answer to {what} on {repo.full_name} did not have the expected "
-                "shape; the App may need an update for this GitHub version."
-            ) from exc
-
-    def _count(self, operation: str) -> None:
-        self.writes[operation] += 1
+    Its plumbing is `GitHubClient`'s; its parts are the classes it is built from."""
 
     # -- repository contents ----------------------------------------------------------------
 

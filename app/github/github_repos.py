@@ -8,10 +8,9 @@ to another organization than the issue that asked for it.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from contextlib import asynccontextmanager
+from typing import Any
 from urllib.parse import quote
 
 import anyio
@@ -20,20 +19,12 @@ from githubkit import AppAuthStrategy, GitHub
 from githubkit.exception import RequestFailed
 
 from app.config import ConfigError
-from app.github.auth import RetryPolicy, _github_message, is_status, lacking_permission
-from app.github.forge import (
-    ForgeError,
-    RepoInfo,
-    RepoRef,
-    template_ref,
-    validate_branch,
-    validate_repo_name,
-)
+from app.github.auth import _github_message, is_status, lacking_permission
+from app.github.errors import ForgeError
+from app.github.forge import RepoInfo, RepoRef, template_ref, validate_branch, validate_repo_name
+from app.github.github_client import GitHubClient
 from app.github.permissions import REPO_CREATION, grant_sentence
 from app.github.protection import BranchRules, branch_protection
-
-if TYPE_CHECKING:
-    from app.config import Settings
 
 # A repository generated from a template gets its branches a moment after GitHub answers
 # the generate call; protection asked for before then is a 404. Waits double from
@@ -45,22 +36,9 @@ ADMIN_PERMISSION = (
 )
 
 
-class GitHubRepositories:
-    """`create_repository` and `protect_branch` of the Forge protocol; mixed into
-    `GitHubForge`, whose client, error translation and write counter they use."""
-
-    _settings: Settings
-    _transport: httpx.AsyncBaseTransport | None
-    _retry: RetryPolicy
-    _version: str
-    writes: Counter[str]
-
-    if TYPE_CHECKING:
-
-        def _client(self, repo: RepoRef) -> GitHub: ...
-        def _rest(self, repo: RepoRef) -> Any: ...
-        def _errors(self, what: str, repo: RepoRef) -> AbstractAsyncContextManager[None]: ...
-        def _count(self, operation: str) -> None: ...
+class GitHubRepositories(GitHubClient):
+    """`create_repository` and `protect_branch` of the Forge protocol; part of
+    `GitHubForge`."""
 
     async def create_repository(
         self,

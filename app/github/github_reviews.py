@@ -1,38 +1,24 @@
 """Pull request reviews on GitHub for `GitHubForge`: reading a submitted review with its line
 comments, and replying in the thread of a line comment.
 
-Used by the review loop (jobs/review.py): a review is read once, as a whole, so its body and
+Used by the review loop (app/handling/review.py): a review is read once, as a whole, so its body and
 every line comment become one revision of the App's pull request.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from app.github.forge import RepoRef, Review, ReviewComment
-
-if TYPE_CHECKING:
-    from githubkit import GitHub
+from app.github.github_client import GitHubClient
 
 # A deleted account's review or comment has no user; GitHub shows it as "ghost".
 GHOST = "ghost"
 
 
-class GitHubReviews:
-    """`get_review` and `reply_to_review_comment` of the Forge protocol; mixed into
-    `GitHubForge`, whose client, error translation and write counter they use."""
-
-    _version: str
-    writes: Counter[str]
-
-    if TYPE_CHECKING:
-
-        def _client(self, repo: RepoRef) -> GitHub: ...
-        def _rest(self, repo: RepoRef) -> Any: ...
-        def _errors(self, what: str, repo: RepoRef) -> AbstractAsyncContextManager[None]: ...
-        def _count(self, operation: str) -> None: ...
+class GitHubReviews(GitHubClient):
+    """`get_review` and `reply_to_review_comment` of the Forge protocol; part of
+    `GitHubForge`."""
 
     async def get_review(self, repo: RepoRef, number: int, review_id: int) -> Review:
         """GET …/pulls/{n}/reviews/{id} and every page of …/reviews/{id}/comments."""
@@ -40,14 +26,11 @@ class GitHubReviews:
         async with self._errors(f"reading review {review_id} of #{number}", repo):
             resp = await rest.pulls.async_get_review(repo.owner, repo.name, number, review_id)
             data = resp.parsed_data
-            pages = self._client(repo).rest.paginate(
+            pages = self._pages(
+                repo,
                 rest.pulls.async_list_comments_for_review,
-                owner=repo.owner,
-                repo=repo.name,
                 pull_number=number,
                 review_id=review_id,
-                per_page=100,
-                headers={"X-GitHub-Api-Version": self._version},
             )
             comments = [_comment(item) async for item in pages]
         return Review(
@@ -62,14 +45,7 @@ class GitHubReviews:
         """GET …/pulls/{n}/reviews, every page, oldest first; without line comments."""
         rest = self._rest(repo)
         async with self._errors(f"listing the reviews of #{number}", repo):
-            pages = self._client(repo).rest.paginate(
-                rest.pulls.async_list_reviews,
-                owner=repo.owner,
-                repo=repo.name,
-                pull_number=number,
-                per_page=100,
-                headers={"X-GitHub-Api-Version": self._version},
-            )
+            pages = self._pages(repo, rest.pulls.async_list_reviews, pull_number=number)
             return [
                 Review(
                     id=item.id,

@@ -14,18 +14,16 @@ import asyncio
 import json
 import re
 import tempfile
-import threading
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from app.agent.todo import marker
+from app.domain.todo import marker
+from app.github.errors import ForgeError
 from app.github.forge import (
     CHECK_CONCLUSIONS,
     PERMISSION_RANK,
     REACTIONS,
     CommitInfo,
-    ForgeError,
     Permission,
     PullRequestInfo,
     RepoRef,
@@ -38,39 +36,14 @@ from app.github.local_git import json_file as _json_file
 from app.github.local_git import locked as _locked
 from app.github.local_repos import LocalRepositories
 from app.github.local_reviews import LocalReviews
-from app.github.permissions import APP_PERMISSIONS, REPO_CREATION
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _SHA = re.compile(r"^[0-9a-f]{7,40}$")
 # Who the App's own reactions are from, as GitHub names an App's bot user.
 APP_LOGIN = "idp-copilot[bot]"
 
 
 class LocalForge(LocalRepositories, LocalReviews):
-    """The `Forge` protocol on local files; `permissions` maps usernames to roles (default
-    "admin": the local user owns the local repository); `granted` is what the App's
-    installation grants (default: every permission the App asks for)."""
-
-    def __init__(
-        self,
-        root: Path,
-        *,
-        permissions: dict[str, str] | None = None,
-        granted: dict[str, str] | None = None,
-    ) -> None:
-        self.root = Path(root).resolve()  # PR links are file:// URIs: absolute
-        self._permissions = {k.lower(): v for k, v in (permissions or {}).items()}
-        self.granted = dict(APP_PERMISSIONS | REPO_CREATION if granted is None else granted)
-        self._init_lock = threading.Lock()
-        self.writes: Counter[str] = Counter()
-
-    # -- where things live (also for the demo and tests) ------------------------------------
-
-    def repo_path(self, repo: RepoRef) -> Path:
-        return self.root / "repos" / _safe(repo.owner) / _safe(repo.name)
-
-    def _area(self, kind: str, repo: RepoRef) -> Path:
-        return self.root / kind / _safe(repo.owner) / _safe(repo.name)
+    """The `Forge` protocol on local files (`LocalFiles` says where they live)."""
 
     def comments(self, repo: RepoRef, number: int) -> dict[int, str]:
         """The comments on an issue or PR, by id, oldest first."""
@@ -231,22 +204,6 @@ class LocalForge(LocalRepositories, LocalReviews):
         self.writes["create_commit"] += 1
         return CommitInfo(sha=sha, branch=branch, changed=True)
 
-    def _ensure_repo(self, repo: RepoRef) -> Path:
-        """The repository, created on first use with a README on `main`."""
-        path = self.repo_path(repo)
-        with self._init_lock:
-            if not (path / ".git").is_dir():
-                path.mkdir(parents=True, exist_ok=True)
-                _git(path, "init", "-q", "-b", "main")
-            if _git(path, "rev-parse", "--verify", "-q", "refs/heads/main", check=False) is None:
-                (path / "README.md").write_text(
-                    f"# {repo.name}\n\nA local stand-in for {repo.full_name}, written by "
-                    "idp-copilot's LocalForge.\n"
-                )
-                _git(path, "add", "README.md")
-                _git(path, "commit", "-q", "--no-verify", "--no-gpg-sign", "-m", "Initial commit")
-        return path
-
     # -- pull requests, checks, labels, permissions -----------------------------------------
 
     async def ensure_pull_request(
@@ -319,13 +276,6 @@ class LocalForge(LocalRepositories, LocalReviews):
     async def permission(self, repo: RepoRef, username: str) -> Permission:
         level = self._permissions.get(username.lower(), "admin")
         return level if level in PERMISSION_RANK else "none"  # type: ignore[return-value]
-
-
-def _safe(part: str) -> str:
-    """An owner or repository name fit to be one folder name."""
-    if not _NAME.fullmatch(part) or part in (".", ".."):
-        raise ForgeError(f"{part[:60]!r} is not a valid GitHub owner or repository name.")
-    return part
 
 
 def _comment_files(folder: Path) -> list[Path]:

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from app.github.forge import ForgeError
+from app.github.errors import ForgeError
 
 # Fixed identity and no user or system git config: works on a machine with no git setup,
 # and a global `commit.gpgsign` or hook path cannot get in the way.

@@ -6,19 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
-from collections import Counter
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from app.github.forge import (
-    ForgeError,
-    RepoInfo,
-    RepoRef,
-    template_ref,
-    validate_branch,
-    validate_repo_name,
-)
+from app.github.errors import ForgeError
+from app.github.forge import RepoInfo, RepoRef, template_ref, validate_branch, validate_repo_name
+from app.github.local_files import LocalFiles
 from app.github.local_git import NO_REF as _NO_REF
 from app.github.local_git import git as _git
 from app.github.local_git import has_branch as _has_branch
@@ -27,19 +19,9 @@ from app.github.local_git import locked as _locked
 from app.github.protection import BranchRules, branch_protection
 
 
-class LocalRepositories:
+class LocalRepositories(LocalFiles):
     """`create_repository` and `protect_branch` of the Forge protocol (mixed into
-    `LocalForge`, whose folders and repositories they use)."""
-
-    root: Path
-    writes: Counter[str]
-    _init_lock: threading.Lock
-
-    if TYPE_CHECKING:
-
-        def repo_path(self, repo: RepoRef) -> Path: ...
-        def _area(self, kind: str, repo: RepoRef) -> Path: ...
-        def _ensure_repo(self, repo: RepoRef) -> Path: ...
+    `LocalForge`)."""
 
     def repository_settings(self, repo: RepoRef) -> dict[str, Any] | None:
         """What `create_repository` was asked for (private, description, template), or None

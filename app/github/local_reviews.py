@@ -9,23 +9,19 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from app.github.forge import ForgeError, RepoRef, Review, ReviewComment, validate_path
+from app.github.errors import ForgeError
+from app.github.forge import RepoRef, Review, ReviewComment, validate_path
+from app.github.local_files import LocalFiles
 from app.github.local_git import json_file
 
 APP_LOGIN = "idp-copilot[bot]"
 REVIEW_STATES = ("approved", "changes_requested", "commented")
 
 
-class LocalReviews:
-    """Reviews of `LocalForge`, mixed into it; it provides `_area` and `writes`."""
-
-    writes: Any
-
-    if TYPE_CHECKING:
-
-        def _area(self, kind: str, repo: RepoRef) -> Path: ...
+class LocalReviews(LocalFiles):
+    """Reviews of `LocalForge`: one JSON file per repository, beside its other records."""
 
     def _reviews_file(self, repo: RepoRef) -> Path:
         return self._area("reviews", repo).with_suffix(".json")

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from app.github.forge import ForgeError
+from app.github.errors import ForgeError
 
 
 def branch_protection(

@@ -15,6 +15,14 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from app.domain.service import (
+    LANGUAGES,
+    NAME_RE,
+    NAME_RULE,
+    SERVICE_TYPES,
+    ServiceRequest,
+    suggest_name,
+)
 from tools.render import (
     render_dockerfile,
     render_docs,
@@ -26,7 +34,6 @@ from tools.render import (
 )
 from tools.render_common import DEFAULT_BASE_PATH, language_of
 from tools.render_k8s import StagingPlace
-from tools.service import LANGUAGES, NAME_RE, NAME_RULE, SERVICE_TYPES, ServiceRequest, suggest_name
 from tools.spec import ToolContext, ToolError, ToolSpec
 from tools.staging import StagingPolicy, StagingPolicyError
 from tools.template_sets import TemplateSet, TemplateSetError

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from app.github.forge import ForgeError
+from app.github.errors import ForgeError
 from tools.spec import ToolContext, ToolError, ToolSpec
 
 log = logging.getLogger(__name__)
@@ -123,14 +123,14 @@ def inert_closing_keywords(text: str) -> str:
 
 def _plain_title(text: str | None) -> str:
     """A model-written title as GitHub shows it: visible text, one line, no @-mention."""
-    from app.agent.sanitize import clean_untrusted, neutralize_mentions
+    from app.untrusted import clean_untrusted, neutralize_mentions
 
     flat = " ".join(clean_untrusted(text).split())[:120]
     return inert_closing_keywords(neutralize_mentions(flat))
 
 
 def _body(args: OpenPullRequestArgs, ctx: ToolContext, title: str, table: str) -> str:
-    from app.agent.sanitize import inline_markdown
+    from app.untrusted import inline_markdown
 
     session = ctx.session
     assert session is not None

@@ -17,12 +17,13 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
-from app.github.forge import Forge, ForgeError, RepoInfo, RepoRef, is_login
+from app.domain.approval import ApprovalScope
+from app.domain.service import NAME_RE, NAME_RULE, ServiceRequest, suggest_name
+from app.github.errors import ForgeError
+from app.github.forge import Forge, RepoInfo, RepoRef, is_login
 from app.github.protection import BranchRules
 from app.untrusted import linear
-from tools.approval import ApprovalScope
 from tools.render_workflow import workflow
-from tools.service import NAME_RE, NAME_RULE, ServiceRequest, suggest_name
 from tools.spec import ToolContext, ToolError, ToolSpec
 
 # GitHub repository names (owners: app.github.forge.is_login); RE2, whole value only.

@@ -22,7 +22,7 @@ from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import ValidationError
 
-from tools.service import ServiceRequest
+from app.domain.service import ServiceRequest
 from tools.template_sets.manifest import MANIFEST_NAME, Combination, LanguageProfile, Manifest
 
 MAX_FILE_BYTES = 256 * 1024

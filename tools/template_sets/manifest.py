@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from app.domain.service import LANGUAGE_RE, SERVICE_TYPES
 from app.untrusted import linear
-from tools.service import LANGUAGE_RE, SERVICE_TYPES
 
 MANIFEST_NAME = "template-set.yaml"
 SET_NAME_RE = linear(r"^[a-z][a-z0-9-]{0,39}$")

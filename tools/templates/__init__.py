@@ -45,7 +45,7 @@ def render_template(template: str, /, **context: Any) -> str:
 
 def __getattr__(name: str) -> Any:
     # PROFILES is read from template-set.yaml on first use, not at import: the manifest's
-    # models import tools.service, which must not wait for the templates.
+    # models import app.domain.service, which must not wait for the templates.
     if name == "PROFILES":
         return builtin_profiles()
     raise AttributeError(name)

@@ -1,6 +1,6 @@
 """A `ChatModel` that spends from the installation's daily token budget.
 
-Built around the job's chat model (jobs/tasks.py, jobs/agent_run.py), so the agent loop and
+Built around the job's chat model (jobs/tasks.py, app/handling/agent_run.py), so the agent loop and
 `/idp ask` do not change: before each call the budget must have tokens left, after it the
 call's input and output tokens are charged. Once the budget is spent, calls raise
 `TokenBudgetSpent`, a `ProviderError` whose sentence the loop shows in the todo list and

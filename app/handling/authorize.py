@@ -16,16 +16,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from app.budgets import HOUR, READ_VERBS, Window, first_notice, take_read_command
-from app.commands import Command, escape_user_text
 from app.github.forge import PERMISSION_RANK
+from app.grammar.commands import Command, escape_user_text
 from app.repo_config import DEFAULT_PERMISSIONS, required_permission
 
 if TYPE_CHECKING:
-    from jobs.handlers import JobContext
+    from app.handling.context import JobContext
 
 # Verbs GitHub's own events produce (a merge): no person typed them, nothing to check.
 INTERNAL_VERBS = frozenset({"merged"})
-# Reviews: jobs/review.py checks them against `reviewers.min_permission`, with a refusal of
+# Reviews: app/handling/review.py checks them against `reviewers.min_permission`, with a refusal of
 # its own, and only on the App's pull requests.
 HANDLER_CHECKED_VERBS = frozenset({"review"})
 # Anyone who can comment may run these (help, status, ask, feedback by default).

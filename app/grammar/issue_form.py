@@ -5,9 +5,9 @@ pattern that backtracked held the receiver for 7.8 s on one 2,000-character line
 
 from __future__ import annotations
 
-from app.command_values import CommandError, _check_number, _option_value, _service
+from app.domain.service import ServiceRequest
+from app.grammar.values import CommandError, _check_number, _option_value, _service
 from app.untrusted import MAX_BODY_CHARS, scrub
-from tools.service import ServiceRequest
 
 _FORM_FIELDS = {
     "service name": "name",

@@ -22,16 +22,16 @@ from app.agent.providers.budgeted import budgeted
 from app.agent.providers.factory import make_chat_model
 from app.agent.systems import DEFAULT_NAME, AgentSystemStore
 from app.config import ConfigError, Settings
+from app.domain.service import ServiceRequest
+from app.domain.session import Session, StepRecord, session_id_for
 from app.events import EventBus
-from app.github.forge import ForgeError
+from app.github.errors import ForgeError
+from app.handling.audited import AuditedCluster
+from app.handling.preflight import may_write
 from app.repo_config import RepoConfig
-from app.state import Session, StepRecord, session_id_for
-from jobs.audited import AuditedCluster
-from jobs.preflight import may_write
-from tools.service import ServiceRequest
 
 if TYPE_CHECKING:
-    from jobs.handlers import JobContext
+    from app.handling.context import JobContext
 
 log = logging.getLogger(__name__)
 

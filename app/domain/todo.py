@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from tools.approval import short
+from app.domain.approval import short
 
 TaskStatus = Literal[
     "pending", "running", "done", "failed", "skipped", "waiting_approval", "blocked"
@@ -33,7 +33,7 @@ class Task(BaseModel):
     optional: bool = Field(
         False, description="A failure of this task does not fail the session (e.g. a search)."
     )
-    # Approval-gated tasks: what `/idp apply` would approve (tools/approval.py).
+    # Approval-gated tasks: what `/idp apply` would approve (app/domain/approval.py).
     target: str | None = Field(None, description="What the call acts on, e.g. a namespace")
     digest: str | None = Field(None, description="sha256 of the tool, arguments and files")
     applies: int = Field(0, description="How many files the digest covers")

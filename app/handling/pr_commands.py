@@ -15,16 +15,17 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from app.agent.todo import Task
-from app.commands import Command
-from app.github.forge import PERMISSION_RANK, ForgeError
+from app.domain.session import Approval, Session
+from app.domain.todo import Task
+from app.github.errors import ForgeError
+from app.github.forge import PERMISSION_RANK
+from app.grammar.commands import Command
+from app.handling.agent_run import run_agent
+from app.handling.cancel import resume_after_cancel
 from app.repo_config import RepoConfig, required_permission
-from app.state import Approval, Session
-from jobs.agent_run import run_agent
-from jobs.cancel import resume_after_cancel
 
 if TYPE_CHECKING:
-    from jobs.handlers import JobContext
+    from app.handling.context import JobContext
 
 DEPLOY_TOOLS = ("create_k8s_namespace", "deploy_to_staging")
 

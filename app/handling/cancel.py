@@ -29,15 +29,15 @@ from rq.registry import StartedJobRegistry
 from app.agent.outcomes import Cancelled
 from app.agent.publisher import Publisher
 from app.cancel_flag import CancelFlag
-from app.commands import Command
 from app.config import Settings
+from app.grammar.commands import Command
+from app.handling.agent_run import session_id_of
 from app.session_line import SessionLine
 from app.state import Session, SessionStore, write_session
-from jobs.agent_run import session_id_of
 from jobs.queue import queue_for
 
 if TYPE_CHECKING:
-    from jobs.handlers import JobContext
+    from app.handling.context import JobContext
 
 log = logging.getLogger(__name__)
 

@@ -1,19 +1,19 @@
 """What a user typed, checked: the `/idp set` keys and values, numbers within their range,
-service names, and user text made safe to echo. For the comment grammar (app/commands.py)
-and the issue form (app/issue_form.py); each error is a `CommandError` whose sentence names
+service names, and user text made safe to echo. For the comment grammar (app/grammar/commands.py)
+and the issue form (app/grammar/issue_form.py); each error is a `CommandError` whose sentence names
 the rule and the fix.
 """
 
 from __future__ import annotations
 
-import difflib
 import operator
 from typing import Any
 
 from pydantic import ValidationError
 
-from app.untrusted import MAX_SUGGEST_CHARS, MAX_VALUE_CHARS, linear
-from tools.service import LANGUAGES, NAME_RULE, SERVICE_TYPES, ServiceRequest, suggest_name
+from app.domain.service import LANGUAGES, NAME_RULE, SERVICE_TYPES, ServiceRequest, suggest_name
+from app.text.suggest import did_you_mean
+from app.untrusted import MAX_VALUE_CHARS, linear
 
 
 class CommandError(Exception):
@@ -86,13 +86,6 @@ def escape_user_text(text: str, limit: int = 80) -> str:
     return f"`{flat}`" if flat else "(nothing)"
 
 
-def _did_you_mean(word: str, choices: tuple[str, ...] | list[str], prefix: str = "") -> str:
-    if len(word) > MAX_SUGGEST_CHARS:
-        return ""  # difflib's cost grows with the product of the lengths
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    return f" Did you mean `{prefix}{close[0]}`?" if close else ""
-
-
 def _check_number(field: str, raw: str, shown: str) -> int | float:
     """`raw` as the number `field` takes, or a CommandError that states the allowed range."""
     info = ServiceRequest.model_fields[field]
@@ -125,7 +118,7 @@ def _option_value(field: str, value: str, shown: str) -> object:
         if value.lower() not in choices:
             raise CommandError(
                 f"{shown} must be one of {', '.join(choices)}; got {escape_user_text(value)}."
-                f"{_did_you_mean(value.lower(), choices)}"
+                f"{did_you_mean(value.lower(), choices)}"
             )
         return value.lower()
     if field == "team":

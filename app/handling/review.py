@@ -4,7 +4,7 @@ it, and the App answers each thread.
 `review` handles the internal verb the router gives a review, a line comment or a free-text
 comment on a pull request; `set_values` handles `/idp set` in a comment. Both end in
 `revise`: under the session's lock, once per review or comment, `/idp set` values are
-re-rendered and merged into the branch's files (jobs/revision.py), free text goes to the
+re-rendered and merged into the branch's files (app/handling/revision.py), free text goes to the
 review agent when there is a model (app/agent/review.py), and whatever changed is validated
 and pushed as one commit on top of the branch. Each thread gets one answer; the todo comment
 lists the revision; the check run runs on the new head.
@@ -14,26 +14,27 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
+from redis.lock import Lock
 
 from app.agent.outcomes import LoopGuardTripped
 from app.agent.planner import public_text
 from app.agent.providers.base import ProviderError
 from app.agent.publisher import Publisher
 from app.agent.review import Thread, review_tools, run_review_agent
-from app.agent.todo import Todo
-from app.commands import Command, escape_user_text
+from app.domain.service import ServiceRequest
+from app.domain.session import Session, StepRecord
+from app.domain.todo import Todo
 from app.events import EventBus
 from app.github.forge import PERMISSION_RANK, RepoRef
-from app.repo_config import DEFAULT_PERMISSIONS, required_permission
-from app.state import Session, StepRecord
-from jobs import review_threads as say
-from jobs.agent_run import build_agent
-from jobs.authorize import sender_permission
-from jobs.preflight import may_write
-from jobs.revision import (
+from app.grammar.commands import Command, escape_user_text
+from app.handling import review_threads as say
+from app.handling.agent_run import build_agent
+from app.handling.authorize import sender_permission
+from app.handling.preflight import may_write
+from app.handling.revision import (
     RevisionStopped,
     Workspace,
     merge_rendering,
@@ -42,11 +43,11 @@ from jobs.revision import (
     render,
     validate,
 )
-from tools.service import ServiceRequest
+from app.repo_config import DEFAULT_PERMISSIONS, required_permission
 from tools.spec import ToolContext, ToolError
 
 if TYPE_CHECKING:
-    from jobs.handlers import JobContext
+    from app.handling.context import JobContext
 
 STEP_TOOL = "review_revision"
 
@@ -180,7 +181,7 @@ async def revise(ctx: JobContext, key: str, threads: list[Thread]) -> str:
 class Revision:
     """The work of one revision on a loaded session (see module docstring)."""
 
-    def __init__(self, ctx: JobContext, session: Session, threads: list[Thread], lock: Any):
+    def __init__(self, ctx: JobContext, session: Session, threads: list[Thread], lock: Lock | None):
         self.ctx, self.session, self.threads, self.lock = ctx, session, threads, lock
         self.request = session.request
         self.ws = Workspace({}, {})

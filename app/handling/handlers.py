@@ -2,100 +2,30 @@
 then run each command for its session.
 
 `handle_trigger` is the one composition point; each verb has a small handler in
-jobs/verbs.py, jobs/pr_commands.py or jobs/cancel.py. GitHub is reached only through the
-job's audited `Forge`, the agent only through jobs/agent_run.py.
+verbs.py, pr_commands.py or cancel.py beside it. GitHub is reached only through the job's
+audited `Forge`, the agent only through agent_run.py.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any
 
-import redis
-
-from app.agent.providers.base import ChatModel
-from app.agent.publisher import fit_comment
-from app.agent.sanitize import redact
-from app.commands import Command, Trigger
-from app.config import Settings
-from app.events import EventBus
+from app.domain.outcomes import UNSUCCESSFUL_OUTCOMES
 from app.feedback import FeedbackStore, outcome_of
-from app.github.forge import Forge, ForgeError, RepoRef
-from app.repo_config import DEFAULT_PERMISSIONS, RepoConfig, load_repo_config
-from app.state import Session, SessionStore
-from jobs import pr_commands, preflight, review, verbs
-from jobs.audited import AuditScope
-from jobs.authorize import admit, answer_refusals
-from jobs.cancel import cancel
-from tools.registry import ToolRegistry
+from app.github.errors import ForgeError
+from app.grammar.commands import Command
+from app.handling import pr_commands, preflight, review, verbs
+from app.handling.authorize import admit, answer_refusals
+from app.handling.cancel import cancel
+from app.handling.context import JobContext
+from app.repo_config import DEFAULT_PERMISSIONS, load_repo_config
 
 log = logging.getLogger(__name__)
 
 # The defaults of who may run what (app/repo_config.py); a repo's config may raise them.
 REQUIRED_PERMISSION: dict[str, str] = dict(DEFAULT_PERMISSIONS)
-# Dedupe of one-off comments (refusals, config errors): long enough to read as "once".
-ONCE_TTL = 30 * 24 * 3600
-
-
-@dataclass
-class JobContext:
-    """Everything one job needs, built once per job (jobs/tasks.py `run_parsed`)."""
-
-    settings: Settings
-    connection: redis.Redis
-    forge: Forge
-    store: SessionStore
-    trigger: Trigger
-    repo: RepoRef
-    session_id: str
-    scope: AuditScope
-    registry: ToolRegistry | None = None
-    chat_model: ChatModel | None = None
-    cluster: Any = None
-    job_id: str | None = None
-    config: RepoConfig = field(default_factory=RepoConfig)
-    config_error: str | None = None
-
-    def tools(self) -> ToolRegistry:
-        if self.registry is None:
-            from tools.registry import default_registry
-
-            self.registry = default_registry(self.settings)
-        return self.registry
-
-    def once(self, *parts: object, ttl: int = ONCE_TTL) -> bool:
-        """True the first time these parts are seen (SET NX), so a comment goes out once."""
-        digest = hashlib.sha256("\0".join(str(p) for p in parts).encode()).hexdigest()[:32]
-        return bool(self.connection.set(self.settings.key("once", digest), 1, nx=True, ex=ttl))
-
-    def forget(self, *parts: object) -> None:
-        digest = hashlib.sha256("\0".join(str(p) for p in parts).encode()).hexdigest()[:32]
-        self.connection.delete(self.settings.key("once", digest))
-
-    async def reply(self, body: str, *, once_key: tuple[object, ...] | None = None) -> bool:
-        """Post `body` where the command was given, once per delivery and command (a
-        redelivered or retried job posts nothing twice): redacted, fitted to one comment."""
-        key = once_key or ("reply", self.trigger.delivery_id, self.scope.command, body)
-        # A delivery is never seen again after its dedupe window; a refusal is kept longer.
-        if not self.once(*key, ttl=ONCE_TTL if once_key else self.settings.dedupe_ttl):
-            return False
-        holder = Session(id=self.session_id, repo=self.trigger.repo, number=self.trigger.number)
-        text = fit_comment(redact(body, self.settings.secret_values()), holder)
-        try:
-            await self.forge.post_comment(self.repo, self.trigger.number, text)
-        except Exception:
-            self.forget(*key)  # not posted: a retry of the job may post it
-            raise
-        # The console's conversation shows the answer too (it streams in as an event).
-        EventBus(self.connection, self.settings).sink(self.session_id)("reply", {"text": text})
-        return True
-
-
 Handler = Callable[[JobContext, Command], Awaitable[str]]
-FAILED_OUTCOMES = ("failed", "refused")
 
 
 async def handle_trigger(ctx: JobContext) -> dict[str, str]:
@@ -130,7 +60,7 @@ async def handle_trigger(ctx: JobContext) -> dict[str, str]:
         ctx.scope.command = command.verb
         outcome = await HANDLERS.get(command.verb, not_available)(ctx, command)
         outcomes[command.verb] = outcome
-        failed = failed or outcome in FAILED_OUTCOMES
+        failed = failed or outcome in UNSUCCESSFUL_OUTCOMES
     await tell_token_budget(ctx)
     if trigger.comment_id is not None and (admission.allowed or trigger.errors or failed):
         await react(ctx, "confused" if failed else "rocket")

@@ -10,17 +10,17 @@ from typing import TYPE_CHECKING
 from app.agent.ask import answer_from_guidelines
 from app.agent.planner import answer_question
 from app.agent.progress import retry_failed
-from app.commands import HELP_TEXT, USER_VERBS, Command, escape_user_text
+from app.domain.session import Session
 from app.feedback import FeedbackStore, outcome_of
 from app.github.forge import PERMISSION_RANK
+from app.grammar.commands import HELP_TEXT, USER_VERBS, Command, escape_user_text
+from app.handling.agent_run import run_agent, with_defaults
+from app.handling.authorize import sender_permission
+from app.handling.cancel import resume_after_cancel
 from app.repo_config import required_permission
-from app.state import Session
-from jobs.agent_run import run_agent, with_defaults
-from jobs.authorize import sender_permission
-from jobs.cancel import resume_after_cancel
 
 if TYPE_CHECKING:
-    from jobs.handlers import JobContext
+    from app.handling.context import JobContext
 
 NO_REQUEST = (
     "There is no request on this issue yet. Start one with "

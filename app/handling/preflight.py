@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING
 
 from app.agent.planner import title_for
 from app.agent.publisher import Publisher
-from app.agent.todo import Todo
-from app.github.forge import ForgeError, RepoRef
+from app.domain.session import Session
+from app.domain.todo import Todo
+from app.github.errors import ForgeError
+from app.github.forge import RepoRef
 from app.github.permissions import COMMENTS, grant_sentence, missing, needs_for
-from app.state import Session
 
 if TYPE_CHECKING:
-    from jobs.handlers import JobContext
+    from app.handling.context import JobContext
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Review threads: where a reviewer spoke (the review body, each line comment, a comment on the
 pull request) and the one answer each gets.
 
-For jobs/review.py: parse a review into `Thread`s, word the answers, and post each answer
+For app/handling/review.py: parse a review into `Thread`s, word the answers, and post each answer
 once. Answers name people without @-mentions and quote nothing a reviewer wrote.
 """
 
@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING
 from app.agent.planner import public_text
 from app.agent.publisher import fit_comment
 from app.agent.review import Thread
-from app.agent.sanitize import redact
-from app.commands import SET_KEYS, escape_user_text, parse_comment
+from app.domain.session import Session
 from app.github.forge import Review
-from app.state import Session
+from app.grammar.commands import SET_KEYS, escape_user_text, parse_comment
+from app.redaction import redact
 from app.untrusted import MAX_BODY_CHARS
 
 if TYPE_CHECKING:
-    from jobs.handlers import JobContext
+    from app.handling.context import JobContext
 
 NO_MODEL_REPLY = (
     "I change this pull request when a review or comment says what to set: "
@@ -97,6 +97,11 @@ def problems_note(t: Thread) -> str:
     return "\n\n".join(notes)
 
 
+def with_problems(t: Thread, text: str) -> str:
+    """`text`, then what the thread asked that cannot run (either may be empty)."""
+    return "\n\n".join(part for part in (text, problems_note(t)) if part)
+
+
 def values_text(values: dict[str, str]) -> str:
     return ", ".join(f"`{k}={escape_user_text(v, 60)[1:-1]}`" for k, v in values.items())
 
@@ -128,9 +133,8 @@ def done_text(
         else:
             text = f"{said}\n\nNo file changed for this comment; {elsewhere}."
     else:
-        return problems_note(t)
-    extra = problems_note(t)
-    return f"{text}\n\n{extra}" if extra else text
+        text = ""
+    return with_problems(t, text)
 
 
 def unchanged_text(t: Thread, note: str) -> str:
@@ -141,9 +145,8 @@ def unchanged_text(t: Thread, note: str) -> str:
         said = public_text(note, 600) if note.strip() else "I found nothing to change."
         text = f"{said}\n\nNo file changed, so there is no new commit."
     else:
-        return problems_note(t)
-    extra = problems_note(t)
-    return f"{text}\n\n{extra}" if extra else text
+        text = ""
+    return with_problems(t, text)
 
 
 def framed(t: Thread, text: str) -> str:

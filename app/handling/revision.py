@@ -1,4 +1,4 @@
-"""One revision of the App's pull request, for the review loop (jobs/review.py).
+"""One revision of the App's pull request, for the review loop (app/handling/review.py).
 
 The revision starts from the files as they are on the pull request's branch, whoever wrote
 them. `/idp set` values re-render the service with the generators and merge the difference
@@ -19,14 +19,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.agent.planner import args_for
+from app.domain.service import ServiceRequest
+from app.domain.session import Session
 from app.github.forge import Forge, RepoRef
-from app.state import Session
-from jobs.agent_run import fixed_tool_args
-from tools.service import ServiceRequest
+from app.handling.agent_run import fixed_tool_args
 from tools.spec import ToolContext
 
 if TYPE_CHECKING:
-    from jobs.handlers import JobContext
+    from app.handling.context import JobContext
 
 GENERATOR_TOOLS = (
     "apply_template",

@@ -3,7 +3,7 @@
 Used by the webhook router (which commands a comment holds) and by jobs (which answer the
 `CommandError` sentences). Every error names the fix; user text echoed back goes through
 `escape_user_text` so it can neither @-mention people nor break the comment's markdown.
-Values are checked in app/command_values.py and the issue form read in app/issue_form.py;
+Values are checked in app/grammar/values.py and the issue form read in app/grammar/issue_form.py;
 their names are re-exported here, where callers have always found them.
 """
 
@@ -16,17 +16,20 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from app.domain.service import ServiceRequest, suggest_name
+from app.grammar.issue_form import form_sections as form_sections
+from app.grammar.issue_form import is_issue_form as is_issue_form
+from app.grammar.issue_form import parse_issue_form as parse_issue_form
+
 # `X as X`: re-exported, where callers have always found them.
-from app.command_values import SET_ALIASES as SET_ALIASES
-from app.command_values import SET_KEYS as SET_KEYS
-from app.command_values import CommandError as CommandError
-from app.command_values import _did_you_mean, _option_value, _service
-from app.command_values import canonical_set_key as canonical_set_key
-from app.command_values import escape_user_text as escape_user_text
-from app.command_values import validate_set_value as validate_set_value
-from app.issue_form import form_sections as form_sections
-from app.issue_form import is_issue_form as is_issue_form
-from app.issue_form import parse_issue_form as parse_issue_form
+from app.grammar.values import SET_ALIASES as SET_ALIASES
+from app.grammar.values import SET_KEYS as SET_KEYS
+from app.grammar.values import CommandError as CommandError
+from app.grammar.values import _option_value, _service
+from app.grammar.values import canonical_set_key as canonical_set_key
+from app.grammar.values import escape_user_text as escape_user_text
+from app.grammar.values import validate_set_value as validate_set_value
+from app.text.suggest import did_you_mean
 from app.untrusted import (
     MAX_BODY_CHARS,
     MAX_COMMAND_CHARS,
@@ -35,7 +38,6 @@ from app.untrusted import (
     replace_all,
     scrub,
 )
-from tools.service import ServiceRequest, suggest_name
 
 Verb = Literal[
     "help",
@@ -55,7 +57,7 @@ Verb = Literal[
     # not typed by users: the App's pull request was merged (`pull_request.closed`)
     "merged",
     # not typed by users: a review, a review comment or a free-text comment on the App's
-    # pull request (jobs/review.py)
+    # pull request (app/handling/review.py)
     "review",
 ]
 VERBS: tuple[str, ...] = Verb.__args__  # type: ignore[attr-defined]
@@ -227,7 +229,7 @@ def parse_line(line: str) -> Command:
     if parser is None:
         raise CommandError(
             f"{escape_user_text('/idp ' + parts[0])} is not a command."
-            f"{_did_you_mean(verb, USER_VERBS, '/idp ')} "
+            f"{did_you_mean(verb, USER_VERBS, '/idp ')} "
             f"Commands: {', '.join(USER_VERBS)}; `/idp help` explains each.",
             line,
         )
@@ -294,7 +296,7 @@ def _create_service(verb: str, rest: str) -> Command:
         if option not in _OPTIONS:
             raise CommandError(
                 f"`/idp create-service` has no option {escape_user_text(option)}."
-                f"{_did_you_mean(option, list(_OPTIONS))} Valid options: {valid}."
+                f"{did_you_mean(option, list(_OPTIONS))} Valid options: {valid}."
             )
         if not has_value:
             if not args or args[0].startswith("--"):
@@ -327,7 +329,7 @@ def _set(verb: str, rest: str) -> Command:
         if key is None:
             raise CommandError(
                 f"{escape_user_text(raw_key)} is not a key `/idp set` knows."
-                f"{_did_you_mean(raw_key.lower(), SET_KEYS)} Keys: {', '.join(SET_KEYS)}."
+                f"{did_you_mean(raw_key.lower(), SET_KEYS)} Keys: {', '.join(SET_KEYS)}."
             )
         values[key] = validate_set_value(key, value)
     return Command(verb="set", values=values)

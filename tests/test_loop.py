@@ -16,7 +16,8 @@ from app.agent.providers.base import ModelTurn, ToolCall, Usage
 from app.agent.providers.scripted import ScriptedChatModel
 from app.cancel_flag import CancelFlag
 from app.domain.service import ServiceRequest
-from app.state import Session, SessionStore, session_id_for
+from app.domain.session import session_id_for
+from app.state import Session, SessionStore
 from tests.fakes import FakeForge, ServiceTools, install_fake_validator
 from tools.registry import ToolRegistry
 from tools.spec import ToolError

@@ -21,9 +21,9 @@ from tools.render import (
     TEMPLATE_SET_ANNOTATION,
     TEMPLATE_VERSION_ANNOTATION,
     all_combinations,
-    main,
     render_service,
 )
+from tools.render_all import main
 from tools.template_sets import MANIFEST_NAME, TemplateSetError, load_dir, load_files
 from tools.template_sets.check import check_set
 from tools.template_sets.sources import TemplateSetCatalog, parse_sources

@@ -45,9 +45,10 @@ from app.agent.publisher import Publisher
 from app.audit import scrub
 from app.cancel_flag import CancelFlag
 from app.config import Settings
+from app.domain.session import StepRecord
 from app.domain.todo import Task, Todo
 from app.github.forge import Forge, ForgeError, RepoRef
-from app.state import Session, SessionStore, StepRecord
+from app.state import Session, SessionStore
 from app.untrusted import neutralize_mentions
 from tools.registry import ToolRegistry, ToolResult
 from tools.spec import ToolContext, ToolError, ToolSpec

@@ -18,12 +18,13 @@ from app.api.auth import Principal
 from app.api.errors import ApiError
 from app.audit import AuditLog
 from app.config import Settings
+from app.domain.session import session_id_for
 from app.events import EventBus
 from app.github.forge import PERMISSION_RANK
 from app.grammar.commands import Command, Trigger, parse_comment
 from app.handling.cancel import cancel_session
 from app.repo_config import DEFAULT_PERMISSIONS
-from app.state import Session, SessionStore, session_id_for
+from app.state import Session, SessionStore
 from app.untrusted import scrub
 from jobs.queue import enqueue_trigger, job_id_for
 

@@ -75,6 +75,8 @@ def fixed_tool_args(config: RepoConfig, session: Session) -> dict[str, dict[str,
         "open_pull_request": {"draft": config.draft_pull_requests},
     }
     # Generators take the folder template; they fill in {name} themselves.
+    # and render with the repository's template set (the operator's catalog checked it when
+    # the config was read).
     for tool in (
         "generate_k8s_manifests",
         "setup_cicd_pipeline",
@@ -82,7 +84,11 @@ def fixed_tool_args(config: RepoConfig, session: Session) -> dict[str, dict[str,
         "generate_documentation",
         "apply_template",
     ):
-        fixed[tool] = {"base_path": config.manifests_path}
+        fixed[tool] = {
+            "base_path": config.manifests_path,
+            "template_set": config.templates.set,
+            "template_version": config.templates.version,
+        }
     if session.request is not None:
         # Where the base manifests are; the namespace is the operator's (tools/staging.py).
         fixed["deploy_to_staging"] = {

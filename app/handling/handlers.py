@@ -20,6 +20,7 @@ from app.handling.authorize import admit, answer_refusals
 from app.handling.cancel import cancel
 from app.handling.context import JobContext
 from app.repo_config import DEFAULT_PERMISSIONS, load_repo_config
+from tools.template_sets.sources import TemplateSetCatalog
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,8 @@ async def react(ctx: JobContext, content: str) -> None:
 async def load_config(ctx: JobContext) -> None:
     """`.github/idp-copilot.yml` of the repo. An invalid file: the defaults apply and the
     error (which names each bad key) is posted once per distinct error and repository."""
-    result = await load_repo_config(ctx.forge, ctx.repo, ctx.tools())
+    catalog = TemplateSetCatalog.from_settings(ctx.settings)
+    result = await load_repo_config(ctx.forge, ctx.repo, ctx.tools(), catalog)
     ctx.config, ctx.config_error = result.config, result.error
     if result.error is None:
         return

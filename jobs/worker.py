@@ -34,6 +34,7 @@ from rq.utils import now
 from app.config import Settings
 from app.session_line import drain_stranded
 from app.state import connect
+from jobs.preload import preload
 from jobs.queue import queue_for
 from jobs.recovery import requeue_abandoned
 
@@ -249,20 +250,6 @@ def build_worker(settings: Settings, name: str | None = None) -> ObservedWorker:
     )
     worker.app_settings = settings
     return worker
-
-
-def preload(settings: Settings) -> None:
-    """Import what a job runs before the first fork. RQ forks a work horse per job, and a
-    horse of a worker that never imported the job code re-imports ~900 modules: almost half
-    of a create-service workflow's CPU."""
-    import jobs.tasks  # noqa: F401  (the job function and, through it, the agent)
-    from app.agent.providers import factory  # noqa: F401
-    from app.github.factory import make_forge  # noqa: F401
-    from tools.registry import default_registry
-
-    default_registry(settings)  # the built-in tools, their templates and validators
-    if settings.uses_github:
-        from app.github import github_forge  # noqa: F401
 
 
 def run_worker(

@@ -17,12 +17,13 @@ from pathlib import Path
 
 from app.config import Settings
 
-# The githubkit REST calls the forge makes (`github.rest.<namespace>.<method>(`).
-_REST_CALL = re.compile(r"rest\.([a-z_]+)\.(async_[a-z_]+)\(")
+# The githubkit REST calls the forge makes (`….rest(repo).<namespace>.<method>(`); names
+# that are not a REST namespace are skipped.
+_REST_CALL = re.compile(r"\.([a-z_]+)\.(async_[a-z_]+)\(")
 # The models a githubkit method imports when it is called: `from ..models import (A, B)`.
 _MODELS = re.compile(r"from \.\.models import \(([^)]*)\)")
-# Made by githubkit's App auth for every installation token.
-_AUTH_CALLS = {("apps", "async_create_installation_access_token")}
+# githubkit's App auth asks for installation tokens with the latest schema's models.
+_AUTH_MODELS = re.compile(r"from githubkit_schemas\.latest\.models import \(([^)]*)\)")
 
 
 def preload(settings: Settings) -> None:
@@ -52,7 +53,7 @@ def forge_rest_calls() -> set[tuple[str, str]]:
     """The (namespace, method) of every githubkit REST call in app/github, and the App
     auth's."""
     folder = Path(__file__).resolve().parent.parent / "app" / "github"
-    calls = set(_AUTH_CALLS)
+    calls: set[tuple[str, str]] = set()
     for source in folder.glob("*.py"):
         calls.update(_REST_CALL.findall(source.read_text(encoding="utf-8")))
     return calls
@@ -63,6 +64,7 @@ def _import_github_models(settings: Settings) -> None:
     imports each lazily (a module per model group) when a response arrives."""
     import inspect
 
+    import githubkit  # noqa: F401  (before githubkit_schemas, which it sets up)
     from githubkit_schemas.core import VERSIONS
 
     from app.github.auth import api_version
@@ -71,11 +73,23 @@ def _import_github_models(settings: Settings) -> None:
     models = importlib.import_module(f"{package}.models")
     names: set[str] = set()
     for namespace, method in forge_rest_calls():
-        module = importlib.import_module(f"{package}.rest.{namespace}")
-        client = next(
-            c for n, c in vars(module).items() if n.endswith("Client") and hasattr(c, method)
-        )
-        for block in _MODELS.findall(inspect.getsource(getattr(client, method))):
-            names.update(n.strip() for n in block.split(",") if n.strip())
+        try:
+            module = importlib.import_module(f"{package}.rest.{namespace}")
+        except ModuleNotFoundError:
+            continue  # `.<name>.async_…(` that is not a githubkit REST call
+        clients = [c for n, c in vars(module).items() if n.endswith("Client")]
+        for client in clients:
+            if hasattr(client, method):
+                source = inspect.getsource(getattr(client, method))
+                names.update(_names(_MODELS.findall(source)))
     for name in sorted(names):
         getattr(models, name)
+    import githubkit.auth.app
+    from githubkit_schemas.latest import models as latest
+
+    for name in sorted(_names(_AUTH_MODELS.findall(inspect.getsource(githubkit.auth.app)))):
+        getattr(latest, name)
+
+
+def _names(blocks: list[str]) -> set[str]:
+    return {n.strip() for block in blocks for n in block.split(",") if n.strip()}

@@ -52,10 +52,11 @@ class Settings(BaseSettings):
         description="Seconds a delivery id is remembered; GitHub redeliveries can come days later.",
     )
     lock_ttl: int = Field(
-        30,
+        10,
         validation_alias=_env("IDP_LOCK_TTL"),
         description="Seconds a session lock lives without renewal, so a dead worker frees it "
-        "(a running job renews it every third of this).",
+        "(a running job renews it every third of this); with the 8 s heartbeat limit of "
+        "jobs/worker.py it bounds recovery after a crash.",
     )
 
     github_app_id: str | None = Field(None, validation_alias=_env("GITHUB_APP_ID"))

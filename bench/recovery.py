@@ -3,7 +3,8 @@
 A real `idp-copilot worker` runs `/idp create-service …` against a GitHub stand-in on
 loopback; while GitHub is answering the pull-request call, the worker, its work horse and its
 scheduler get SIGKILL (a lost node, an OOM-killed pod). A new worker starts at once. The
-figure is the time from the kill to the end of the job on the new worker; each round also
+figure is the time from the kill to the end of the job on the new worker (or of the
+continuation it left, when it found the dead run's session lock still held); each round also
 checks that the workflow finished exactly once (one todo comment, one branch, one commit,
 one pull request) and exits with status 1 otherwise.
 """
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"round {round_}: not recovered: {str(exc)[:2000]}")
                 failed = True
                 continue
-            status = recovery.job.get_status(refresh=True)
+            status = recovery.last.get_status(refresh=True)  # the job that ended it
             wrong = exactly_once(standin)
             print(
                 f"round {round_}: recovered in {recovery.seconds:.1f} s "

@@ -118,6 +118,9 @@ def run_workers(
                 start_new_session=True,
             )  # fmt: skip
         running[process.pid] = process
+    # A profiled worker runs under py-spy, which must outlive it to write its profile: the
+    # worker, py-spy's child, gets the SIGTERM, and py-spy ends with it.
+    profiled = {p for p, c in zip(running, commands, strict=True) if c[0].endswith("py-spy")}
     deadline = time.monotonic() + timeout
     try:
         while running:
@@ -126,7 +129,9 @@ def run_workers(
             if stop is not None and stop.is_set():
                 stop = None  # once
                 for pid in running:
-                    os.kill(pid, signal.SIGTERM)
+                    for target in _children(pid) if pid in profiled else [pid]:
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(target, signal.SIGTERM)
             if running and time.monotonic() > deadline:
                 watched.timed_out = True
                 for pid in running:
@@ -150,6 +155,18 @@ def _reap(running: dict[int, subprocess.Popen], watched: Watched) -> None:
             memory = watched.memory
             memory.largest_process = max(memory.largest_process, usage.ru_maxrss)
             del running[pid]
+
+
+def _children(parent: int) -> list[int]:
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == parent:
+            children.append(int(stat.parent.name))
+    return children
 
 
 def kill_session(leader: int) -> None:

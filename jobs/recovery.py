@@ -1,4 +1,4 @@
-"""Runs whose worker died (SIGKILL, OOM, a lost node) go back on the queue within a minute.
+"""Runs whose worker died (SIGKILL, OOM, a lost node) go back on the queue within ~10 s.
 
 RQ counts a job as abandoned once its execution's heartbeat TTL has run out (the
 monitoring interval + 60 s) and then retries it through the scheduler after the job's first

@@ -24,27 +24,33 @@ import os
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import IO, Any
 
 from rq import Worker
+from rq.utils import now
 
 from app.config import Settings
 from app.session_line import drain_stranded
 from app.state import connect
+from jobs.preload import preload
 from jobs.queue import queue_for
 from jobs.recovery import requeue_abandoned
 
 log = logging.getLogger(__name__)
 
-# RQ notices jobs abandoned by a killed worker only during maintenance (default every
-# 600 s); a shorter interval, with jobs/recovery.py, gets a crashed run going again within
-# about a minute (bench/recovery.py measures it).
+# RQ's own maintenance (registry clean-up, the scheduler check) every 30 s.
 MAINTENANCE_INTERVAL = 30
-# How often a worker renews the heartbeat of the job it runs; a job whose heartbeat is
-# three renewals old has lost its worker and goes back on the queue.
-JOB_MONITORING_INTERVAL = 10
-ABANDONED_AFTER = 3 * JOB_MONITORING_INTERVAL
+# The recovery pass (jobs/recovery.py: jobs of dead workers back on the queue, stranded
+# session lines drained) runs more often: every few seconds, at each wake-up of an idle
+# worker's blocking dequeue, which returns at least this often.
+RECOVERY_INTERVAL = 2
+# How often a worker renews the heartbeat of the job it runs; a job whose heartbeat is four
+# renewals old has lost its worker and goes back on the queue. A slow job is not affected:
+# its worker process, not the job, beats (it only waits for the work horse).
+JOB_MONITORING_INTERVAL = 2
+ABANDONED_AFTER = 4 * JOB_MONITORING_INTERVAL
 # How often a worker that did not get IDP_METRICS_PORT tries again to serve it.
 EXPORTER_RETRY_SECONDS = 30.0
 LOCK_FILE = ".workers.lock"
@@ -194,13 +200,29 @@ class ObservedWorker(Worker):
     metrics_dir: Path | None = None
     app_settings: Settings | None = None
 
+    # When RQ's own maintenance last ran; RQ's `maintenance_interval` is the recovery pass's.
+    rq_maintained_at: float | None = None
+
+    @property
+    def dequeue_timeout(self) -> int:
+        # An idle worker's blocking dequeue returns this often, and each return may run the
+        # recovery pass; RQ's default (worker_ttl - 15 s) would make that every 405 s.
+        return RECOVERY_INTERVAL
+
     def run_maintenance_tasks(self) -> None:
+        """The recovery pass every `maintenance_interval` (RECOVERY_INTERVAL); RQ's own
+        maintenance only every MAINTENANCE_INTERVAL."""
         for queue in self.queues:
             requeue_abandoned(queue, stale_after=ABANDONED_AFTER)
         if self.app_settings is not None:
             # Sessions whose holder died: the next job in their line runs (jobs/session_line.py).
             drain_stranded(self.connection, self.app_settings)
-        super().run_maintenance_tasks()
+        clock = time.monotonic()
+        if self.rq_maintained_at is None or clock - self.rq_maintained_at >= MAINTENANCE_INTERVAL:
+            self.rq_maintained_at = clock
+            super().run_maintenance_tasks()  # sets last_cleaned_at
+        else:
+            self.last_cleaned_at = now()  # RQ's timer: the next pass comes in RECOVERY_INTERVAL
 
     def monitor_work_horse(self, job: Any, queue: Any, execution: Any) -> None:
         horse = self.horse_pid
@@ -220,28 +242,14 @@ def build_worker(settings: Settings, name: str | None = None) -> ObservedWorker:
         [queue],
         connection=connection,
         name=name,
-        maintenance_interval=MAINTENANCE_INTERVAL,
+        maintenance_interval=RECOVERY_INTERVAL,
         job_monitoring_interval=JOB_MONITORING_INTERVAL,
-        # An idle worker runs maintenance only when its blocking dequeue returns, which is
-        # every worker_ttl - 15 s (RQ's default: 405 s): keep that to the maintenance interval.
+        # The worker's own key lives this long between beats (an idle worker beats at every
+        # dequeue return, a busy one every JOB_MONITORING_INTERVAL).
         worker_ttl=MAINTENANCE_INTERVAL + 15,
     )
     worker.app_settings = settings
     return worker
-
-
-def preload(settings: Settings) -> None:
-    """Import what a job runs before the first fork. RQ forks a work horse per job, and a
-    horse of a worker that never imported the job code re-imports ~900 modules: almost half
-    of a create-service workflow's CPU."""
-    import jobs.tasks  # noqa: F401  (the job function and, through it, the agent)
-    from app.agent.providers import factory  # noqa: F401
-    from app.github.factory import make_forge  # noqa: F401
-    from tools.registry import default_registry
-
-    default_registry(settings)  # the built-in tools, their templates and validators
-    if settings.uses_github:
-        from app.github import github_forge  # noqa: F401
 
 
 def run_worker(

@@ -200,6 +200,9 @@ class Recovery:
 
     seconds: float
     job: Job
+    # The job that ended the workflow: `job`, or the continuation it left when the new run
+    # found the dead run's session lock still held and joined the session's line.
+    last: Job
 
 
 def kill_mid_run_and_recover(
@@ -228,13 +231,18 @@ def kill_mid_run_and_recover(
         hold.release()
         second = WorkerProcess(env, f"second-{uuid.uuid4().hex[:6]}", folder / "second.log")
         ended = (JobStatus.FINISHED, JobStatus.FAILED)
-        wait_for(
-            lambda: job.get_status(refresh=True) in ended,
-            timeout,
-            every=0.1,
-            what=f"the killed run to be recovered; the new worker's log:\n{second.tail()}",
-        )
-        return Recovery(time.monotonic() - killed, job)
+        last = job
+        while True:
+            wait_for(
+                lambda job=last: job.get_status(refresh=True) in ended,
+                timeout,
+                every=0.1,
+                what=f"the killed run to be recovered; the new worker's log:\n{second.tail()}",
+            )
+            result = last.return_value(refresh=True)
+            if not (isinstance(result, dict) and "deferred" in result):
+                return Recovery(time.monotonic() - killed, job, last)
+            last = Job.fetch(result["deferred"], connection=connection)
     finally:
         first.stop()
         if second is not None:

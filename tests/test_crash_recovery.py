@@ -14,7 +14,9 @@ import uuid
 import pytest
 import redis as redis_lib
 from rq import Queue, Retry, Worker
+from rq.executions import Execution
 from rq.job import Job, JobStatus
+from rq.utils import now as utc_now
 from starlette.testclient import TestClient
 
 from app.domain.todo import marker
@@ -22,6 +24,7 @@ from app.state import SessionStore
 from app.web import WEBHOOK_PATH, create_app
 from jobs.queue import job_id_for, queue_for, retry_policy
 from jobs.recovery import requeue_abandoned
+from jobs.worker import ABANDONED_AFTER, RECOVERY_INTERVAL, ObservedWorker, build_worker
 from tests import payloads
 from tests.conftest import TEST_REDIS_URL, WEBHOOK_SECRET
 from tests.processes import (
@@ -43,7 +46,7 @@ def _posts(github, suffix: str) -> int:
 # -- a worker killed mid-run ---------------------------------------------------------------
 
 
-@pytest.mark.slow  # real worker processes; waits for a maintenance pass (30 s) to notice
+@pytest.mark.slow  # real worker processes; waits for the dead worker's heartbeat limit (8 s)
 def test_a_worker_killed_mid_run_is_recovered_and_the_workflow_finishes_exactly_once(
     standin, redis_conn, tmp_path
 ):
@@ -120,6 +123,59 @@ def test_a_job_out_of_retries_is_left_for_rq_to_record_as_failed(redis_conn):
 
     assert queue.job_ids == []
     assert queue.started_job_registry.get_job_ids(cleanup=False) == [job.id]
+
+
+def _silenced(queue: Queue, job: Job) -> None:
+    """Date the heartbeat of `job`'s execution back past the limit, as if its worker had
+    stopped beating ABANDONED_AFTER + 1 s ago."""
+    ((job_id, execution_id),) = queue.started_job_registry.get_job_and_execution_ids(cleanup=False)
+    assert job_id == job.id
+    execution = Execution.fetch(execution_id, job_id, queue.connection)
+    stale = time.time() - ABANDONED_AFTER - 1
+    queue.connection.hset(execution.key, "last_heartbeat", stale)
+
+
+def test_every_maintenance_wake_up_runs_the_recovery_pass_and_rq_cleans_up_less_often(
+    redis_conn, monkeypatch
+):
+    """What bounds recovery: an idle worker's dequeue returns every RECOVERY_INTERVAL, each
+    return runs the recovery pass (a job silent for ABANDONED_AFTER goes back on the queue),
+    while RQ's heavier maintenance keeps its own, longer cadence."""
+    queue = Queue(f"q{uuid.uuid4().hex[:6]}", connection=redis_conn)
+    worker = ObservedWorker([queue], connection=redis_conn, maintenance_interval=RECOVERY_INTERVAL)
+    cleaned: list[str] = []
+
+    def rq_maintenance(self: Worker) -> None:  # what RQ's does to the worker: it stamps the time
+        cleaned.append(self.name)
+        self.last_cleaned_at = utc_now()
+
+    monkeypatch.setattr(Worker, "run_maintenance_tasks", rq_maintenance)
+    assert worker.dequeue_timeout == RECOVERY_INTERVAL and worker.should_run_maintenance_tasks
+
+    first = _started_by_a_worker_that_dies(queue)
+    _silenced(queue, first)
+    worker.run_maintenance_tasks()
+    assert queue.job_ids == [first.id] and cleaned.count(worker.name) == 1
+    assert not worker.should_run_maintenance_tasks  # the next pass waits for the next wake-up
+
+    queue.empty()
+    second = _started_by_a_worker_that_dies(queue)
+    worker.run_maintenance_tasks()  # its heartbeat is fresh: a live worker's job stays
+    assert queue.job_ids == []
+    _silenced(queue, second)
+    worker.run_maintenance_tasks()
+    assert queue.job_ids == [second.id]
+    assert cleaned.count(worker.name) == 1  # RQ's own maintenance: once, not at every pass
+
+
+def test_a_live_worker_beats_several_times_within_the_limit(redis_conn, tmp_path):
+    """A slow job is not taken for a dead one: the worker that runs it renews its heartbeat
+    every job_monitoring_interval, at least three times within ABANDONED_AFTER, and its
+    pass over the queue comes sooner than the limit."""
+    settings = settings_of(app_environment(TEST_REDIS_URL, "http://127.0.0.1:9", tmp_path))
+    worker = build_worker(settings, name=f"w{uuid.uuid4().hex[:6]}")
+    assert worker.job_monitoring_interval * 3 <= ABANDONED_AFTER
+    assert worker.maintenance_interval == RECOVERY_INTERVAL < ABANDONED_AFTER
 
 
 def fails_on_the_first_try(key: str) -> str:

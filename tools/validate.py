@@ -25,6 +25,7 @@ import kubernetes_validate
 import yaml
 from pydantic import BaseModel, computed_field
 
+from tools import validate_k8s
 from tools.validate_consistency import check_consistency
 from tools.validate_schemas import SCHEMAS
 from tools.validate_zizmor import run_zizmor
@@ -165,7 +166,7 @@ def check_kubernetes(inputs: Inputs) -> tuple[int, list[Finding]]:
             continue
         checked.add(path)
         try:
-            kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+            validate_k8s.validate(obj, strict=True)  # the library's checks, schemas cached
         except kubernetes_validate.ValidationError as exc:
             where = ".".join(str(p) for p in exc.path) or "(top level)"
             message = f"{_describe(obj)}: {where}: {exc.message} (Kubernetes {exc.version})"

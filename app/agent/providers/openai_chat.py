@@ -98,38 +98,23 @@ class OpenAIChat:
     async def _send(self, request: dict[str, Any]) -> ModelTurn:
         try:
             completion = await self.client.chat.completions.create(**request)
-        except openai.APIStatusError as exc:
-            raise self._status_error(exc) from None
-        except openai.APITimeoutError:
-            raise ProviderError(
-                f"{self._label} did not answer within the request timeout (IDP_LLM_TIMEOUT) "
-                f"after {self.max_retries} retries; try again later."
-            ) from None
-        except openai.APIConnectionError:
-            raise ProviderError(
-                f"{self._label} could not be reached at {host_of(self.base_url)} after "
-                f"{self.max_retries} retries; check OPENAI_BASE_URL and the network."
-            ) from None
         except openai.OpenAIError as exc:
-            raise ProviderError(
-                f"{self._label} request failed: {redact(str(exc), self._key)}"
-            ) from None
+            where = (self.base_url, "OPENAI_BASE_URL")
+            hints, retries = self._hints(), self.max_retries
+            raise sdk_error(exc, openai, self._label, where, hints, retries, self._key) from None
         return parse_completion(completion)
 
     async def aclose(self) -> None:
         """Close the HTTP connections (worker shutdown)."""
         await self.client.close()
 
-    def _status_error(self, exc: openai.APIStatusError) -> ProviderError:
-        hints = {
+    def _hints(self) -> dict[int, str]:
+        return {
             401: "the API key was rejected: check OPENAI_API_KEY",
             403: f"access denied: check that the key may use model {self.model}",
             404: f"model {self.model} was not found: check OPENAI_MODEL and OPENAI_BASE_URL",
             429: "rate limited or out of quota",
         }
-        return status_error(
-            self._label, exc.status_code, exc.body, hints, self.max_retries, self._key
-        )
 
 
 def to_openai_messages(system: str, messages: Sequence[Message]) -> list[dict[str, Any]]:
@@ -198,6 +183,35 @@ def parse_completion(completion: Any) -> ModelTurn:
         ),
         stop_reason=choice.finish_reason,
     )
+
+
+def sdk_error(
+    exc: Exception,
+    sdk: Any,
+    label: str,
+    where: tuple[str, str],
+    hints: dict[int, str],
+    retries: int,
+    key: str | None,
+) -> ProviderError:
+    """The sentence for an error the OpenAI or Anthropic SDK raised after its retries: both
+    SDKs name their error classes alike (`sdk` is the module), so one wording serves both.
+    `where` is the base URL and the variable that sets it."""
+    base_url, base_url_var = where
+    if isinstance(exc, sdk.APIStatusError):
+        return status_error(label, exc.status_code, exc.body, hints, retries, key)
+    # A timeout is a kind of connection error in both SDKs: ask about it first.
+    if isinstance(exc, sdk.APITimeoutError):
+        return ProviderError(
+            f"{label} did not answer within the request timeout (IDP_LLM_TIMEOUT) "
+            f"after {retries} retries; try again later."
+        )
+    if isinstance(exc, sdk.APIConnectionError):
+        return ProviderError(
+            f"{label} could not be reached at {host_of(base_url)} after "
+            f"{retries} retries; check {base_url_var} and the network."
+        )
+    return ProviderError(f"{label} request failed: {redact(str(exc), key)}")
 
 
 def status_error(

@@ -17,7 +17,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from app.config_yaml import load_bounded
-from app.domain.service import LANGUAGE_RE, NAME_RE, ServiceType, suggest_name
+from app.domain.service import (
+    LANGUAGE_RE,
+    TEAM_RULE,
+    ServiceType,
+    checked_name,
+)
 from app.github.forge import PERMISSION_RANK, Forge, ForgeError, RepoRef, validate_path
 from app.grammar.commands import Verb
 from app.repo_config_errors import CONFIG_PATH as CONFIG_PATH
@@ -100,11 +105,7 @@ class Defaults(_Strict):
     @field_validator("team")
     @classmethod
     def _team(cls, value: str) -> str:
-        if not NAME_RE.fullmatch(value):
-            raise ValueError(
-                f"a team name follows the service-name rule: try '{suggest_name(value)}'"
-            )
-        return value
+        return checked_name(value, TEAM_RULE)
 
 
 class StagingConfig(_Strict):

@@ -17,7 +17,7 @@ import anthropic
 from anthropic import AsyncAnthropic
 
 from app.agent.providers.base import Message, ModelTurn, ToolCall, Usage
-from app.agent.providers.openai_chat import MAX_RETRIES, host_of, sdk_error
+from app.agent.providers.openai_chat import MAX_RETRIES, SdkProvider, host_of
 from app.config import Settings
 from app.telemetry import observe_llm
 from tools.spec import ToolSpec, to_anthropic_tool
@@ -27,10 +27,12 @@ DEFAULT_BASE_URL = "https://api.anthropic.com"
 MAX_TOKENS = 4096
 
 
-class AnthropicChat:
+class AnthropicChat(SdkProvider):
     """Messages API with tools, for the agent loop. One instance per worker is enough."""
 
     name = "anthropic"
+    sdk, env = anthropic, "ANTHROPIC"
+    extra_hints = {429: "rate limited", 529: "the API is overloaded"}
 
     def __init__(
         self,
@@ -86,23 +88,8 @@ class AnthropicChat:
         try:
             message = await self.client.messages.create(**request)
         except anthropic.AnthropicError as exc:
-            where = (self.base_url, "ANTHROPIC_BASE_URL")
-            hints, retries = self._hints(), self.max_retries
-            raise sdk_error(exc, anthropic, self._label, where, hints, retries, self._key) from None
+            raise self._failure(exc) from None
         return parse_message(message)
-
-    async def aclose(self) -> None:
-        """Close the HTTP connections (worker shutdown)."""
-        await self.client.close()
-
-    def _hints(self) -> dict[int, str]:
-        return {
-            401: "the API key was rejected: check ANTHROPIC_API_KEY",
-            403: f"access denied: check that the key may use model {self.model}",
-            404: f"model {self.model} was not found: check ANTHROPIC_MODEL and ANTHROPIC_BASE_URL",
-            429: "rate limited",
-            529: "the API is overloaded",
-        }
 
 
 def to_anthropic_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -10,13 +9,11 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.config_tokens import names_given_twice, parse_operator_tokens, split_webhook_secrets
+
 
 def _env(*names: str) -> AliasChoices:
     return AliasChoices(*names)
-
-
-# An operator token's name (`IDP_API_TOKENS=name:token,…`): what the audit log shows.
-_TOKEN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 class ConfigError(Exception):
@@ -319,8 +316,7 @@ class Settings(BaseSettings):
     def _check_key_sources(self) -> Settings:
         if self.github_app_private_key and self.github_app_private_key_path:
             raise ValueError("set GITHUB_APP_PRIVATE_KEY or GITHUB_APP_PRIVATE_KEY_PATH, not both")
-        names = [name for name, _ in self.named_operator_tokens]
-        twice = sorted({n for n in names if names.count(n) > 1})
+        twice = names_given_twice(self.named_operator_tokens)
         if twice:
             raise ValueError(
                 f"IDP_API_TOKENS names {', '.join(twice)} more than once: give each token "
@@ -333,27 +329,14 @@ class Settings(BaseSettings):
         """Every configured webhook secret; empty when none is set."""
         if self.github_webhook_secret is None:
             return []
-        raw = self.github_webhook_secret.get_secret_value()
-        return [s.strip().encode() for s in raw.split(",") if s.strip()]
+        return split_webhook_secrets(self.github_webhook_secret.get_secret_value())
 
     @cached_property
     def named_operator_tokens(self) -> list[tuple[str, str]]:
-        """(name, token) of each IDP_API_TOKENS entry: `name:token`, or a bare token, named
-        `operator` (the first) and `operator-N` (the Nth bare one)."""
+        """(name, token) of each IDP_API_TOKENS entry (see `parse_operator_tokens`)."""
         if self.api_tokens is None:
             return []
-        named: list[tuple[str, str]] = []
-        bare = 0
-        for entry in (e.strip() for e in self.api_tokens.get_secret_value().split(",")):
-            if not entry:
-                continue
-            name, sep, token = entry.partition(":")
-            if sep and _TOKEN_NAME.fullmatch(name.strip()) and token.strip():
-                named.append((name.strip(), token.strip()))
-                continue
-            bare += 1
-            named.append(("operator" if bare == 1 else f"operator-{bare}", entry))
-        return named
+        return parse_operator_tokens(self.api_tokens.get_secret_value())
 
     @cached_property
     def operator_tokens(self) -> list[str]:

@@ -9,7 +9,6 @@ sentence for a comment that names each bad key, its line and the fix.
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -18,9 +17,24 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from app.config_yaml import load_bounded
-from app.domain.service import LANGUAGE_RE, NAME_RE, ServiceType, suggest_name
+from app.domain.service import (
+    LANGUAGE_RE,
+    TEAM_RULE,
+    ServiceType,
+    checked_name,
+)
 from app.github.forge import PERMISSION_RANK, Forge, ForgeError, RepoRef, validate_path
 from app.grammar.commands import Verb
+from app.repo_config_errors import CONFIG_PATH as CONFIG_PATH
+from app.repo_config_errors import (
+    code_span,
+    dotted_path,
+    error_text,
+    expected_options,
+    kind_of,
+    line_of,
+    show_value,
+)
 from app.repo_config_example import EXAMPLE_CONFIG as EXAMPLE_CONFIG
 from app.repo_config_example import render_example_config as render_example_config
 from app.text.suggest import did_you_mean
@@ -32,7 +46,6 @@ if TYPE_CHECKING:
     from tools.registry import ToolRegistry
     from tools.template_sets.sources import TemplateSetCatalog
 
-CONFIG_PATH = ".github/idp-copilot.yml"
 MAX_CONFIG_BYTES = 64 * 1024
 # Problems named in one error comment; a file with hundreds names the first ones and counts
 # the rest (each is located by a walk of the file, and a comment holds 65,536 characters).
@@ -84,7 +97,7 @@ class Defaults(_Strict):
         # Which languages exist is the template set's to say; the file only needs a word.
         if value is not None and not LANGUAGE_RE.fullmatch(value):
             raise ValueError(
-                f"{_show(value)} is not a language name such as python, go, node or java "
+                f"{show_value(value)} is not a language name such as python, go, node or java "
                 "(or one of the template set's)"
             )
         return value
@@ -92,11 +105,7 @@ class Defaults(_Strict):
     @field_validator("team")
     @classmethod
     def _team(cls, value: str) -> str:
-        if not NAME_RE.fullmatch(value):
-            raise ValueError(
-                f"a team name follows the service-name rule: try '{suggest_name(value)}'"
-            )
-        return value
+        return checked_name(value, TEAM_RULE)
 
 
 class StagingConfig(_Strict):
@@ -128,14 +137,14 @@ class TemplatesConfig(_Strict):
     @classmethod
     def _set(cls, value: str) -> str:
         if not SET_NAME_RE.fullmatch(value):
-            raise ValueError(f"{_show(value)} is not a template set name such as `builtin`")
+            raise ValueError(f"{show_value(value)} is not a template set name such as `builtin`")
         return value
 
     @field_validator("version")
     @classmethod
     def _version(cls, value: str | None) -> str | None:
         if value is not None and not VERSION_RE.fullmatch(value):
-            raise ValueError(f'{_show(value)} is not a version such as "2.1.0" (quote it)')
+            raise ValueError(f'{show_value(value)} is not a version such as "2.1.0" (quote it)')
         return value
 
 
@@ -234,9 +243,9 @@ async def load_repo_config(
             key, sentence = problem
             loc = ("templates", key)
             # The sentence may quote a set's files: a code span keeps it inert.
-            message = f"{_code(f'templates.{key}')}: {_code(sentence[:600])}"
-            line = _line_of(yaml.compose(text, Loader=yaml.SafeLoader), loc)
-            config, error = None, _error_text([f"line {line}: {message}" if line else message])
+            message = f"{code_span(f'templates.{key}')}: {code_span(sentence[:600])}"
+            line = line_of(yaml.compose(text, Loader=yaml.SafeLoader), loc)
+            config, error = None, error_text([f"line {line}: {message}" if line else message])
     return RepoConfigResult(config or RepoConfig(), found=True, error=error)
 
 
@@ -246,23 +255,23 @@ def parse_repo_config(
     """`text` as a `RepoConfig`, or None and the error sentence (see `load_repo_config`)."""
     text = scrub(text)
     if len(text.encode()) > MAX_CONFIG_BYTES:
-        return None, _error_text([f"the file is larger than {MAX_CONFIG_BYTES // 1024} KiB"])
+        return None, error_text([f"the file is larger than {MAX_CONFIG_BYTES // 1024} KiB"])
     try:
         data, root, too_deep = load_bounded(text)
         if too_deep is not None:
-            return None, _error_text([too_deep])
+            return None, error_text([too_deep])
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or "it cannot be parsed"
-        return None, _error_text([f"it is not valid YAML ({where}{_code(problem)})"])
+        return None, error_text([f"it is not valid YAML ({where}{code_span(problem)})"])
     if data is None:
         return RepoConfig(), None
     if not isinstance(data, dict):
-        return None, _error_text(
+        return None, error_text(
             [
                 f"line 1: the file must be a mapping such as `manifests_path: services/{{name}}`, "
-                f"not {_kind(data)}"
+                f"not {kind_of(data)}"
             ]
         )
     try:
@@ -274,11 +283,11 @@ def parse_repo_config(
         if not problems:
             return config, None
     more = len(problems) - MAX_PROBLEMS
-    located = sorted((_line_of(root, loc) or 0, msg) for loc, msg in problems[:MAX_PROBLEMS])
+    located = sorted((line_of(root, loc) or 0, msg) for loc, msg in problems[:MAX_PROBLEMS])
     shown = [f"line {line}: {msg}" if line else msg for line, msg in located]
     if more > 0:
         shown.append(f"and {more} more problems like these")
-    return None, _error_text(shown)
+    return None, error_text(shown)
 
 
 # -- checks beyond the schema --------------------------------------------------------------
@@ -296,8 +305,9 @@ def _policy_problems(
             problems.append(
                 (
                     ("permissions", verb),
-                    f"{_code(f'permissions.{verb}: {level!r} is below the default {default}')}. "
-                    f"The file may only make a command stricter: use {default} or above",
+                    code_span(f"permissions.{verb}: {level!r} is below the default {default}")
+                    + ". "
+                    + f"The file may only make a command stricter: use {default} or above",
                 )
             )
     if registry is not None:
@@ -310,7 +320,8 @@ def _policy_problems(
                 problems.append(
                     (
                         (field, i),
-                        f"{_code(f'{field}[{i}]: {_show(name)}')} is not a known tool; {hint}",
+                        code_span(f"{field}[{i}]: {show_value(name)}")
+                        + f" is not a known tool; {hint}",
                     )
                 )
     return problems
@@ -329,29 +340,31 @@ def _problem(err: Any) -> Problem:
     loc, kind, value = tuple(err["loc"]), err["type"], err.get("input")
     if kind == "literal_error" and loc[-1] == "[key]":
         loc = loc[:-1]
-        options = _options(err)
+        options = expected_options(err)
         hint = did_you_mean(str(value), options, after=";") or f"commands: {', '.join(options)}"
-        return loc, f"{_code(f'{_dotted(loc)}: not a command')}; {hint}"
+        return loc, f"{code_span(f'{dotted_path(loc)}: not a command')}; {hint}"
     if kind == "literal_error":
-        options = ", ".join(_options(err))
-        return loc, f"{_code(f'{_dotted(loc)}: {_show(value)} is not one of {options}')}"
+        options = ", ".join(expected_options(err))
+        return (
+            loc,
+            f"{code_span(f'{dotted_path(loc)}: {show_value(value)} is not one of {options}')}",
+        )
     if kind == "extra_forbidden" and tuple(loc) in _MOVED_KEYS:
-        return loc, f"{_code(f'{_dotted(loc)}: no longer a key')}; {_MOVED_KEYS[tuple(loc)]}"
+        return (
+            loc,
+            f"{code_span(f'{dotted_path(loc)}: no longer a key')}; {_MOVED_KEYS[tuple(loc)]}",
+        )
     if kind == "extra_forbidden":
         known = _fields_at(loc[:-1])
         hint = did_you_mean(str(loc[-1]), known, after=";") or (
             f"known keys here: {', '.join(known)}; remove it or fix its spelling"
         )
-        return loc, f"{_code(f'{_dotted(loc)}: not a known key')}; {hint}"
+        return loc, f"{code_span(f'{dotted_path(loc)}: not a known key')}; {hint}"
     message = str(err["msg"]).removeprefix("Value error, ")
     message = message[:1].lower() + message[1:]
     if kind == "string_pattern_mismatch" and loc == ("agent_system",):
         message = "must be a name of lower-case letters, digits, '-' and '_'"
-    return loc, f"{_code(f'{_dotted(loc)}: {message}')}"
-
-
-def _options(err: Any) -> list[str]:
-    return re.findall(r"'([^']*)'", str(err.get("ctx", {}).get("expected", "")))
+    return loc, f"{code_span(f'{dotted_path(loc)}: {message}')}"
 
 
 def _fields_at(loc: Sequence[Any]) -> list[str]:
@@ -363,58 +376,3 @@ def _fields_at(loc: Sequence[Any]) -> list[str]:
             return []
         model = annotation
     return list(model.model_fields)
-
-
-def _line_of(node: yaml.Node | None, loc: Sequence[Any]) -> int | None:
-    """The 1-based line of the YAML node at `loc` (a key's own line for a bad key)."""
-    line = node.start_mark.line + 1 if node is not None else None
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                if str(key.value) == str(part):
-                    line, node = key.start_mark.line + 1, value
-                    break
-            else:
-                return line
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if part >= len(node.value):
-                return line
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            return line
-    return line
-
-
-def _error_text(problems: list[str]) -> str:
-    lines = "\n".join(f"- {p}" if p.endswith(("?", ".")) else f"- {p}." for p in problems)
-    return (
-        f"`{CONFIG_PATH}` is not valid, so this repository uses the default settings until it "
-        f"is fixed:\n\n{lines}\n\nFix it on the default branch; `idp-copilot init-repo` prints "
-        "a commented example."
-    )
-
-
-def _dotted(loc: Sequence[Any]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _show(value: Any) -> str:
-    """A value from the file, quoted for a code span: one line, no backticks, shortened."""
-    if isinstance(value, dict | list):
-        return _kind(value)
-    flat = " ".join(str(value).replace("`", "'").split())
-    flat = flat if len(flat) <= 60 else flat[:59] + "…"
-    return f"'{flat}'" if isinstance(value, str) else flat
-
-
-def _code(text: str) -> str:
-    # A code span keeps file content inert: no @-mentions, no markdown.
-    return "`" + " ".join(text.replace("`", "'").split()) + "`"
-
-
-def _kind(value: Any) -> str:
-    return {dict: "a mapping", list: "a list"}.get(type(value), f"a {type(value).__name__}")

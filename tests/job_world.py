@@ -21,7 +21,7 @@ from app.config import Settings
 from app.domain.service import ServiceRequest
 from app.domain.session import Session, session_id_for
 from app.domain.todo import MARKER_PREFIX
-from app.grammar.commands import Trigger
+from app.grammar.commands import Command, Trigger
 from app.state import SessionStore
 from app.webhooks import Ignored, route
 from jobs.tasks import run_parsed
@@ -136,6 +136,19 @@ class Generators:
                 ),
             ),
         ]
+
+
+def comment_trigger(delivery: str, number: int, verb: str, pr: bool = False) -> Trigger:
+    """Alice's one-command comment on acme/web#`number` (a pull request when `pr`)."""
+    return Trigger(
+        delivery_id=delivery,
+        event="issue_comment",
+        repo="acme/web",
+        number=number,
+        sender="alice",
+        is_pull_request=pr,
+        commands=[Command(verb=verb)],
+    )
 
 
 def registry(generators: Generators) -> ToolRegistry:

@@ -7,16 +7,12 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from bench import candidates_redis
 from tests.conftest import TEST_REDIS_URL
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.processes import run_module
 
 
 def test_the_decoding_candidates_read_the_same_fields_and_print_a_figure_each(capsys):
@@ -43,14 +39,7 @@ def test_the_asgi_server_candidates_both_serve_the_app(redis_conn):
     pytest.importorskip("granian", reason="needs granian: pip install -e '.[bench]'")
     argv = ["--requests", "100", "--warmup", "20", "--rounds", "1"]
     argv += ["--redis-url", TEST_REDIS_URL]
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.candidates_http", *argv],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    done = run_module("bench.candidates_http", *argv)
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
     for name in ("uvicorn", "granian"):
         assert re.search(rf"^{name}: +\d+ requests/s", done.stdout, re.MULTILINE), done.stdout

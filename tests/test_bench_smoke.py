@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from rq import Queue
@@ -18,8 +15,8 @@ from rq.job import Job
 from bench import probot_peer
 from bench.ingest import QUEUE
 from tests.conftest import TEST_REDIS_URL
+from tests.processes import run_module
 
-ROOT = Path(__file__).resolve().parents[1]
 FIGURES = r"(\d+) requests/s, p50 [\d.]+ ms, p95 [\d.]+ ms, p99 [\d.]+ ms"
 
 pytestmark = pytest.mark.skipif(
@@ -32,14 +29,7 @@ def test_ingest_benchmark_prints_both_figures_and_queues_every_accepted_delivery
     argv += ["--redis-url", TEST_REDIS_URL, "--keep-queue"]
     with_probot = probot_peer.missing() is None
     argv += [] if with_probot else ["--no-probot"]
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.ingest", *argv],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    done = run_module("bench.ingest", *argv)
     out = done.stdout
     assert done.returncode == 0, out + done.stderr
 

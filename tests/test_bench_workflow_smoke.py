@@ -7,9 +7,6 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import subprocess
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import httpx
@@ -20,9 +17,9 @@ from bench.workflow_report import WRITE_CAP, Figures
 from tests import payloads
 from tests.conftest import TEST_REDIS_URL
 from tests.github_standin import GitHubStandIn
+from tests.processes import run_module
 from tools.builtin.publish import branch_for
 
-ROOT = Path(__file__).resolve().parents[1]
 FIGURES = [
     r"^  workflows/s: \d+\.\d\d \(first job start to last job end\)",
     r"^  end to end \(enqueued -> ended\): p50 \d+\.\d\d s, p95 \d+\.\d\d s",
@@ -42,14 +39,7 @@ def test_workflow_benchmark_prints_its_figures_and_opens_one_pull_request_per_wo
     figures_file = tmp_path / "figures.json"
     argv = ["--workflows", "2", "--workers", "1", "--redis-url", TEST_REDIS_URL]
     argv += ["--json", str(figures_file)]
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.workflow", *argv],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    done = run_module("bench.workflow", *argv)
     out = done.stdout
     assert done.returncode == 0, out + done.stderr[-3000:]
 
@@ -94,14 +84,7 @@ def test_one_at_a_time_with_github_latency_reports_the_waits_for_comment_and_pul
     figures_file = tmp_path / "figures.json"
     argv = ["--workflows", "2", "--one-at-a-time", "--github-latency-ms", "20"]
     argv += ["--redis-url", TEST_REDIS_URL, "--json", str(figures_file)]
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.workflow", *argv],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    done = run_module("bench.workflow", *argv)
     out = done.stdout
     assert done.returncode == 0, out + done.stderr[-3000:]
 

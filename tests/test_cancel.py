@@ -8,23 +8,11 @@ from rq.job import Job, JobStatus
 
 from app.cancel_flag import CancelFlag
 from app.domain.todo import Task, Todo
-from app.grammar.commands import Command, Trigger
 from app.handling.agent_run import pr_session_key
 from app.handling.cancel import cancel_session
 from app.state import Session, SessionStore
 from jobs.queue import enqueue_trigger, job_id_for, queue_for
-
-
-def _trigger(delivery: str, number: int, verb: str, pr: bool = False) -> Trigger:
-    return Trigger(
-        delivery_id=delivery,
-        event="issue_comment",
-        repo="acme/web",
-        number=number,
-        sender="alice",
-        is_pull_request=pr,
-        commands=[Command(verb=verb)],
-    )
+from tests.job_world import comment_trigger
 
 
 def _save(settings, redis_conn, **fields) -> SessionStore:
@@ -36,8 +24,8 @@ def _save(settings, redis_conn, **fields) -> SessionStore:
 def test_cancel_drops_a_command_queued_on_the_sessions_pull_request(settings, redis_conn):
     _save(settings, redis_conn, status="waiting")
     redis_conn.set(pr_session_key(settings, "acme/web", 9), "acme/web#4")
-    enqueue_trigger(redis_conn, settings, _trigger("d-pr", 9, "apply", pr=True))
-    enqueue_trigger(redis_conn, settings, _trigger("d-other", 5, "plan"))
+    enqueue_trigger(redis_conn, settings, comment_trigger("d-pr", 9, "apply", pr=True))
+    enqueue_trigger(redis_conn, settings, comment_trigger("d-other", 5, "plan"))
 
     done = cancel_session(redis_conn, settings, "acme/web#4", "octocat")
 

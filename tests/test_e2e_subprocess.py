@@ -4,12 +4,9 @@ stand-in at GITHUB_API_URL, a signed webhook — one todo comment and one pull r
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import httpx
@@ -19,42 +16,21 @@ from app.domain.todo import marker
 from tests import github_api as gh
 from tests import payloads
 from tests.conftest import TEST_REDIS_URL, WEBHOOK_SECRET
-from tests.github_api import private_key_pem
+from tests.processes import app_environment, free_port
 
 REQUEST = "/idp create-service payments-api --lang python --team payments"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def app_env(standin, redis_conn, tmp_path) -> dict[str, str]:
-    prefix = f"idpe2e{uuid.uuid4().hex[:6]}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "IDP_"))}
-    env.update(
-        REDIS_URL=TEST_REDIS_URL,
-        IDP_REDIS_PREFIX=prefix,
-        IDP_QUEUE=prefix,
-        IDP_FORGE="github",
-        GITHUB_APP_ID="12345",
-        GITHUB_APP_PRIVATE_KEY=private_key_pem(),
-        GITHUB_WEBHOOK_SECRET=WEBHOOK_SECRET,
-        GITHUB_API_URL=standin.url,
-        IDP_GITHUB_RETRY_BASE_DELAY="0",
-        IDP_GITHUB_WRITE_INTERVAL="0",
-        IDP_LLM_PROVIDER="rules",
-        IDP_METRICS_PORT=str(_free_port()),
-        HOME=str(tmp_path),
-    )
-    return env
+    # serve writes multiprocess metrics too, before any worker would create the folder.
+    (tmp_path / "metrics").mkdir()
+    return app_environment(TEST_REDIS_URL, standin.url, tmp_path)
 
 
 @pytest.fixture
 def server(app_env, tmp_path):
-    port = _free_port()
+    port = free_port()
     log = (tmp_path / "serve.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],

@@ -9,11 +9,10 @@ import pytest
 from rq.job import Job, JobStatus
 
 from app.domain.session import Session
-from app.grammar.commands import Command, Trigger
 from app.state import SessionStore
 from jobs.queue import enqueue_trigger, job_id_for, queue_for
 from jobs.tasks import run_parsed
-from tests.job_world import World
+from tests.job_world import World, comment_trigger
 
 CREATE = "/idp create-service payments-api --lang go --team checkout"
 
@@ -62,23 +61,13 @@ def test_cancel_needs_write_permission(world):
 
 
 def test_cancel_drops_the_sessions_queued_commands_but_not_other_sessions(settings, redis_conn):
-    def trigger(delivery: str, number: int, verb: str) -> Trigger:
-        return Trigger(
-            delivery_id=delivery,
-            event="issue_comment",
-            repo="acme/web",
-            number=number,
-            sender="alice",
-            commands=[Command(verb=verb)],
-        )
-
     SessionStore(redis_conn, settings).save(
         Session(id="acme/web#4", repo="acme/web", number=4, status="waiting")
     )
-    enqueue_trigger(redis_conn, settings, trigger("d-1", 4, "plan"))
-    enqueue_trigger(redis_conn, settings, trigger("d-2", 5, "plan"))
+    enqueue_trigger(redis_conn, settings, comment_trigger("d-1", 4, "plan"))
+    enqueue_trigger(redis_conn, settings, comment_trigger("d-2", 5, "plan"))
 
-    asyncio.run(run_parsed(trigger("d-3", 4, "cancel"), settings, redis_conn))
+    asyncio.run(run_parsed(comment_trigger("d-3", 4, "cancel"), settings, redis_conn))
 
     queue = queue_for(redis_conn, settings)
     assert queue.get_job_ids() == [job_id_for("d-2")]

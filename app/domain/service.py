@@ -25,9 +25,18 @@ NAME_RULE = (
     "start with a letter and end with a letter or digit"
 )
 
+TEAM_RULE = "a team name follows the service-name rule"
 
 _NOT_NAME_RE = linear(rb"[^a-z0-9-]+")
 _DASHES_RE = linear(rb"-{2,}")
+
+
+def checked_name(value: str, rule: str = NAME_RULE) -> str:
+    """`value` if it is a valid name; else a ValueError naming `rule` and the closest valid
+    name (for the pydantic validators of services, teams and repositories)."""
+    if not NAME_RE.fullmatch(value):
+        raise ValueError(f"{rule}; try '{suggest_name(value)}'")
+    return value
 
 
 def suggest_name(raw: str) -> str:
@@ -70,13 +79,9 @@ class ServiceRequest(BaseModel):
     @field_validator("name")
     @classmethod
     def _dns_name(cls, value: str) -> str:
-        if not NAME_RE.fullmatch(value):
-            raise ValueError(f"{NAME_RULE}; try '{suggest_name(value)}'")
-        return value
+        return checked_name(value)
 
     @field_validator("team")
     @classmethod
     def _team_name(cls, value: str) -> str:
-        if not NAME_RE.fullmatch(value):
-            raise ValueError(f"a team name follows the same rule: try '{suggest_name(value)}'")
-        return value
+        return checked_name(value, TEAM_RULE)

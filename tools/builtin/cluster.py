@@ -152,6 +152,7 @@ async def deploy_to_staging(args: DeployInput, ctx: ToolContext) -> DeployOutput
         for a in applied
     ]
     waiting = [r for r in results if r.outcome == "waiting for namespace"]
+    rollout = ""
     if dry_run:
         summary = (
             f"{DRY_RUN_NOTE} The API server accepted {len(results) - len(waiting)} of "
@@ -162,24 +163,17 @@ async def deploy_to_staging(args: DeployInput, ctx: ToolContext) -> DeployOutput
                 f" {len(waiting)} could not be checked because namespace {namespace} does not "
                 "exist yet; create_k8s_namespace creates it on `/idp apply`."
             )
-        return DeployOutput(
-            service=args.service,
-            namespace=namespace,
-            dry_run=True,
-            image=image,
-            objects=results,
-            summary=f"{summary} {image_note}".strip(),
-        )
-    rollout = await _rollout(ctx, cluster, objects, namespace, args.service, image)
-    summary = f"{rollout} {len(results)} objects applied to {namespace}. {image_note}".strip()
+    else:
+        rollout = await _rollout(ctx, cluster, objects, namespace, args.service, image)
+        summary = f"{rollout} {len(results)} objects applied to {namespace}."
     return DeployOutput(
         service=args.service,
         namespace=namespace,
-        dry_run=False,
+        dry_run=dry_run,
         image=image,
         rollout=rollout,
         objects=results,
-        summary=summary,
+        summary=f"{summary} {image_note}".strip(),
     )
 
 

@@ -202,38 +202,33 @@ async def _template_set(args: ServiceInput, ctx: ToolContext) -> TemplateSet:
         raise ToolError(str(exc)) from None
 
 
-async def apply_template(args: ServiceInput, ctx: ToolContext) -> GeneratedFiles:
+async def _render_for_staging(
+    args: ServiceInput, ctx: ToolContext, render: Callable[..., dict[str, str]], what: str
+) -> GeneratedFiles:
+    """`render` (the service or its manifests) with the image and staging overlay it needs,
+    off the event loop."""
     req, tset = _request(args), await _template_set(args, ctx)
     return await asyncio.to_thread(
         _generated,
         args,
         ctx,
-        lambda: render_service(
+        lambda: render(
             req,
             args.base_path,
             image=_image(args, ctx),
             staging=_staging(args, ctx),
             template_set=tset,
         ),
-        "Service from template",
+        what,
     )
+
+
+async def apply_template(args: ServiceInput, ctx: ToolContext) -> GeneratedFiles:
+    return await _render_for_staging(args, ctx, render_service, "Service from template")
 
 
 async def generate_k8s_manifests(args: ServiceInput, ctx: ToolContext) -> GeneratedFiles:
-    req, tset = _request(args), await _template_set(args, ctx)
-    return await asyncio.to_thread(
-        _generated,
-        args,
-        ctx,
-        lambda: render_k8s(
-            req,
-            args.base_path,
-            image=_image(args, ctx),
-            staging=_staging(args, ctx),
-            template_set=tset,
-        ),
-        "Kubernetes base and overlays",
-    )
+    return await _render_for_staging(args, ctx, render_k8s, "Kubernetes base and overlays")
 
 
 async def setup_cicd_pipeline(args: ServiceInput, ctx: ToolContext) -> GeneratedFiles:

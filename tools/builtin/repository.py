@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, Field, field_validator
 
 from app.domain.approval import ApprovalScope
-from app.domain.service import NAME_RE, NAME_RULE, ServiceRequest, suggest_name
+from app.domain.service import NAME_RULE, ServiceRequest, checked_name
 from app.github.errors import ForgeError
 from app.github.forge import Forge, RepoInfo, RepoRef, is_login
 from app.github.protection import BranchRules
@@ -58,11 +58,7 @@ class CreateRepositoryInput(BaseModel):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not NAME_RE.fullmatch(value):
-            raise ValueError(
-                f"{NAME_RULE.replace('service', 'repository')}; try '{suggest_name(value)}'"
-            )
-        return value
+        return checked_name(value, NAME_RULE.replace("service", "repository"))
 
     @field_validator("owner")
     @classmethod

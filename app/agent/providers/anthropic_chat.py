@@ -16,8 +16,8 @@ from typing import Any
 import anthropic
 from anthropic import AsyncAnthropic
 
-from app.agent.providers.base import Message, ModelTurn, ProviderError, ToolCall, Usage
-from app.agent.providers.openai_chat import MAX_RETRIES, host_of, redact, status_error
+from app.agent.providers.base import Message, ModelTurn, ToolCall, Usage
+from app.agent.providers.openai_chat import MAX_RETRIES, SdkProvider, host_of
 from app.config import Settings
 from app.telemetry import observe_llm
 from tools.spec import ToolSpec, to_anthropic_tool
@@ -27,10 +27,12 @@ DEFAULT_BASE_URL = "https://api.anthropic.com"
 MAX_TOKENS = 4096
 
 
-class AnthropicChat:
+class AnthropicChat(SdkProvider):
     """Messages API with tools, for the agent loop. One instance per worker is enough."""
 
     name = "anthropic"
+    sdk, env = anthropic, "ANTHROPIC"
+    extra_hints = {429: "rate limited", 529: "the API is overloaded"}
 
     def __init__(
         self,
@@ -85,39 +87,9 @@ class AnthropicChat:
     async def _send(self, request: dict[str, Any]) -> ModelTurn:
         try:
             message = await self.client.messages.create(**request)
-        except anthropic.APIStatusError as exc:
-            raise self._status_error(exc) from None
-        except anthropic.APITimeoutError:
-            raise ProviderError(
-                f"{self._label} did not answer within the request timeout (IDP_LLM_TIMEOUT) "
-                f"after {self.max_retries} retries; try again later."
-            ) from None
-        except anthropic.APIConnectionError:
-            raise ProviderError(
-                f"{self._label} could not be reached at {host_of(self.base_url)} after "
-                f"{self.max_retries} retries; check ANTHROPIC_BASE_URL and the network."
-            ) from None
         except anthropic.AnthropicError as exc:
-            raise ProviderError(
-                f"{self._label} request failed: {redact(str(exc), self._key)}"
-            ) from None
+            raise self._failure(exc) from None
         return parse_message(message)
-
-    async def aclose(self) -> None:
-        """Close the HTTP connections (worker shutdown)."""
-        await self.client.close()
-
-    def _status_error(self, exc: anthropic.APIStatusError) -> ProviderError:
-        hints = {
-            401: "the API key was rejected: check ANTHROPIC_API_KEY",
-            403: f"access denied: check that the key may use model {self.model}",
-            404: f"model {self.model} was not found: check ANTHROPIC_MODEL and ANTHROPIC_BASE_URL",
-            429: "rate limited",
-            529: "the API is overloaded",
-        }
-        return status_error(
-            self._label, exc.status_code, exc.body, hints, self.max_retries, self._key
-        )
 
 
 def to_anthropic_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:

@@ -52,10 +52,55 @@ def parse_arguments(raw: str | None) -> tuple[dict[str, Any] | None, str | None]
     return value, None
 
 
-class OpenAIChat:
+class SdkProvider:
+    """What the OpenAI and Anthropic providers share: closing the client, and the sentence
+    for an error their SDK raised after its retries (both SDKs name their error classes
+    alike). A subclass sets the SDK module, its variables' prefix and its own hints."""
+
+    sdk: Any
+    env: str
+    extra_hints: dict[int, str]
+    model: str
+    base_url: str
+    max_retries: int
+    client: Any
+    _key: str
+    _label: str
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections (worker shutdown)."""
+        await self.client.close()
+
+    def _failure(self, exc: Exception) -> ProviderError:
+        label, retries, env = self._label, self.max_retries, self.env
+        if isinstance(exc, self.sdk.APIStatusError):
+            hints = {
+                401: f"the API key was rejected: check {env}_API_KEY",
+                403: f"access denied: check that the key may use model {self.model}",
+                404: f"model {self.model} was not found: check {env}_MODEL and {env}_BASE_URL",
+                **self.extra_hints,
+            }
+            return status_error(label, exc.status_code, exc.body, hints, retries, self._key)
+        # A timeout is a kind of connection error in both SDKs: ask about it first.
+        if isinstance(exc, self.sdk.APITimeoutError):
+            return ProviderError(
+                f"{label} did not answer within the request timeout (IDP_LLM_TIMEOUT) "
+                f"after {retries} retries; try again later."
+            )
+        if isinstance(exc, self.sdk.APIConnectionError):
+            return ProviderError(
+                f"{label} could not be reached at {host_of(self.base_url)} after "
+                f"{retries} retries; check {env}_BASE_URL and the network."
+            )
+        return ProviderError(f"{label} request failed: {redact(str(exc), self._key)}")
+
+
+class OpenAIChat(SdkProvider):
     """Chat Completions with tools, for the agent loop. One instance per worker is enough."""
 
     name = "openai"
+    sdk, env = openai, "OPENAI"
+    extra_hints = {429: "rate limited or out of quota"}
 
     def __init__(self, settings: Settings, *, max_retries: int = MAX_RETRIES) -> None:
         key = settings.openai_api_key.get_secret_value().strip() if settings.openai_api_key else ""
@@ -98,38 +143,9 @@ class OpenAIChat:
     async def _send(self, request: dict[str, Any]) -> ModelTurn:
         try:
             completion = await self.client.chat.completions.create(**request)
-        except openai.APIStatusError as exc:
-            raise self._status_error(exc) from None
-        except openai.APITimeoutError:
-            raise ProviderError(
-                f"{self._label} did not answer within the request timeout (IDP_LLM_TIMEOUT) "
-                f"after {self.max_retries} retries; try again later."
-            ) from None
-        except openai.APIConnectionError:
-            raise ProviderError(
-                f"{self._label} could not be reached at {host_of(self.base_url)} after "
-                f"{self.max_retries} retries; check OPENAI_BASE_URL and the network."
-            ) from None
         except openai.OpenAIError as exc:
-            raise ProviderError(
-                f"{self._label} request failed: {redact(str(exc), self._key)}"
-            ) from None
+            raise self._failure(exc) from None
         return parse_completion(completion)
-
-    async def aclose(self) -> None:
-        """Close the HTTP connections (worker shutdown)."""
-        await self.client.close()
-
-    def _status_error(self, exc: openai.APIStatusError) -> ProviderError:
-        hints = {
-            401: "the API key was rejected: check OPENAI_API_KEY",
-            403: f"access denied: check that the key may use model {self.model}",
-            404: f"model {self.model} was not found: check OPENAI_MODEL and OPENAI_BASE_URL",
-            429: "rate limited or out of quota",
-        }
-        return status_error(
-            self._label, exc.status_code, exc.body, hints, self.max_retries, self._key
-        )
 
 
 def to_openai_messages(system: str, messages: Sequence[Message]) -> list[dict[str, Any]]:

@@ -7,17 +7,16 @@ import asyncio
 import io
 import json
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 
 import pytest
 
 from app.config import Settings
-from app.logs import REDACTED, configure_logging, current_log_context, log_context
+from app.logs import REDACTED, current_log_context, log_context
 from app.tracing import configure_tracing, shutdown_tracing, tracer
 from tests.conftest import TEST_REDIS_URL
 from tests.github_api import private_key_pem
+from tests.leaks import captured_logs
 
 WEBHOOK_SECRET = "whsec-rotating-2024"
 OPENAI_KEY = "sk-proj-abcdefghijklmnopqrstuvwxyz0123"
@@ -41,26 +40,11 @@ def secrets_settings() -> Settings:
     )
 
 
-@contextmanager
-def json_logging(settings: Settings, level: str = "DEBUG") -> Iterator[io.StringIO]:
-    """configure_logging into a buffer, then the root logger as it was (pytest's capture)."""
-    root = logging.getLogger()
-    handlers, old_level = root.handlers[:], root.level
-    out = io.StringIO()
-    try:
-        configure_logging(settings, level, stream=out)
-        yield out
-    finally:
-        root.handlers[:] = handlers
-        root.setLevel(old_level)
-        logging.captureWarnings(False)
-
-
 @pytest.fixture
 def lines(secrets_settings):
     """JSON logging into a buffer; returns a reader of this file's parsed lines (asyncio and
     OpenTelemetry log at DEBUG too)."""
-    with json_logging(secrets_settings) as out:
+    with captured_logs(secrets_settings) as out:
         yield lambda: [
             line
             for line in map(json.loads, out.getvalue().splitlines())
@@ -233,7 +217,7 @@ def test_handlers_set_up_earlier_are_replaced_so_none_writes_unredacted_lines(se
     handler = logging.StreamHandler(earlier)
     logging.getLogger().addHandler(handler)
     try:
-        with json_logging(secrets_settings) as ours:
+        with captured_logs(secrets_settings) as ours:
             log.warning("secret %s", WEBHOOK_SECRET)
     finally:
         logging.getLogger().removeHandler(handler)
@@ -242,7 +226,7 @@ def test_handlers_set_up_earlier_are_replaced_so_none_writes_unredacted_lines(se
 
 
 def test_the_level_filters_lines(secrets_settings):
-    with json_logging(secrets_settings, "warning") as out:
+    with captured_logs(secrets_settings, "warning") as out:
         log.info("chatty")
         log.warning("worth reading")
     assert [json.loads(x)["message"] for x in out.getvalue().splitlines()] == ["worth reading"]

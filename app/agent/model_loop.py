@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from app.agent import backstop
-from app.agent.model_turn import model_turn
+from app.agent.model_turn import converse
 from app.agent.ordering import plan_problems, waves
 from app.agent.outcomes import LoopGuardTripped, NeedsApproval, QuestionForRequester
 from app.agent.planner import (
@@ -73,30 +73,40 @@ async def run_with_model(agent: Steps, model: ChatModel, run: RunState) -> None:
         if agent.allowed is None or spec.name in agent.allowed
     ] + [WRITE_TODO, ASK_REQUESTER]
     system = system_prompt(s, tools, [t.name for t in tools if agent.needs_approval(t)])
-    while True:
-        agent.gate_approvals(s)
-        pending = _unanswered(messages)
-        if pending:
-            question = await _answer(agent, run, messages, pending, secrets)
-            await agent.boundary(run)
-            if question:
-                raise QuestionForRequester(question)
-            continue
-        if messages[-1].role == "assistant":  # the model's final answer
-            await backstop.finish(agent, run)
-            return
-        run.guard.step()
-        turn = await model_turn(model, system, messages, tools, redactor)
-        _record_usage(agent, s, turn)
-        run.guard.record(turn.usage.input_tokens, turn.usage.output_tokens)
-        messages.append(Message(role="assistant", content=turn.text, tool_calls=turn.tool_calls))
-        s.messages = [m.model_dump(mode="json") for m in messages]
-        if not turn.tool_calls:
-            if turn.text and turn.text.strip():
-                agent.note(s, f"Agent: {public_text(turn.text, 500)}")
-            await agent.boundary(run)
-            await backstop.finish(agent, run)
-            return
+    turns = _SessionTurns(agent, run, messages, secrets)
+    await converse(model, system, messages, tools, redactor, run.guard, turns)
+
+
+class _SessionTurns:
+    """The session's side of the conversation: approval gates, calls answered in waves with
+    a checkpoint after each, the conversation kept on the session, the App's backstop last."""
+
+    def __init__(
+        self, agent: Steps, run: RunState, messages: list[Message], secrets: list[str]
+    ) -> None:
+        self.agent, self.run, self.messages, self.secrets = agent, run, messages, secrets
+
+    async def before_step(self) -> None:
+        self.agent.gate_approvals(self.run.session)
+
+    async def answer(self, calls: list[ToolCall]) -> None:
+        question = await _answer(self.agent, self.run, self.messages, calls, self.secrets)
+        await self.agent.boundary(self.run)
+        if question:
+            raise QuestionForRequester(question)
+
+    def count(self, turn: ModelTurn) -> None:
+        _record_usage(self.agent, self.run.session, turn)
+
+    def keep(self) -> None:
+        self.run.session.messages = [m.model_dump(mode="json") for m in self.messages]
+
+    async def finish(self, last: Message, fresh: bool) -> None:
+        if fresh:
+            if last.content and last.content.strip():
+                self.agent.note(self.run.session, f"Agent: {public_text(last.content, 500)}")
+            await self.agent.boundary(self.run)
+        await backstop.finish(self.agent, self.run)
 
 
 def _continue_after_approval(s: Session, messages: list[Message]) -> None:
@@ -113,16 +123,6 @@ def _continue_after_approval(s: Session, messages: list[Message]) -> None:
                 ),
             )
         )
-
-
-def _unanswered(messages: list[Message]) -> list[ToolCall]:
-    """Calls of the last assistant message that have no tool result yet."""
-    for index in range(len(messages) - 1, -1, -1):
-        message = messages[index]
-        if message.role == "assistant":
-            answered = {m.tool_call_id for m in messages[index + 1 :] if m.role == "tool"}
-            return [c for c in message.tool_calls if c.id not in answered]
-    return []
 
 
 async def _answer(

@@ -21,8 +21,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from app.agent.guard import GuardLimits, LoopGuard
-from app.agent.model_turn import model_turn
-from app.agent.providers.base import ChatModel, Message, ToolCall
+from app.agent.model_turn import converse
+from app.agent.providers.base import ChatModel, Message, ModelTurn, ToolCall
 from app.grammar.commands import SET_KEYS, CommandError, canonical_set_key, validate_set_value
 from app.redaction import Redactor, redactor_for
 from app.untrusted import quote_untrusted
@@ -275,20 +275,42 @@ async def run_review_agent(
     messages = [
         Message(role="user", content=redactor.redact(review_message(pr_number, threads, ctx.files)))
     ]
-    while True:
-        guard.step()
-        renew()
-        turn = await model_turn(model, SYSTEM_PROMPT, messages, specs, redactor)
-        answer.model_calls += 1
-        answer.input_tokens += turn.usage.input_tokens
-        answer.output_tokens += turn.usage.output_tokens
-        guard.record(turn.usage.input_tokens, turn.usage.output_tokens)
-        messages.append(Message(role="assistant", content=turn.text, tool_calls=turn.tool_calls))
-        if not turn.tool_calls:
-            answer.summary = turn.text or ""
-            return answer
-        for call in turn.tool_calls:  # in order: a later edit may build on an earlier one
-            messages.append(await _answer_call(call, guard, tools, ctx, redactor))
+    turns = _ReviewTurns(messages, answer, guard, tools, ctx, redactor, renew)
+    await converse(model, SYSTEM_PROMPT, messages, specs, redactor, guard, turns)
+    return answer
+
+
+@dataclass
+class _ReviewTurns:
+    """The review's side of the conversation: calls answered in order on the workspace (a
+    later edit may build on an earlier one), usage counted on the answer."""
+
+    messages: list[Message]
+    result: ReviewAnswer
+    guard: LoopGuard
+    tools: ToolRegistry
+    ctx: ToolContext
+    redactor: Redactor
+    renew: Callable[[], None]
+
+    async def before_step(self) -> None:
+        self.renew()
+
+    async def answer(self, calls: list[ToolCall]) -> None:
+        for call in calls:
+            reply = await _answer_call(call, self.guard, self.tools, self.ctx, self.redactor)
+            self.messages.append(reply)
+
+    def count(self, turn: ModelTurn) -> None:
+        self.result.model_calls += 1
+        self.result.input_tokens += turn.usage.input_tokens
+        self.result.output_tokens += turn.usage.output_tokens
+
+    def keep(self) -> None:
+        """The review's conversation lives only for this job."""
+
+    async def finish(self, last: Message, fresh: bool) -> None:
+        self.result.summary = last.content or ""
 
 
 async def _answer_call(

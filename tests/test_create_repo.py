@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from app.agent.providers.scripted import ScriptedChatModel
 from app.domain.approval import approval_digest, short
 from tests.github_repos_api import FakeRepoAdmin
 from tests.job_world import World
@@ -216,3 +217,15 @@ def test_from_service_needs_the_services_files_here(world):
     assert outcome["create-repo"] == "answered"
     assert "This issue holds no service `payments-api`" in world.replies()[-1]
     assert world.todo_comments() == [] and calls_to(world, "/orgs/") == []
+
+
+def test_with_a_model_configured_the_app_still_runs_the_repository_todo_itself(world):
+    model = ScriptedChatModel([])  # any call to it would fail the run
+
+    world.comment("/idp create-repo docs-site", sender="mia", chat_model=model)
+    world.comment("/idp apply", sender="mia", chat_model=model)
+
+    assert model.requests == []
+    assert "acme/docs-site" in admin(world).git
+    assert world.session.status == "done"
+    assert "planner:** rules" in world.todo()

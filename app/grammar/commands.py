@@ -20,6 +20,7 @@ from app.domain.service import ServiceRequest, suggest_name
 from app.grammar.issue_form import form_sections as form_sections
 from app.grammar.issue_form import is_issue_form as is_issue_form
 from app.grammar.issue_form import parse_issue_form as parse_issue_form
+from app.grammar.options import words_and_options
 from app.grammar.repo_args import read_create_repo
 
 # `X as X`: re-exported, where callers have always found them.
@@ -288,26 +289,10 @@ _OPTIONS |= {"--port": "port", "--replicas": "replicas"}
 
 
 def _create_service(verb: str, rest: str) -> Command:
-    args = _split(verb, rest)
-    names: list[str] = []
+    valid = "--lang, --type, --team, --port, --replicas"  # one name each, not the aliases
+    names, pairs = words_and_options(verb, _split(verb, rest), _OPTIONS, _usage(verb), valid)
     fields: dict[str, object] = {}
-    valid = "--lang, --type, --team, --port, --replicas"
-    while args:
-        arg = args.pop(0)
-        if not arg.startswith("--"):
-            names.append(arg)
-            continue
-        option, has_value, value = arg.partition("=")
-        option = option.lower()
-        if option not in _OPTIONS:
-            raise CommandError(
-                f"`/idp create-service` has no option {escape_user_text(option)}."
-                f"{did_you_mean(option, list(_OPTIONS))} Valid options: {valid}."
-            )
-        if not has_value:
-            if not args or args[0].startswith("--"):
-                raise CommandError(f"`{option}` needs a value. {_usage(verb)}")
-            value = args.pop(0)
+    for option, value in pairs:
         fields[_OPTIONS[option]] = _option_value(_OPTIONS[option], value, f"`{option}`")
     if not names:
         raise CommandError(f"`/idp create-service` needs a service name. {_usage(verb)}")

@@ -8,8 +8,8 @@ from __future__ import annotations
 import shlex
 
 from app.domain.service import NAME_RE, NAME_RULE, suggest_name
+from app.grammar.options import words_and_options
 from app.grammar.values import CommandError, escape_user_text
-from app.text.suggest import did_you_mean
 from app.untrusted import linear
 
 USAGE = "/idp create-repo NAME [--from-service SERVICE]"
@@ -38,23 +38,9 @@ def read_create_repo(rest: str) -> tuple[str | None, str, str | None]:
             f"The arguments of `/idp create-repo` could not be read ({exc}): close the quote. "
             f"Usage: `{USAGE}`."
         ) from None
-    names: list[str] = []
-    service: str | None = None
-    while args:
-        arg = args.pop(0)
-        if not arg.startswith("--"):
-            names.append(arg)
-            continue
-        option, has_value, value = arg.partition("=")
-        if option.lower() not in _OPTIONS:
-            raise CommandError(
-                f"`/idp create-repo` has no option {escape_user_text(option, 40)}."
-                f"{did_you_mean(option.lower(), list(_OPTIONS))} Usage: `{USAGE}`."
-            )
-        if not has_value:
-            if not args or args[0].startswith("--"):
-                raise CommandError(f"`--from-service` needs a service name. Usage: `{USAGE}`.")
-            value = args.pop(0)
+    names, pairs = words_and_options("create-repo", args, _OPTIONS, f"Usage: `{USAGE}`.")
+    service = None
+    for _, value in pairs:
         service = _name(value, NAME_RULE, "service name")
     if len(names) != 1:
         got = f"; got {escape_user_text(' '.join(names), 120)}" if names else ""

@@ -18,25 +18,23 @@ from pydantic import BaseModel, Field, field_validator
 from app.domain.approval import ApprovalScope
 from app.domain.service import NAME_RULE, checked_name
 from app.github.errors import ForgeError
-from app.github.forge import RepoRef, is_login
+from app.github.forge import RepoRef
 from app.github.protection_settings import BranchProtectionSettings
-from app.untrusted import linear
 from tools.builtin.repository import (
     _forge,
+    _is_template,
     protect_at_least,
     protection_sentence,
     required_checks_for,
 )
 from tools.spec import ToolContext, ToolError, ToolSpec
 
-_REPO_NAME_RE = linear(r"^[A-Za-z0-9._-]{1,100}$")
-
 
 def _full_name(value: str) -> str:
-    owner, slash, name = value.strip().partition("/")
-    if not slash or not is_login(owner) or _REPO_NAME_RE.fullmatch(name) is None:
+    value = value.strip()
+    if not _is_template(value):  # the same OWNER/REPO shape as a template's
         raise ValueError("a repository is named OWNER/NAME, e.g. acme/billing-api")
-    return f"{owner}/{name}"
+    return value
 
 
 class PushServiceFilesInput(BaseModel):

@@ -11,6 +11,7 @@ import pytest
 
 from app.agent.providers.scripted import ScriptedChatModel
 from app.domain.approval import approval_digest, short
+from app.repo_config import parse_repo_config
 from tests.github_repos_api import FakeRepoAdmin
 from tests.job_world import World
 from tools.builtin import repository, repository_push
@@ -229,3 +230,16 @@ def test_with_a_model_configured_the_app_still_runs_the_repository_todo_itself(w
     assert "acme/docs-site" in admin(world).git
     assert world.session.status == "done"
     assert "planner:** rules" in world.todo()
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("branch_protection:\n  required_reviews: 9\n", "less than or equal to 6"),
+        ("branch_protection:\n  reviews: 2\n", "did you mean `required_reviews`?"),
+        ("permissions:\n  create-repo: write\n", "'write' is below the default maintain"),
+    ],
+)
+def test_the_configs_protection_and_permission_are_checked_like_any_key(text, said):
+    config, error = parse_repo_config(text)
+    assert config is None and said in error and "line 2" in error

@@ -24,6 +24,7 @@ from app.domain.service import (
     checked_name,
 )
 from app.github.forge import PERMISSION_RANK, Forge, ForgeError, RepoRef, validate_path
+from app.github.protection_settings import BranchProtectionSettings
 from app.grammar.commands import Verb
 from app.repo_config_errors import CONFIG_PATH as CONFIG_PATH
 from app.repo_config_errors import (
@@ -60,6 +61,8 @@ DEFAULT_PERMISSIONS: dict[str, Level] = {
     **dict.fromkeys(("help", "status", "ask", "feedback"), "read"),
     **dict.fromkeys(_WRITE_VERBS, "write"),
     **dict.fromkeys(("apply", "deploy"), "maintain"),
+    # Asks for a repository in the organization; its creation still waits for `/idp apply`.
+    "create-repo": "maintain",
     # Not a command: GitHub reports a merge, and merging already took write permission.
     "merged": "write",
     # Not a command: a review steering the App's pull request; `reviewers.min_permission`
@@ -170,6 +173,10 @@ class RepoConfig(_Strict):
     agent_system: str = Field("default", pattern=r"^[a-z0-9][-a-z0-9_]{0,62}$")
     reviewers: ReviewersConfig = Field(default_factory=ReviewersConfig)
     templates: TemplatesConfig = Field(default_factory=TemplatesConfig)
+    branch_protection: BranchProtectionSettings = Field(
+        default_factory=BranchProtectionSettings,
+        description="The least protection `/idp create-repo` gives a new repository's branch",
+    )
 
     @field_validator("manifests_path")
     @classmethod

@@ -16,8 +16,9 @@ defaults:
   type: api               # api, worker or web
 
 # Permission a command needs: read, triage, write, maintain or admin.
-# Defaults: create-service, plan, retry, cancel, answer and set need write; apply and deploy
-# need maintain; help, status, ask and feedback anyone. Commands can only be made stricter.
+# Defaults: create-service, plan, retry, cancel, answer and set need write; apply, deploy and
+# create-repo need maintain; help, status, ask and feedback anyone. Commands can only be made
+# stricter.
 permissions:
   deploy: admin
 
@@ -51,6 +52,16 @@ reviewers:
 templates:
   set: builtin
   # version: "1.0.0"
+
+# The least branch protection a repository made by `/idp create-repo` gets on its default
+# branch (stricter rules the branch already has are kept).
+branch_protection:
+  required_reviews: 1
+  # required_checks: [Test]   # leave out for the jobs of the service's CI workflow
+  enforce_admins: true
+  dismiss_stale_reviews: true
+  require_code_owner_reviews: false
+  required_linear_history: false
 """
 
 

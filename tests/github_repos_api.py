@@ -16,6 +16,7 @@ import respx
 
 from app.github.permissions import REPO_CREATION
 from tests.fake_github import FakeGitHub
+from tests.fake_repo_git import RepoGit, install_repo_git
 from tests.github_api import HOME, INSTALLATION_ID, WHEN, Where, error, repository, user
 from tests.github_rules import read, write
 
@@ -128,6 +129,8 @@ class FakeRepoAdmin:
         # full name → what GitHub keeps about the repository and its branches
         self.repos: dict[str, dict[str, Any]] = {}
         self.protection: dict[tuple[str, str], dict[str, Any]] = {}
+        # full name → the git data of a repository created with a README (auto_init)
+        self.git: dict[str, RepoGit] = {}
         self._ids = itertools.count(600)
         # An App that creates repositories asks for administration too (README, "Install").
         github.granted.update(REPO_CREATION)
@@ -211,6 +214,7 @@ class FakeRepoAdmin:
             )
             dispatch = self.github._dispatcher(handler, prefix, needs=needs, home=False)
             route.mock(side_effect=dispatch)
+        install_repo_git(router, self.github, self.git)
 
     @staticmethod
     def _answer(data: Any, status: int = 200) -> httpx.Response:
@@ -277,6 +281,12 @@ class FakeRepoAdmin:
         entry["description"] = body.get("description") or None
         if not body.get("auto_init"):
             entry["branches"] = set()  # an empty repository has no branch yet
+        else:  # GitHub commits a README on the default branch
+            at = Where(api=self.github.at.api, owner=org, name=body["name"])
+            store = self.git[full_name] = RepoGit(self.github, at, entry["default_branch"])
+            store.push(
+                entry["default_branch"], {"README.md": f"# {body['name']}\n"}, "Initial commit"
+            )
         return self._answer(self.body(full_name), 201)
 
     def _generate(self, request: httpx.Request, body: Any, owner: str, name: str):
@@ -316,6 +326,8 @@ class FakeRepoAdmin:
         home = self.github.at
         if full_name == f"{home.owner}/{home.name}":
             branches = set(self.github.refs)
+        elif full_name in self.git:
+            branches = set(self.git[full_name].refs)
         elif full_name in self.repos:
             branches = self.repos[full_name]["branches"]
         else:
@@ -330,5 +342,7 @@ class FakeRepoAdmin:
             )
             return self._answer({"message": message, "documentation_url": DOCS}, 422)
         self.protection[(full_name, branch)] = body
+        if full_name in self.git:
+            self.git[full_name].protection[branch] = body
         at = Where(api=home.api, owner=owner, name=name)
         return self._answer(protected_branch(body, branch, at=at))

@@ -101,6 +101,15 @@ NEEDS_BY_VERB: dict[str, dict[str, str]] = {
 # where repository creation is enabled.
 APP_PERMISSIONS: dict[str, str] = {**COMMENTS, **AGENT_RUN}
 REPO_CREATION: dict[str, str] = {"administration": "write"}
+# `/idp create-repo`: the repository, the service's files (a workflow among them) pushed to
+# it, and its branch protection.
+NEEDS_BY_VERB["create-repo"] = {
+    "issues": "write",
+    "contents": "write",
+    "workflows": "write",
+    "metadata": "read",
+    **REPO_CREATION,
+}
 
 
 def needs_for(verb: str | None) -> dict[str, str]:

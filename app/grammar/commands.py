@@ -20,6 +20,8 @@ from app.domain.service import ServiceRequest, suggest_name
 from app.grammar.issue_form import form_sections as form_sections
 from app.grammar.issue_form import is_issue_form as is_issue_form
 from app.grammar.issue_form import parse_issue_form as parse_issue_form
+from app.grammar.options import words_and_options
+from app.grammar.repo_args import read_create_repo
 
 # `X as X`: re-exported, where callers have always found them.
 from app.grammar.values import SET_ALIASES as SET_ALIASES
@@ -52,6 +54,7 @@ Verb = Literal[
     "answer",
     "set",
     "ask",
+    "create-repo",
     # not typed by users: an `idp:new-service` issue whose body is free text
     "request",
     # not typed by users: the App's pull request was merged (`pull_request.closed`)
@@ -126,6 +129,10 @@ USAGE: dict[str, tuple[str, str]] = {
     "answer": ("/idp answer TEXT", "answers the todo's open question; the session resumes"),
     "set": ("/idp set KEY=VALUE ...", "on the App's pull request: re-render with new values"),
     "ask": ("/idp ask QUESTION", "answers from the platform knowledge base"),
+    "create-repo": (
+        "/idp create-repo NAME [--from-service SERVICE]",
+        "creates a repository (after `/idp apply`), pushes the service's files, protects it",
+    ),
 }
 USER_VERBS: tuple[str, ...] = tuple(USAGE)
 
@@ -282,26 +289,10 @@ _OPTIONS |= {"--port": "port", "--replicas": "replicas"}
 
 
 def _create_service(verb: str, rest: str) -> Command:
-    args = _split(verb, rest)
-    names: list[str] = []
+    valid = "--lang, --type, --team, --port, --replicas"  # one name each, not the aliases
+    names, pairs = words_and_options(verb, _split(verb, rest), _OPTIONS, _usage(verb), valid)
     fields: dict[str, object] = {}
-    valid = "--lang, --type, --team, --port, --replicas"
-    while args:
-        arg = args.pop(0)
-        if not arg.startswith("--"):
-            names.append(arg)
-            continue
-        option, has_value, value = arg.partition("=")
-        option = option.lower()
-        if option not in _OPTIONS:
-            raise CommandError(
-                f"`/idp create-service` has no option {escape_user_text(option)}."
-                f"{did_you_mean(option, list(_OPTIONS))} Valid options: {valid}."
-            )
-        if not has_value:
-            if not args or args[0].startswith("--"):
-                raise CommandError(f"`{option}` needs a value. {_usage(verb)}")
-            value = args.pop(0)
+    for option, value in pairs:
         fields[_OPTIONS[option]] = _option_value(_OPTIONS[option], value, f"`{option}`")
     if not names:
         raise CommandError(f"`/idp create-service` needs a service name. {_usage(verb)}")
@@ -335,6 +326,13 @@ def _set(verb: str, rest: str) -> Command:
     return Command(verb="set", values=values)
 
 
+def _create_repo(verb: str, rest: str) -> Command:
+    """`text`: the repository (NAME or OWNER/NAME); `values["from_service"]`: the service."""
+    owner, name, service = read_create_repo(rest)
+    values = {"from_service": service} if service else {}
+    return Command(verb="create-repo", text=f"{owner}/{name}" if owner else name, values=values)
+
+
 _PARSERS: dict[str, Callable[[str, str], Command]] = {
     "help": _no_arguments,
     "create-service": _create_service,
@@ -348,4 +346,5 @@ _PARSERS: dict[str, Callable[[str, str], Command]] = {
     "answer": _text,
     "set": _set,
     "ask": _text,
+    "create-repo": _create_repo,
 }

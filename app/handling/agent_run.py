@@ -89,6 +89,10 @@ def fixed_tool_args(config: RepoConfig, session: Session) -> dict[str, dict[str,
             "template_set": config.templates.set,
             "template_version": config.templates.version,
         }
+    # The least protection a repository `/idp create-repo` made gets: the config's.
+    fixed["protect_repository_branch"] = {
+        "protection": config.branch_protection.model_dump(mode="json")
+    }
     if session.request is not None:
         # Where the base manifests are; the namespace is the operator's (tools/staging.py).
         fixed["deploy_to_staging"] = {
@@ -212,7 +216,12 @@ async def run_agent(ctx: JobContext, prepare: Prepare) -> str:
             return session.status
         session.job_id = ctx.job_id
         ctx.store.save(session)
-        profile = await agent_profile(ctx)
+        if session.command == "create-repo":
+            # The App owns this todo (app/handling/create_repo.py): the rules run it, with a
+            # model configured or not.
+            profile = Profile(None, ctx.config.tools)
+        else:
+            profile = await agent_profile(ctx)
         session = await build_agent(ctx, session, profile).run(session, lock=lock)
         await after_run(ctx, session)
         session.job_id = None

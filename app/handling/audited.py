@@ -221,9 +221,15 @@ class AuditedForge:
         branch: str,
         *,
         required_reviews: int = 1,
-        required_checks: list[str],
+        required_checks: list[str] = (),  # type: ignore[assignment]
         enforce_admins: bool = True,
+        rules: BranchRules | None = None,
     ) -> None:
+        # What is written: `rules` when given (the repository tools pass the stricter merge
+        # of what they ask and what the branch had), else the three plain settings.
+        written = rules or BranchRules.asked(
+            required_reviews, list(required_checks), enforce_admins
+        )
         await self._logged(
             "branch_protection",
             f"{repo.full_name}@{branch}",
@@ -233,13 +239,14 @@ class AuditedForge:
                 required_reviews=required_reviews,
                 required_checks=required_checks,
                 enforce_admins=enforce_admins,
+                rules=rules,
             ),
             lambda _: (
                 "applied",
                 {
-                    "required_reviews": required_reviews,
-                    "required_checks": list(required_checks),
-                    "enforce_admins": enforce_admins,
+                    "required_reviews": written.required_reviews,
+                    "required_checks": list(written.required_checks),
+                    "enforce_admins": written.enforce_admins,
                 },
             ),
         )

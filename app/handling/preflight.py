@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 NOTE_PREFIX = "⛔ No branch, commit or pull request was made:"
 
 
-async def _granted(ctx: JobContext) -> dict[str, str] | None:
+async def granted_permissions(ctx: JobContext) -> dict[str, str] | None:
     """The installation's grants, or None when unknown (then the job goes ahead, and a
     refusal by GitHub is explained with the same words)."""
     try:
@@ -43,7 +43,7 @@ async def _granted(ctx: JobContext) -> dict[str, str] | None:
 async def may_comment(ctx: JobContext) -> bool:
     """False, and an error in the log, when the installation cannot comment at all: the job
     has no way to tell anyone on GitHub, so it does nothing there."""
-    granted = await _granted(ctx)
+    granted = await granted_permissions(ctx)
     lacking = missing(COMMENTS, granted) if granted is not None else {}
     if not lacking:
         return True
@@ -71,7 +71,7 @@ async def may_write(ctx: JobContext, session: Session, *, revision: bool = False
     agent run is failed, so `/idp retry` resumes it once the permission is there; a
     `revision` (a review, `/idp set`) leaves the session as it is, and is sent again."""
     drop_permission_note(session)
-    granted = await _granted(ctx)
+    granted = await granted_permissions(ctx)
     lacking = missing(needs_for(ctx.scope.command), granted) if granted is not None else {}
     if not lacking:
         return True

@@ -10,7 +10,7 @@ def builtin_tools() -> list[ToolSpec]:
     from importlib import import_module
 
     specs: list[ToolSpec] = []
-    for module in ("generate", "knowledge", "cluster", "repository", "publish"):
+    for module in ("generate", "knowledge", "cluster", "repository", "repository_push", "publish"):
         try:
             mod = import_module(f"tools.builtin.{module}")
         except ModuleNotFoundError as exc:

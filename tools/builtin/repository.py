@@ -182,6 +182,32 @@ async def _create(args: CreateRepositoryInput, ctx: ToolContext) -> RepoInfo:
     return info
 
 
+async def protect_at_least(
+    ctx: ToolContext, repo: RepoRef, branch: str, asked: BranchRules
+) -> BranchRules:
+    """Protect `branch` with `asked`, keeping each rule of its current protection that is
+    stricter; returns what was written. Raises ForgeError."""
+    current = await _forge(ctx).get_branch_protection(repo, branch)
+    rules = asked.stricter(current)
+    await _forge(ctx).protect_branch(repo, branch, rules=rules)
+    return rules
+
+
+def protection_sentence(branch: str, rules: BranchRules, asked: BranchRules) -> str:
+    """What the protection written on `branch` asks of a change, for the todo."""
+    reviews = rules.required_reviews or 0
+    said = f"{reviews} approving review{'s' if reviews != 1 else ''}"
+    if rules.required_checks:
+        said += (
+            f" and the checks {', '.join(rules.required_checks)} passing on an up-to-date branch"
+        )
+    who = ", administrators included" if rules.enforce_admins else ""
+    text = f"Branch {branch} is protected: changes need a pull request with {said}{who}."
+    if rules != asked:
+        text += " Where the branch's protection was already stricter, it was kept."
+    return text
+
+
 def repository_scope(
     args: CreateRepositoryInput, files: dict[str, str], repo: RepoRef | None, settings: Any
 ) -> ApprovalScope:
@@ -233,9 +259,7 @@ async def create_git_repository_with_branch_protection(
     branch = info.default_branch
     asked = BranchRules.asked(args.required_reviews, checks, args.enforce_admins)
     try:
-        current = await _forge(ctx).get_branch_protection(info.ref, branch)
-        rules = asked.stricter(current)
-        await _forge(ctx).protect_branch(info.ref, branch, rules=rules)
+        rules = await protect_at_least(ctx, info.ref, branch, asked)
     except ForgeError as exc:
         made = "was created" if info.created else "exists"
         raise ToolError(
@@ -244,16 +268,7 @@ async def create_git_repository_with_branch_protection(
         ) from None
     reviews = rules.required_reviews or 0
     checks = list(rules.required_checks)
-    said = f"{reviews} approving review{'s' if reviews != 1 else ''}"
-    if checks:
-        said += f" and the checks {', '.join(checks)} passing on an up-to-date branch"
-    who = ", administrators included" if rules.enforce_admins else ""
-    summary = (
-        f"{_repository_summary(info, args)}. Branch {branch} is protected: changes need a "
-        f"pull request with {said}{who}."
-    )
-    if rules != asked:
-        summary += " Where the branch's protection was already stricter, it was kept."
+    summary = f"{_repository_summary(info, args)}. {protection_sentence(branch, rules, asked)}"
     if args.required_checks is None and checks:
         # Required checks that never report block every merge: GitHub waits for them.
         summary += (

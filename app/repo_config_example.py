@@ -51,6 +51,13 @@ reviewers:
 templates:
   set: builtin
   # version: "1.0.0"
+
+# A failed workflow run on the App's pull request is always shown in the todo. With a
+# language model the App reads the failed job's log and pushes a validated fix commit, at
+# most max_attempts (0 to 2) for a failing commit; without one, `/idp retry` re-runs it.
+ci:
+  fix: true
+  max_attempts: 2
 """
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests import github_api as gh
 from tests.job_world import World
 from tests.llm_fixtures import use_scripted_llm
 from tests.test_llm_full_run import use_provider
@@ -238,3 +239,25 @@ def test_ci_fix_is_off_when_the_repo_config_says_so(world, monkeypatch, no_unmoc
     fixing(world, monkeypatch, no_unmocked_http)  # any model call fails the test
 
     assert deliver_run(world, fail(world)) == {"ci": "reported"}
+
+
+# -- check suites of other apps -----------------------------------------------------------------
+
+
+def test_another_apps_failed_check_suite_is_reported_with_a_link_to_the_checks(world):
+    branch = world.session.branch or ""
+    payload = world.github.check_suite_completed(branch, "circleci-checks")
+
+    assert world.deliver("check_suite", payload) == {"ci": "reported"}
+
+    checks = f"https://github.com/acme/payments/pull/{world.pr_number()}/checks"
+    assert f"❌ [circleci-checks checks]({checks}) failed" in world.todo()
+    assert world.github.log_downloads == []
+
+
+def test_the_apps_own_check_suite_is_left_alone(world):
+    branch = world.session.branch or ""
+    own = world.github.check_suite_completed(branch, "idp-copilot", app_id=int(gh.APP_ID))
+
+    assert world.deliver("check_suite", own) == {"ci": "ignored"}
+    assert "### CI" not in world.todo()

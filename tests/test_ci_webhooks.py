@@ -152,3 +152,18 @@ def test_the_receiver_ignores_a_green_check_suite(github, client, settings, redi
         "reason": "check_suite concluded success: nothing to report",
     }
     assert Queue(settings.queue_name, connection=redis_conn).count == 0
+
+
+def test_every_event_the_router_handles_is_in_the_apps_manifest():
+    """GitHub sends only the events the App subscribes to (github-app.yml `default_events`)."""
+    from pathlib import Path
+
+    import yaml
+
+    from app.webhooks import KNOWN_EVENTS
+
+    manifest = yaml.safe_load((Path(__file__).parents[1] / "github-app.yml").read_text())
+
+    assert {"workflow_run", "check_suite"} <= KNOWN_EVENTS
+    assert KNOWN_EVENTS - {"ping"} <= set(manifest["default_events"])
+    assert manifest["default_permissions"]["actions"] == "write"

@@ -157,7 +157,8 @@ async def _act(
 ) -> str:
     """Report only, or try one fix; the outcome word."""
     fixable = event.kind == "workflow_run" and any(j.failed for j in jobs)
-    if ctx.chat_model is None or not ctx.config.ci.fix or not fixable:
+    wanted = ctx.config.ci.fix and ctx.config.ci.max_attempts > 0
+    if ctx.chat_model is None or not wanted or not fixable:
         return "reported"
     if record.attempts >= ctx.config.ci.max_attempts:
         record.stopped = True

@@ -261,3 +261,11 @@ def test_the_apps_own_check_suite_is_left_alone(world):
 
     assert world.deliver("check_suite", own) == {"ci": "ignored"}
     assert "### CI" not in world.todo()
+
+
+def test_a_run_on_a_merged_pull_request_is_not_reported(world):
+    run = fail(world)
+    world.store.save(world.session.model_copy(update={"merged_at": 1.0}))
+
+    assert deliver_run(world, run) == {"ci": "ignored"}
+    assert "### CI" not in world.todo()

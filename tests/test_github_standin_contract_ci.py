@@ -125,3 +125,18 @@ async def test_the_forge_reads_only_the_logs_tail_and_never_sends_its_token_ther
     assert tail == "bad\n"
     (download,) = github.log_downloads
     assert "authorization" not in download.headers
+
+
+@pytest.mark.anyio
+async def test_a_log_host_that_ignores_the_range_still_yields_only_the_tail(
+    github, run, app_settings, redis_conn
+):
+    """A server may ignore Range and answer 200 with everything (RFC 9110 §14.2): the forge
+    keeps the last bytes only."""
+    github.log_ranges = False
+    repo = RepoRef.parse("acme/payments", gh.INSTALLATION_ID)
+    (job_id,) = run["jobs"]
+
+    tail = await GitHubForge(app_settings, redis_conn).job_log_tail(repo, job_id, 4)
+
+    assert tail == "bad\n"

@@ -210,6 +210,8 @@ class CiFix:
     async def run(self) -> str:
         record = self.record
         record.attempts += 1
+        # Counted before the model runs: a job killed mid-fix and run again counts it too.
+        self.ctx.store.save(self.session)
         n = f"Attempt {record.attempts}"
         s = self.session
         ws = await read_workspace(self.ctx.forge, self.ctx.repo, s.branch or "", list(s.files))

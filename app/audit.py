@@ -34,6 +34,8 @@ AuditAction = Literal[
     "check_run",
     "label",
     "branch_protection",
+    # `/idp retry` re-running the failed jobs of a workflow run on the App's pull request.
+    "workflow_run",
     # What operators and signed-in users do through the operator API and the console.
     "session",
     "agent_system",

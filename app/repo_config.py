@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from app.config_yaml import load_bounded
+from app.domain.ci import MAX_FIX_ATTEMPTS
 from app.domain.service import (
     LANGUAGE_RE,
     TEAM_RULE,
@@ -68,6 +69,8 @@ DEFAULT_PERMISSIONS: dict[str, Level] = {
     # Not a command: a review steering the App's pull request; `reviewers.min_permission`
     # may ask for more.
     "review": "write",
+    # Not a command: GitHub reports a failed workflow run on the App's pull request.
+    "ci": "write",
 }
 DEFAULT_APPROVAL_REQUIRED: tuple[str, ...] = (
     "create_k8s_namespace",
@@ -128,6 +131,19 @@ class ReviewersConfig(_Strict):
     )
 
 
+class CiConfig(_Strict):
+    """What the App does when CI fails on its pull request (README "CI on the App's pull
+    requests"). The failure is always reported in the todo."""
+
+    fix: bool = Field(True, description="With a language model: try a fix commit on the branch")
+    max_attempts: int = Field(
+        MAX_FIX_ATTEMPTS,
+        ge=0,
+        le=MAX_FIX_ATTEMPTS,
+        description="Fix commits for one failing commit and the fixes after it (0 to 2)",
+    )
+
+
 class TemplatesConfig(_Strict):
     """Which template set renders this repository's services (README "Template sets")."""
 
@@ -177,6 +193,7 @@ class RepoConfig(_Strict):
         default_factory=BranchProtectionSettings,
         description="The least protection `/idp create-repo` gives a new repository's branch",
     )
+    ci: CiConfig = Field(default_factory=CiConfig)
 
     @field_validator("manifests_path")
     @classmethod

@@ -62,6 +62,13 @@ branch_protection:
   dismiss_stale_reviews: true
   require_code_owner_reviews: false
   required_linear_history: false
+
+# A failed workflow run on the App's pull request is always shown in the todo. With a
+# language model the App reads the failed job's log and pushes a validated fix commit, at
+# most max_attempts (0 to 2) for a failing commit; without one, `/idp retry` re-runs it.
+ci:
+  fix: true
+  max_attempts: 2
 """
 
 

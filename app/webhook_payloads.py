@@ -106,3 +106,54 @@ class ReviewPayload(PullRequestPayload):
 
 class ReviewCommentPayload(PullRequestPayload):
     comment: ReviewComment
+
+
+# -- CI: `workflow_run` and `check_suite` (completed) ----------------------------------------
+
+# Names and branches in CI payloads: GitHub's limits are far below these bounds.
+Name = Annotated[str | None, AfterValidator(lambda v: None if v is None else scrub(v[:300]))]
+
+
+class PullRequestHead(BaseModel):
+    ref: str
+    sha: str = ""
+
+
+class CiPullRequest(BaseModel):
+    """An entry of a run's `pull_requests` (empty when the head branch is in a fork)."""
+
+    number: int
+    head: PullRequestHead
+
+
+class App(BaseModel):
+    id: int | None = None
+    slug: str = ""
+
+
+class WorkflowRun(BaseModel):
+    id: int
+    name: Name = None
+    head_branch: Name = None
+    head_sha: str
+    conclusion: str | None = None
+    html_url: str = ""
+    run_attempt: int = 1
+    pull_requests: list[CiPullRequest] = []
+
+
+class WorkflowRunPayload(Envelope):
+    workflow_run: WorkflowRun
+
+
+class CheckSuite(BaseModel):
+    id: int
+    head_branch: Name = None
+    head_sha: str
+    conclusion: str | None = None
+    app: App | None = None
+    pull_requests: list[CiPullRequest] = []
+
+
+class CheckSuitePayload(Envelope):
+    check_suite: CheckSuite

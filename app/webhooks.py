@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from app.domain.ci import FAILED_CONCLUSIONS, CiEvent
 from app.grammar.commands import (
     Command,
     CommandError,
@@ -23,11 +24,13 @@ from app.grammar.commands import (
     read_comment,
 )
 from app.webhook_payloads import (
+    CheckSuitePayload,
     Envelope,
     IssuePayload,
     PullRequestPayload,
     ReviewCommentPayload,
     ReviewPayload,
+    WorkflowRunPayload,
 )
 
 NEW_SERVICE_LABEL = "idp:new-service"
@@ -240,6 +243,55 @@ def _on_review_comment_created(event: str, delivery_id: str, payload: dict) -> T
     )
 
 
+def _on_ci_completed(event: str, delivery_id: str, payload: dict) -> Trigger | Ignored:
+    """A workflow run or check suite that failed on the App's branch → the internal verb
+    `ci` on the App's pull request. Bots pass: the App's own push starts the run."""
+    model = WorkflowRunPayload if event == "workflow_run" else CheckSuitePayload
+    try:
+        p = model.model_validate(payload)
+    except ValidationError as exc:
+        where = ".".join(str(part) for part in exc.errors()[0]["loc"])
+        return Ignored(reason=f"{event}.completed payload has no usable {where}")
+    run = p.workflow_run if isinstance(p, WorkflowRunPayload) else None
+    suite = p.check_suite if isinstance(p, CheckSuitePayload) else None
+    subject = run or suite
+    assert subject is not None
+    if subject.conclusion not in FAILED_CONCLUSIONS:
+        return Ignored(reason=f"{event} concluded {subject.conclusion}: nothing to report")
+    branch = subject.head_branch or ""
+    if not branch.startswith(APP_BRANCH_PREFIX):
+        return Ignored(reason="not a branch of the App")
+    app = suite.app if suite is not None else None
+    if app is not None and app.slug == "github-actions":
+        # The same failure arrives as `workflow_run`, which names the run to read and re-run.
+        return Ignored(reason="GitHub Actions' check suite: its workflow_run reports it")
+    pulls = [pr for pr in subject.pull_requests if pr.head.ref == branch]
+    if not pulls:
+        # GitHub leaves `pull_requests` empty when the head branch is in a fork; the App's
+        # branches never are.
+        return Ignored(reason=f"{event} names no pull request of this repository")
+    ci = CiEvent(
+        kind="workflow_run" if run is not None else "check_suite",
+        head_branch=branch,
+        head_sha=subject.head_sha,
+        conclusion=subject.conclusion or "",
+        name=(run.name if run is not None else (app.slug if app else "")) or "",
+        html_url=run.html_url if run is not None else "",
+        run_id=run.id if run is not None else None,
+        run_attempt=run.run_attempt if run is not None else 1,
+        check_suite_id=suite.id if suite is not None else None,
+        app_slug=app.slug if app is not None else "",
+        app_id=app.id if app is not None else None,
+    )
+    return Trigger(
+        **_envelope(event, delivery_id, p),
+        number=pulls[0].number,
+        is_pull_request=True,
+        commands=[Command(verb="ci")],
+        ci=ci,
+    )
+
+
 def _kind(p: IssuePayload) -> str:
     return "pull request" if p.issue.pull_request is not None else "issue"
 
@@ -250,11 +302,14 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("issues", "opened"): _on_issue_opened,
     ("issues", "labeled"): _on_issue_labeled,
 }
-# Pull request events carry no `issue`: they have a table (and a payload model) of their own.
+# Pull request and CI events carry no `issue`: they have a table (and payload models) of
+# their own.
 PULL_REQUEST_ROUTES: dict[tuple[str, str], Callable[[str, str, dict], Trigger | Ignored]] = {
     ("pull_request", "closed"): _on_pull_request_closed,
     ("pull_request_review", "submitted"): _on_review_submitted,
     ("pull_request_review_comment", "created"): _on_review_comment_created,
+    ("workflow_run", "completed"): _on_ci_completed,
+    ("check_suite", "completed"): _on_ci_completed,
 }
 KNOWN_EVENTS = frozenset(
     {"ping", *(event for event, _ in ROUTES), *(event for event, _ in PULL_REQUEST_ROUTES)}

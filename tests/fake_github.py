@@ -17,6 +17,7 @@ import httpx
 import respx
 
 from tests import github_rules as rules
+from tests.fake_github_actions import FakeActions
 from tests.fake_github_git import FakeGitData
 from tests.fake_github_reviews import FakeReviews
 from tests.github_api import (
@@ -39,7 +40,7 @@ ISSUES_READ = read("issues", "pull_requests")  # issue comments on a PR: either 
 ISSUES_WRITE = write("issues", "pull_requests")
 
 
-class FakeGitHub(FakeGitData, FakeReviews):
+class FakeGitHub(FakeGitData, FakeReviews, FakeActions):
     """GitHub for one repository on a respx router: comments, git objects, branches, pull
     requests, permissions, checks and labels in dicts; every request in `calls`.
 
@@ -80,6 +81,7 @@ class FakeGitHub(FakeGitData, FakeReviews):
         self.reviews: dict[int, dict[str, Any]] = {}
         self.review_comments: dict[int, dict[str, Any]] = {}
         self._ids = itertools.count(1000)
+        self._init_actions()
         self.push(default_branch, {"README.md": f"# {at.name}\n"}, "Initial commit")
         self._install(router)
 
@@ -193,6 +195,8 @@ class FakeGitHub(FakeGitData, FakeReviews):
                 write("pull_requests"),
             ),
         ]
+        routes += self._actions_routes(repo)
+        self._install_log_host(router)
         base = url.path.rstrip("/")
         tokens = rf"^{prefix}/app/installations/\d+/access_tokens$"
         token = router.route(method="POST", host=url.host, path__regex=tokens)

@@ -31,6 +31,8 @@ READS = {
     "granted_permissions",
     "get_branch_protection",
     "list_reviews",
+    "list_run_jobs",
+    "job_log_tail",
     "add_reaction",  # an acknowledgement, deliberately not audited
 }
 

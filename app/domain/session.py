@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from app.domain.ci import CiRecord
 from app.domain.service import ServiceRequest
 from app.domain.todo import Todo
 
@@ -85,6 +86,8 @@ class Session(BaseModel):
     # When and by whom the App's pull request was merged (`pull_request.closed`, merged).
     merged_at: float | None = None
     merged_by: str | None = None
+    # CI on the App's pull request, by head sha (app/handling/ci.py): failures, fix attempts.
+    ci: dict[str, CiRecord] = Field(default_factory=dict)
     messages: list[dict[str, Any]] = Field(default_factory=list)
     token_usage: dict[str, int] = Field(default_factory=dict)
     created_at: float = Field(default_factory=time.time)

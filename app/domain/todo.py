@@ -53,6 +53,10 @@ class Todo(BaseModel):
         default_factory=list,
         description="One line per commit a review made on the pull request, oldest first.",
     )
+    ci: list[str] = Field(
+        default_factory=list,
+        description="CI on the pull request's head: failed workflow, job and step; fixes tried.",
+    )
 
     def task(self, task_id: str) -> Task:
         for task in self.tasks:
@@ -100,6 +104,9 @@ def render_todo(todo: Todo, session_id: str) -> str:
     if todo.revisions:
         lines += ["", "### Revisions"]
         lines += [f"- {r}" for r in todo.revisions]
+    if todo.ci:
+        lines += ["", "### CI"]
+        lines += [f"- {c}" for c in todo.ci]
     return "\n".join(lines) + "\n"
 
 

@@ -285,6 +285,7 @@ def app_client(
     transport: httpx.AsyncBaseTransport | None = None,
     throttler: BaseThrottler | None = None,
     retry: RetryPolicy | None = None,
+    follow_redirects: bool = True,
 ) -> GitHub:
     """A githubkit client acting as the App's installation `installation_id`, at
     settings.github_api_url, with the shared token cache and our retry policy. Without a
@@ -311,6 +312,8 @@ def app_client(
         ),
         auto_retry=retry or RetryPolicy.from_settings(settings),
         async_transport=transport,
+        # Off only to read a redirect's Location (a job log's download URL) ourselves.
+        follow_redirects=follow_redirects,
         # Metrics (calls by status, remaining rate limit) and a `github METHOD` span per call.
         async_event_hooks=github_event_hooks(installation_id),
     )

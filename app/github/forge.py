@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
+from app.domain.ci import CiJob
 from app.github.errors import ForgeError
 from app.untrusted import linear
 
@@ -288,6 +289,18 @@ class Forge(Protocol):
         self, repo: RepoRef, number: int, comment_id: int, body: str
     ) -> int:
         """A reply in the thread of line comment `comment_id`. Returns the reply's id."""
+        ...
+
+    async def list_run_jobs(self, repo: RepoRef, run_id: int) -> list[CiJob]:
+        """The jobs of workflow run `run_id` (its latest attempt) with their steps."""
+        ...
+
+    async def job_log_tail(self, repo: RepoRef, job_id: int, limit: int) -> str:
+        """The last `limit` bytes of job `job_id`'s log as text ("" when it has none)."""
+        ...
+
+    async def rerun_failed_jobs(self, repo: RepoRef, run_id: int) -> None:
+        """Re-run the failed jobs of workflow run `run_id` (and the jobs that need them)."""
         ...
 
     async def create_repository(

@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from app.domain.ci import CiJob
 from app.domain.todo import marker
 from app.github.errors import ForgeError
 from app.github.forge import (
@@ -269,6 +270,16 @@ class LocalForge(LocalRepositories, LocalReviews):
 
         if labels:
             await asyncio.to_thread(record)
+
+    # A local repository has no CI: no run reaches a LocalForge session, and a re-run says so.
+    async def list_run_jobs(self, repo: RepoRef, run_id: int) -> list[CiJob]:
+        return []
+
+    async def job_log_tail(self, repo: RepoRef, job_id: int, limit: int) -> str:
+        return ""
+
+    async def rerun_failed_jobs(self, repo: RepoRef, run_id: int) -> None:
+        raise ForgeError("A local repository has no GitHub Actions runs to re-run.")
 
     async def granted_permissions(self, repo: RepoRef) -> dict[str, str] | None:
         return dict(self.granted)

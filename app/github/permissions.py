@@ -57,6 +57,12 @@ PERMISSIONS: dict[str, AppPermission] = {
         "the validation check run on the pull request's head",
         f"{DOCS}/checks/runs#create-a-check-run",
     ),
+    "actions": AppPermission(
+        "Actions",
+        "reading the jobs and log of a workflow run that failed on the App's pull request, and "
+        "re-running its failed jobs on `/idp retry`",
+        f"{DOCS}/actions/workflow-runs#re-run-failed-jobs-from-a-workflow-run",
+    ),
     "metadata": AppPermission(
         "Metadata",
         "reading the repository and a commenter's role on it",
@@ -82,6 +88,9 @@ AGENT_RUN: dict[str, str] = {
     "checks": "write",
     "metadata": "read",
 }
+# CI on the App's pull request: the run's jobs and log (read), a re-run (write).
+CI_READ: dict[str, str] = {"actions": "read"}
+CI_RERUN: dict[str, str] = {"actions": "write"}
 NEEDS_BY_VERB: dict[str, dict[str, str]] = {
     verb: AGENT_RUN
     for verb in (
@@ -97,9 +106,10 @@ NEEDS_BY_VERB: dict[str, dict[str, str]] = {
         "set",
     )
 }
+NEEDS_BY_VERB["ci"] = {**AGENT_RUN, **CI_READ}
 # The default manifest (github-app.yml) asks for exactly these; administration is added only
 # where repository creation is enabled.
-APP_PERMISSIONS: dict[str, str] = {**COMMENTS, **AGENT_RUN}
+APP_PERMISSIONS: dict[str, str] = {**COMMENTS, **AGENT_RUN, **CI_RERUN}
 REPO_CREATION: dict[str, str] = {"administration": "write"}
 # `/idp create-repo`: the repository, the service's files (a workflow among them) pushed to
 # it, and its branch protection.
@@ -174,6 +184,7 @@ def _from_request(method: str, path: str) -> tuple[str, str] | None:
     for fragment, name in (
         ("/git/", "contents"),
         ("/check-runs", "checks"),
+        ("/actions/", "actions"),
         ("/pulls", "pull_requests"),
         ("/issues/", "issues"),
     ):

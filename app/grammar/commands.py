@@ -16,6 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from app.domain.ci import CiEvent
 from app.domain.service import ServiceRequest, suggest_name
 from app.grammar.issue_form import form_sections as form_sections
 from app.grammar.issue_form import is_issue_form as is_issue_form
@@ -62,6 +63,9 @@ Verb = Literal[
     # not typed by users: a review, a review comment or a free-text comment on the App's
     # pull request (app/handling/review.py)
     "review",
+    # not typed by users: a workflow run or check suite failed on the App's pull request
+    # (`workflow_run` / `check_suite` completed; app/handling/ci.py)
+    "ci",
 ]
 VERBS: tuple[str, ...] = Verb.__args__  # type: ignore[attr-defined]
 
@@ -108,6 +112,8 @@ class Trigger(BaseModel):
     # granted, which the worker uses instead of asking the forge about `sender` (an operator
     # is not a GitHub user). Never set from a webhook.
     authorized_permission: str | None = None
+    # `workflow_run` and `check_suite` (completed) on the App's pull request: what failed.
+    ci: CiEvent | None = None
 
 
 # -- usage and help ------------------------------------------------------------------------
@@ -122,7 +128,10 @@ USAGE: dict[str, tuple[str, str]] = {
     "plan": ("/idp plan", "(re)plans and shows the todo list; no side effects"),
     "apply": ("/idp apply", "runs the steps that wait for approval (namespace, deploy, repo)"),
     "status": ("/idp status", "shows the session's status"),
-    "retry": ("/idp retry", "re-runs the failed steps only"),
+    "retry": (
+        "/idp retry",
+        "re-runs the failed steps only; with none, the failed CI jobs of the App's pull request",
+    ),
     "cancel": ("/idp cancel", "stops the running job"),
     "deploy": ("/idp deploy staging", "deploys the merged manifests to the staging cluster"),
     "feedback": ("/idp feedback TEXT", "stores feedback on this session"),
@@ -146,7 +155,11 @@ def _help_text() -> str:
         "**IDP Copilot commands** (one per line, in an issue or pull request comment):\n\n"
         "| command | does |\n| --- | --- |\n"
         f"{rows}\n\n"
-        f"`/idp set` keys: {keys}. Also accepted: {aliases}; `.` or `-` may replace `_`.\n"
+        f"`/idp set` keys: {keys}. Also accepted: {aliases}; `.` or `-` may replace `_`.\n\n"
+        "CI on the App's pull requests: a failed workflow run shows in the todo (workflow, job, "
+        "step). With a language model the App tries a fix commit (at most 2 per failing "
+        "commit; `ci: {fix: false}` in `.github/idp-copilot.yml` turns it off); without one, "
+        "`/idp retry` re-runs the failed jobs.\n"
     )
 
 

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import redis
 
 from app.audit import AuditAction, AuditLog
+from app.domain.ci import CiJob
 from app.github.forge import (
     CommitInfo,
     Forge,
@@ -184,6 +185,20 @@ class AuditedForge:
             f"{repo.full_name}@{head_sha[:12]}",
             lambda: self.inner.create_check_run(repo, head_sha, name, conclusion, title, summary),
             lambda check_id: (conclusion, {"check_run_id": check_id, "name": name}),
+        )
+
+    async def list_run_jobs(self, repo: RepoRef, run_id: int) -> list[CiJob]:
+        return await self.inner.list_run_jobs(repo, run_id)
+
+    async def job_log_tail(self, repo: RepoRef, job_id: int, limit: int) -> str:
+        return await self.inner.job_log_tail(repo, job_id, limit)
+
+    async def rerun_failed_jobs(self, repo: RepoRef, run_id: int) -> None:
+        await self._logged(
+            "workflow_run",
+            f"{repo.full_name} run {run_id}",
+            lambda: self.inner.rerun_failed_jobs(repo, run_id),
+            lambda _: ("re-run", {"run_id": run_id, "jobs": "failed"}),
         )
 
     async def add_labels(self, repo: RepoRef, number: int, labels: list[str]) -> None:

@@ -15,7 +15,7 @@ from app.domain.outcomes import UNSUCCESSFUL_OUTCOMES
 from app.feedback import FeedbackStore, outcome_of
 from app.github.errors import ForgeError
 from app.grammar.commands import Command
-from app.handling import create_repo, pr_commands, preflight, review, verbs
+from app.handling import ci, create_repo, pr_commands, preflight, review, verbs
 from app.handling.authorize import admit, answer_refusals
 from app.handling.cancel import cancel
 from app.handling.context import JobContext
@@ -173,4 +173,5 @@ HANDLERS: dict[str, Handler] = {
     "review": review.review,
     "set": review.set_values,
     "create-repo": create_repo.create_repo,
+    "ci": ci.ci,
 }

@@ -17,6 +17,7 @@ from app.grammar.commands import HELP_TEXT, USER_VERBS, Command, escape_user_tex
 from app.handling.agent_run import run_agent, with_defaults
 from app.handling.authorize import sender_permission
 from app.handling.cancel import resume_after_cancel
+from app.handling.ci import retry_checks
 from app.repo_config import required_permission
 
 if TYPE_CHECKING:
@@ -129,6 +130,9 @@ async def retry(ctx: JobContext, command: Command) -> str:
             or session.status in ("failed", "cancelled")
         )
     ):
+        checks = await retry_checks(ctx, session) if session is not None else None
+        if checks is not None:
+            return checks  # no failed step, but CI failed on the App's pull request
         await ctx.reply("Nothing failed here, so there is nothing to retry.")
         return "answered"
 

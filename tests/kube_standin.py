@@ -356,6 +356,11 @@ class FakeCluster(KubernetesCluster):
         self.managers: list[str] = []
         self.applied: list[dict[str, Any]] = []  # the bodies of real (not dry-run) applies
 
+    @property
+    def writes(self) -> list[tuple[Any, ...]]:
+        """The calls that were not dry runs: what changed the cluster."""
+        return [c for c in self.calls if c[-1] is False]
+
     def ensure_namespace(self, name: str, labels: dict[str, str], **kw: Any) -> dict:
         self.calls.append(("namespace", name, kw["dry_run"]))
         return super().ensure_namespace(name, labels, **kw)

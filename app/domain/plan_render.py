@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from app.domain.plan import Action, ClusterPlan, ObjectPlan
+from app.untrusted import inline_markdown
 
 SECTION_LIMIT = 30_000  # of the todo comment (whose limit is 65,536), the rest for tasks and notes
 CHECK_LIMIT = 65_000  # of the check run's summary (65,535), with room for the cut note
@@ -63,14 +64,14 @@ def summary_line(steps: Sequence[Step]) -> str:
     return ", ".join(parts)
 
 
-def _object_lines(obj: ObjectPlan, fields: int, value: int) -> list[str]:
-    where = f" in {code(obj.namespace)}" if obj.namespace else ""
+def _object_lines(obj: ObjectPlan, fields: int, value: int, target: str = "") -> list[str]:
+    where = f" in {code(obj.namespace)}" if obj.namespace and obj.namespace != target else ""
     line = f"- {_ICON[obj.action]} {_WORD[obj.action]} {obj.kind} {code(obj.name)}{where}"
     if obj.action == "change":
         n = len(obj.changes) + obj.more_changes
         line += f" ({n} field{'s' if n != 1 else ''})"
     if obj.reason:
-        line += f": {obj.reason if obj.action != 'refused' else code(obj.reason, 300)}"
+        line += f": {code(obj.reason, 300)}"
     lines = [line]
     for change in obj.changes[:fields]:
         lines.append(
@@ -86,7 +87,7 @@ def _object_lines(obj: ObjectPlan, fields: int, value: int) -> list[str]:
 def _step_lines(title: str, plan: ClusterPlan) -> list[str]:
     head = [f"**{title}** · `{plan.tool}` → {code(plan.target, 100)}"]
     if plan.note:
-        head.append(f"_{plan.note}_")
+        head.append(f"_{inline_markdown(plan.note, 400)}_")
     return head
 
 
@@ -103,7 +104,7 @@ def plan_section(steps: Sequence[Step], link: str | None, limit: int = SECTION_L
         block = _step_lines(title, plan)
         shown = 0
         for obj in plan.objects:
-            more = _object_lines(obj, TODO_FIELDS, TODO_VALUE)
+            more = _object_lines(obj, TODO_FIELDS, TODO_VALUE, plan.target)
             if left or used + _chars(block + more) > limit:
                 left += 1
                 continue
@@ -127,9 +128,16 @@ def full_plan(steps: Sequence[Step], limit: int = CHECK_LIMIT) -> str:
     values, cut at a line boundary to fit `limit`."""
     lines = [f"**{summary_line(steps)}**", ""]
     for title, plan in steps:
-        lines += [f"### {title}", "", *_step_lines(title, plan)[1:], ""]
+        target = f"`{plan.tool}` → {code(plan.target, 100)}"
+        lines += [
+            f"### {title}",
+            "",
+            target,
+            *([f"_{inline_markdown(plan.note, 400)}_"] if plan.note else []),
+            "",
+        ]
         for obj in plan.objects:
-            lines += _object_lines(obj, len(obj.changes), 300)
+            lines += _object_lines(obj, len(obj.changes), 300, plan.target)
         lines.append("")
     text = "\n".join(lines)
     if len(text) <= limit:

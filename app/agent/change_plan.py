@@ -158,18 +158,18 @@ async def publish_check(
         return
     text = redact(full_plan(steps), settings.secret_values())
     key = hashlib.sha256(f"{session.head_sha}\0{text}".encode()).hexdigest()
-    if todo.plan_check == key:
-        return
-    title = f"Cluster plan: {summary_line(steps)}"[:200]
-    try:
-        check_id = await forge.create_check_run(
-            repo, session.head_sha, CHECK_NAME, "neutral", title, text
-        )
-    except ForgeError as exc:
-        log.warning("plan check run of %s not created: %s", session.id, exc)
-        return
-    todo.plan_check = key
-    todo.plan_link = check_link(session.pr_url, check_id)
+    if session.plan_check != key:
+        title = f"Cluster plan: {summary_line(steps)}"[:200]
+        try:
+            check_id = await forge.create_check_run(
+                repo, session.head_sha, CHECK_NAME, "neutral", title, text
+            )
+        except ForgeError as exc:
+            log.warning("plan check run of %s not created: %s", session.id, exc)
+            todo.plan_link = None
+            return
+        session.plan_check, session.plan_link = key, check_link(session.pr_url, check_id)
+    todo.plan_link = session.plan_link
 
 
 def check_link(pr_url: str | None, check_id: int) -> str:

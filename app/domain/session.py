@@ -85,6 +85,10 @@ class Session(BaseModel):
     # When and by whom the App's pull request was merged (`pull_request.closed`, merged).
     merged_at: float | None = None
     merged_by: str | None = None
+    # The full cluster plan last published as a check run: sha256 of head and plan, and
+    # the markdown link the todo shows (app/agent/change_plan.py).
+    plan_check: str | None = None
+    plan_link: str | None = None
     messages: list[dict[str, Any]] = Field(default_factory=list)
     token_usage: dict[str, int] = Field(default_factory=dict)
     created_at: float = Field(default_factory=time.time)

@@ -61,9 +61,6 @@ class Todo(BaseModel):
     plan_link: str | None = Field(
         None, description="Markdown link to the check run that holds the full cluster plan"
     )
-    plan_check: str | None = Field(
-        None, description="sha256 of the head commit and full plan last published as a check run"
-    )
 
     def task(self, task_id: str) -> Task:
         for task in self.tasks:

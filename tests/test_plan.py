@@ -13,7 +13,9 @@ import pytest
 from app.domain.plan import HIDDEN, ClusterPlan, comparable, field_changes, object_plan
 from app.domain.plan_render import CHECK_LIMIT, full_plan, plan_section
 from app.domain.todo import Task, Todo, render_todo
+from tests import test_cluster_tools as cluster_tools
 from tests.kube_standin import ApiServer, FakeCluster
+from tests.test_cluster_tools import EXPECTED_ORDER, MANAGER, NS, base_files
 from tests.test_staging_deploy import HEAD, IMAGE, context
 from tools.builtin.cluster import deploy_to_staging, plan_deploy, plan_namespace
 from tools.builtin.cluster_io import DeployInput, NamespaceInput
@@ -22,6 +24,8 @@ from tools.render_k8s import StagingPlace, render_k8s
 from tools.render_workflow import image_tag
 from tools.staging import StagingPolicy
 
+# The loopback API server and the real client's contexts, as the cluster tools' tests use them.
+api, make_ctx = cluster_tools.api, cluster_tools.make_ctx
 COMMENT_LIMIT = 65_536  # GitHub's limit on an issue comment's body
 NEXT = "4b6d8f0e9c1e5d7a3b2f4e6d8c0a1b3d5f7e9a2c"
 
@@ -249,3 +253,24 @@ def test_a_huge_plan_fits_one_comment_and_one_check_run():
     assert full.endswith("the rest is not shown._\n")
     assert "- ✏️ change ConfigMap `c0` (60 fields)" in comment
     assert "  - … and 50 more fields" in comment  # 10 in the todo, the rest in the check run
+
+
+# -- through the real client -------------------------------------------------------------------
+
+
+def test_the_real_client_plans_with_gets_and_dry_run_patches_only(api, make_ctx):
+    """The kubernetes client behind `KubernetesCluster`, over HTTP to the stand-in: a plan
+    sends GETs and server-side apply PATCHes with `dryRun=All` and the repository's field
+    manager, never a write."""
+    api.namespaces.add(NS)
+
+    plan = asyncio.run(
+        plan_deploy(DeployInput(service="payments-api"), make_ctx(files=base_files()))
+    )
+
+    assert {o.action for o in plan.objects} == {"create"} and len(plan.objects) == 8
+    patches = [c for c in api.calls if c.method == "PATCH"]
+    assert [(c.method, c.path) for c in patches] == EXPECTED_ORDER
+    assert all(c.query == {"fieldManager": MANAGER, "dryRun": "All"} for c in patches)
+    assert {c.method for c in api.calls} == {"GET", "PATCH"}
+    assert api.server.objects == {}

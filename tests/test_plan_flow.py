@@ -150,3 +150,21 @@ def test_without_a_cluster_the_todo_says_so_and_the_digest_covers_the_objects(
     target = f"namespace `{NAMESPACE}`"
     with_plan = approval_digest("deploy_to_staging", args, files, target, deploy.plan.digest)
     assert deploy.digest == with_plan != approval_digest("deploy_to_staging", args, files, target)
+
+
+def test_with_a_model_that_stops_at_once_the_app_still_shows_the_plan(world):
+    """The model plans nothing and calls nothing: the App's backstop plans, and the App, not
+    the model, dry-runs the waiting cluster steps."""
+    from app.agent.providers.base import ModelTurn, Usage
+    from app.agent.providers.scripted import ScriptedChatModel
+
+    model = ScriptedChatModel(
+        [ModelTurn(text="Done.", tool_calls=[], usage=Usage(input_tokens=1))], repeat_last=True
+    )
+
+    world.comment(CREATE, chat_model=model)
+
+    todo = world.todo()
+    assert "<summary>Cluster plan: 3 to create, 0 to change, 0 unchanged</summary>" in todo
+    assert task(world, "deploy_to_staging").plan is not None
+    assert world.cluster.writes == []

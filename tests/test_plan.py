@@ -253,6 +253,9 @@ def test_a_huge_plan_fits_one_comment_and_one_check_run():
     assert full.endswith("the rest is not shown._\n")
     assert "- ✏️ change ConfigMap `c0` (60 fields)" in comment
     assert "  - … and 50 more fields" in comment  # 10 in the todo, the rest in the check run
+    # The session keeps the details of at most MAX_PLAN_CHANGES fields, and counts the rest.
+    assert len(plan.model_dump_json()) < 300_000
+    assert plan.objects[-1].changes == [] and plan.objects[-1].more_changes == 60
 
 
 # -- through the real client -------------------------------------------------------------------

@@ -23,7 +23,7 @@ import hashlib
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 Action = Literal["create", "change", "unchanged", "refused", "unknown"]
 
@@ -34,6 +34,7 @@ NOISE_ANNOTATIONS = frozenset(
     {"kubectl.kubernetes.io/last-applied-configuration", "deployment.kubernetes.io/revision"}
 )
 MAX_CHANGES = 50  # per object kept in the session; the count of the rest is kept
+MAX_PLAN_CHANGES = 200  # per plan kept in the session (about what a check run can show)
 VALUE_CHARS = 300  # of each before/after value kept in the session
 HIDDEN = "(hidden)"  # a Secret's values never reach a comment or a check run
 
@@ -89,6 +90,18 @@ class ClusterPlan(BaseModel):
         """What the approval digest covers: the step, whether the cluster answered, and
         each object's digest in order."""
         return _sha(self.tool, self.target, str(self.reached), *(o.digest for o in self.objects))
+
+    @model_validator(mode="after")
+    def _bounded(self) -> ClusterPlan:
+        """Past MAX_PLAN_CHANGES fields only their count is kept, so a plan of many objects
+        stays small in the session; each object's digest still covers all of its changes."""
+        budget = MAX_PLAN_CHANGES
+        for obj in self.objects:
+            if len(obj.changes) > budget:
+                obj.more_changes += len(obj.changes) - budget
+                obj.changes = obj.changes[:budget]
+            budget -= len(obj.changes)
+        return self
 
     def count(self, action: Action) -> int:
         return sum(1 for o in self.objects if o.action == action)

@@ -277,3 +277,23 @@ def test_the_real_client_plans_with_gets_and_dry_run_patches_only(api, make_ctx)
     assert all(c.query == {"fieldManager": MANAGER, "dryRun": "All"} for c in patches)
     assert {c.method for c in api.calls} == {"GET", "PATCH"}
     assert api.server.objects == {}
+
+
+def test_a_step_that_cannot_be_planned_says_why_and_has_no_objects(settings):
+    from app.agent.change_plan import make_plan
+    from app.domain.session import Session
+    from app.github.forge import RepoRef
+    from tools.builtin.cluster import TOOLS
+
+    (spec,) = [s for s in TOOLS if s.name == "deploy_to_staging"]
+    session = Session(id="acme/shop#3", repo="acme/shop", number=3)
+
+    plan = asyncio.run(
+        make_plan(spec, {"service": "shop-web"}, {}, settings=settings, session=session,
+                  forge=None, repo=RepoRef("acme", "shop"), cluster=FakeCluster())
+    )  # fmt: skip
+
+    assert not plan.reached and plan.objects == []
+    assert "No plan could be made: no manifests under services/shop-web/k8s/base/" in plan.note
+    section = "\n".join(plan_section([("Deploy to staging", plan)], None))
+    assert "**Deploy to staging** · `deploy_to_staging`\n_No plan could be made" in section

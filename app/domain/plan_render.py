@@ -85,7 +85,8 @@ def _object_lines(obj: ObjectPlan, fields: int, value: int, target: str = "") ->
 
 
 def _step_lines(title: str, plan: ClusterPlan) -> list[str]:
-    head = [f"**{title}** · `{plan.tool}` → {code(plan.target, 100)}"]
+    where = f" → {code(plan.target, 100)}" if plan.target else ""
+    head = [f"**{title}** · `{plan.tool}`{where}"]
     if plan.note:
         head.append(f"_{inline_markdown(plan.note, 400)}_")
     return head
@@ -128,7 +129,7 @@ def full_plan(steps: Sequence[Step], limit: int = CHECK_LIMIT) -> str:
     values, cut at a line boundary to fit `limit`."""
     lines = [f"**{summary_line(steps)}**", ""]
     for title, plan in steps:
-        target = f"`{plan.tool}` → {code(plan.target, 100)}"
+        target = f"`{plan.tool}`" + (f" → {code(plan.target, 100)}" if plan.target else "")
         lines += [
             f"### {title}",
             "",

@@ -26,9 +26,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from tests.kube_defaults import default
 from tools.cluster import KNOWN_KINDS, ClusterError, KubernetesCluster, _status_error
 
 Path = tuple[str, ...]
+CREATED = "2026-05-04T10:00:00Z"
 Rollout = Literal["ready", "progressing", "image-pull", "deadline"]
 
 
@@ -148,6 +150,9 @@ class ApiServer:
     )
     _version: int = 40
 
+    # Namespaces in `namespaces` that nobody applied here: made before the App came.
+    premade: dict[str, Stored] = field(default_factory=dict)
+
     def handle(
         self, method: str, path: str, query: dict[str, str], content_type: str | None, body: Any
     ) -> tuple[int, dict]:
@@ -173,12 +178,14 @@ class ApiServer:
                          "resources": self.discovery[path]}  # fmt: skip
         if path.endswith("/pods"):
             return 200, {"kind": "PodList", "apiVersion": "v1", "items": self._pods(path)}
-        stored = self.objects.get(path)
+        stored = self._lookup(path)
+        name = path.rsplit("/", 1)[-1]
         if stored is None:
-            name = path.rsplit("/", 1)[-1]
             return 404, status(404, "NotFound", f'"{name}" not found', {"name": name})
         stored.reads += 1
         obj = copy.deepcopy(stored.obj)
+        # A GET carries the field owners too (server-side-apply docs, "Field management").
+        obj["metadata"]["managedFields"] = self._managed_fields(stored.owners)
         if obj["kind"] == "Deployment":
             obj["status"] = self._deployment_status(obj, stored.reads)
         return 200, obj
@@ -250,7 +257,7 @@ class ApiServer:
                                    {"name": namespace, "kind": "namespaces"})  # fmt: skip
         me = Manager(query["fieldManager"], "Apply", body.get("apiVersion", ""))
         dry, force = query.get("dryRun") == "All", query.get("force") == "true"
-        stored = self.objects.get(path)
+        stored = self._lookup(path)
         current = stored.obj if stored else {}
         owners = {m: set(f) for m, f in (stored.owners if stored else {}).items()}
         applied = leaves(body)
@@ -280,14 +287,27 @@ class ApiServer:
         return (200 if stored else 201), {**copy.deepcopy(new), "metadata": {
             **new["metadata"], "managedFields": self._managed_fields(owners)}}  # fmt: skip
 
+    def _lookup(self, path: str) -> Stored | None:
+        """The stored object at `path`; a namespace in `namespaces` exists even if nobody
+        applied it here."""
+        name = path.rsplit("/", 1)[-1]
+        if path in self.objects or path != f"/api/v1/namespaces/{name}":
+            return self.objects.get(path)
+        if name in self.namespaces and path not in self.premade:
+            obj = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+            self._admit(obj, {})
+            self.premade[path] = Stored(obj)
+        return self.premade.get(path)
+
     def _admit(self, new: dict, current: dict) -> None:
-        """What the API server adds: defaults, uid, resourceVersion, generation."""
-        if new.get("kind") == "Deployment":
-            new.setdefault("spec", {}).setdefault("replicas", 1)
+        """What the API server adds: defaults (tests/kube_defaults.py), uid,
+        creationTimestamp, resourceVersion, generation; a dry run gets them too."""
+        default(new)
         meta = new.setdefault("metadata", {})
         self._version += 1
         meta["resourceVersion"] = str(self._version)
         meta.setdefault("uid", f"uid-{self._version}")
+        meta.setdefault("creationTimestamp", CREATED)
         old = current.get("metadata", {}).get("generation", 0)
         changed = new.get("spec") != current.get("spec")
         meta["generation"] = old + 1 if changed or not old else old
@@ -355,6 +375,11 @@ class FakeCluster(KubernetesCluster):
         self.calls: list[tuple[Any, ...]] = []
         self.managers: list[str] = []
         self.applied: list[dict[str, Any]] = []  # the bodies of real (not dry-run) applies
+
+    @property
+    def writes(self) -> list[tuple[Any, ...]]:
+        """The calls that were not dry runs: what changed the cluster."""
+        return [c for c in self.calls if c[-1] is False]
 
     def ensure_namespace(self, name: str, labels: dict[str, str], **kw: Any) -> dict:
         self.calls.append(("namespace", name, kw["dry_run"]))

@@ -38,7 +38,7 @@ def deploy_task(world: World) -> Task:
 
 
 def applied(world: World) -> list[tuple]:
-    return [c for c in world.cluster.calls if c[0] == "apply" and not c[-1]]
+    return [c for c in world.cluster.writes if c[0] == "apply" and not c[-1]]
 
 
 def human_commit(world: World, path: str, text: str) -> None:
@@ -47,7 +47,10 @@ def human_commit(world: World, path: str, text: str) -> None:
 
 def test_the_todo_lists_each_waiting_call_with_its_target_and_the_digest_of_its_files(world):
     branch_files = world.github.files(world.session.branch)
-    digest = approval_digest("deploy_to_staging", DEPLOY_ARGS, manifests(branch_files), TARGET)
+    plan = deploy_task(world).plan.digest  # the dry-run plan the todo shows (test_plan.py)
+    digest = approval_digest(
+        "deploy_to_staging", DEPLOY_ARGS, manifests(branch_files), TARGET, plan
+    )
 
     todo = world.todo()
 
@@ -87,7 +90,9 @@ def test_a_human_commit_after_the_todo_was_shown_is_refused_then_approved_anew(w
         "so nothing was applied."
     ) in todo
     head = manifests(world.github.files(world.session.branch))
-    now = approval_digest("deploy_to_staging", DEPLOY_ARGS, head, TARGET)
+    now = approval_digest(
+        "deploy_to_staging", DEPLOY_ARGS, head, TARGET, deploy_task(world).plan.digest
+    )
     assert deploy_task(world).status == "waiting_approval" and deploy_task(world).digest == now
     assert f"digest `{short(now)}`" in todo
 
@@ -133,7 +138,7 @@ def test_auto_deploy_on_merge_by_a_writer_without_an_approving_maintainer_waits(
 
     world.deliver("pull_request", merged_payload(world, sender="alice"))
 
-    assert world.cluster.calls == []
+    assert world.cluster.writes == []
     assert (
         "Neither the merger nor an approving reviewer has **maintain** permission, which "
         "`auto_deploy_on_merge` needs: the staging deploy waits for `/idp apply`."
@@ -160,7 +165,7 @@ def test_a_maintainers_approval_withdrawn_by_a_change_request_does_not_count(wor
 
     world.deliver("pull_request", merged_payload(world, sender="alice"))
 
-    assert world.cluster.calls == []
+    assert world.cluster.writes == []
 
 
 def test_the_stand_in_lists_a_pull_requests_reviews_oldest_first(world):

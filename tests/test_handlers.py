@@ -11,6 +11,7 @@ import uuid
 import pytest
 
 from app.audit import AuditLog
+from app.domain.plan_render import CHECK_NAME
 from app.domain.service import ServiceRequest
 from app.domain.todo import marker
 from app.events import EventBus
@@ -18,6 +19,11 @@ from app.grammar.commands import Command, Trigger
 from tests.job_world import ISSUE, SESSION, World
 
 CREATE = "/idp create-service payments-api --lang python --team checkout"
+
+
+def validation_checks(world: World) -> list[dict]:
+    """The validation check runs (the cluster plan's are tests/test_plan_flow.py's)."""
+    return [c for c in world.github.check_runs if c["name"] != CHECK_NAME]
 
 
 def trigger(*commands: Command, sender: str = "alice", **fields: object) -> Trigger:
@@ -199,7 +205,7 @@ def test_the_pull_request_carries_summary_validation_and_a_link_back_and_a_check
     assert "### Summary" in body and "Deployment and Service for payments-api" in body
     assert "### Validation" in body and "| ✅ | all files valid |" in body
     assert body.rstrip().endswith(f"Closes #{ISSUE}")
-    (check,) = world.github.check_runs
+    (check,) = validation_checks(world)
     assert check["head_sha"] == world.github.refs[pull["branch"]]
     assert check["conclusion"] == "success"
     assert "all files valid" in check["output"]["summary"]
@@ -214,7 +220,7 @@ def test_a_replan_on_the_pull_request_that_changes_nothing_makes_no_commit(world
 
     assert outcome == {"plan": "waiting"}
     assert world.commits_on(branch) == commits
-    assert len(world.github.check_runs) == 1
+    assert len(validation_checks(world)) == 1
     assert world.generators.calls["generate_k8s_manifests"] == 2  # it did re-render
 
 
@@ -231,7 +237,7 @@ def test_a_replan_that_changes_a_file_pushes_exactly_one_commit_with_that_change
     changed = {p for p in after if after[p] != before.get(p)}
     assert changed == {"services/payments-api/k8s/base/deployment.yaml"}
     assert "note: 'v2'" in after["services/payments-api/k8s/base/deployment.yaml"]
-    assert len(world.github.check_runs) == 2  # the new head is checked too
+    assert len(validation_checks(world)) == 2  # the new head is checked too
     assert len(world.github.pulls) == 1
 
 
@@ -258,7 +264,7 @@ def test_the_real_tools_make_one_validated_commit_within_the_write_budget(
     assert "apps/payments-api/k8s/base/deployment.yaml" in files
     assert not any(path.startswith("services/") for path in files)
     assert len(world.commits_on(branch)) == 1
-    (check,) = world.github.check_runs
+    (check,) = validation_checks(world)
     assert check["conclusion"] == "success"
     assert "| zizmor | 1 | ✅ pass |" in check["output"]["summary"]
     assert len(world.writes()) <= 25

@@ -5,7 +5,12 @@ the real API server makes.
 Pages followed:
 - https://kubernetes.io/docs/reference/using-api/server-side-apply/ (field management,
   conflicts, forcing, shared ownership, removing fields, dry run)
-- https://kubernetes.io/docs/reference/using-api/api-concepts/#dry-run (`dryRun=All`)
+- https://kubernetes.io/docs/reference/using-api/api-concepts/#dry-run (`dryRun=All`: full
+  admission, validation and merge conflicts; the answer as close as possible to a real one,
+  generated values included; nothing persisted)
+- https://kubernetes.io/docs/reference/labels-annotations-taints/#kubernetes-io-metadata-name
+- the API reference's defaults for Deployment, PodSpec, Container and Service
+  (kubernetes.io/docs/reference/kubernetes-api/), in tests/kube_defaults.py
 - apimachinery `ValidatePatchOptions` and `NewConflictError` for the exact Status bodies.
 """
 
@@ -151,6 +156,73 @@ def test_dry_run_all_admits_but_stores_nothing_and_other_values_are_refused(serv
 
     code, body = apply(server, deployment(), "team-a", dryRun="Server")
     assert code == 422 and 'dryRun: Unsupported value: ["Server"]' in body["message"]
+
+
+def get(server: ApiServer, path: str = PATH) -> tuple[int, dict]:
+    return server.handle("GET", path, {}, None, None)
+
+
+def test_a_dry_run_answers_with_the_object_as_it_would_be_stored(server):
+    """api-concepts#dry-run: a dry run goes through "the typical request stages (admission
+    chain, validation, merge conflicts)" and "the response body for the request is as close
+    as possible to a non-dry-run response"; generated values (uid, creationTimestamp) are
+    set in it too ("Dry-run and generated values"). Defaulting is admission: the answer has
+    the defaults the API reference documents (tests/kube_defaults.py)."""
+    code, dry = apply(server, deployment(replicas=None), "team-a", dryRun="All")
+
+    assert code == 201
+    assert dry["spec"]["replicas"] == 1
+    assert dry["spec"]["strategy"]["type"] == "RollingUpdate"
+    container = dry["spec"]["template"]["spec"]["containers"][0]
+    assert container["imagePullPolicy"] == "IfNotPresent"
+    assert dry["metadata"]["uid"] and dry["metadata"]["creationTimestamp"]
+    assert get(server)[0] == 404  # "Kubernetes guarantees that dry-run requests will not be
+    # persisted in storage"
+
+    code, real = apply(server, deployment(replicas=None), "team-a")
+
+    def same(obj: dict) -> dict:
+        meta = {k: v for k, v in obj["metadata"].items() if k not in ("uid", "resourceVersion")}
+        return {**obj, "metadata": meta}
+
+    assert code == 201 and same(real) == same(dry)
+
+
+def test_a_dry_run_on_a_live_object_shows_the_merge_and_leaves_it_as_it_was(server):
+    """server-side-apply: the server merges the applied configuration into the live object
+    (fields others set stay); with dryRun=All that merged object is only the answer."""
+    apply(server, deployment(image="nginx:1.27"), "team-a")
+    server.update(PATH, {(".spec", ".minReadySeconds"): 5})
+    _, live = get(server)
+
+    _, dry = apply(server, deployment(image="nginx:1.28"), "team-a", dryRun="All")
+
+    assert dry["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.28"
+    assert dry["spec"]["minReadySeconds"] == 5  # kubectl-edit's field is kept
+    assert get(server)[1]["spec"] == live["spec"]
+
+
+def test_a_dry_run_meets_the_same_conflicts_as_the_apply(server):
+    """api-concepts#dry-run: merge conflicts are one of the stages a dry run goes through."""
+    apply(server, deployment(replicas=2), "team-a")
+
+    code, body = apply(server, deployment(replicas=5), "team-b", dryRun="All")
+
+    assert code == 409 and body["reason"] == "Conflict"
+
+
+def test_a_get_carries_the_managed_fields_and_a_namespace_its_name_label(server):
+    """server-side-apply, "Field management": the field owners are in `metadata.managedFields`
+    of the object as read. Well-known labels: the API server sets
+    `kubernetes.io/metadata.name` on every namespace."""
+    apply(server, deployment(), "team-a")
+
+    _, obj = get(server)
+    _, namespace = get(server, f"/api/v1/namespaces/{NS}")
+
+    assert [e["manager"] for e in obj["metadata"]["managedFields"]] == ["team-a"]
+    assert namespace["metadata"]["labels"] == {"kubernetes.io/metadata.name": NS}
+    assert get(server, "/api/v1/namespaces/elsewhere")[0] == 404
 
 
 def test_apply_needs_a_field_manager_of_at_most_128_characters(server):

@@ -55,7 +55,7 @@ def merged_payload(world: World, *, merged: bool = True, sender: str = "mia") ->
 
 
 def test_before_approval_nothing_reaches_the_cluster_and_the_todo_says_who_may_approve(world):
-    assert world.cluster.calls == []
+    assert world.cluster.writes == []
     assert "- [ ] 🔒 Deploy to staging — waiting for `/idp apply` from a maintainer" in (
         world.todo()
     )
@@ -65,7 +65,7 @@ def test_apply_by_a_maintainer_runs_the_gated_tools_for_real_in_order(world):
     outcome = world.comment("/idp apply", sender="mia", number=world.pr_number(), on_pr=True)
 
     assert outcome == {"apply": "done"}
-    assert world.cluster.calls == [
+    assert world.cluster.writes == [
         ("namespace", NAMESPACE, False),
         ("apply", "Service", "payments-api", NAMESPACE, False),
         ("apply", "Deployment", "payments-api", NAMESPACE, False),
@@ -74,6 +74,7 @@ def test_apply_by_a_maintainer_runs_the_gated_tools_for_real_in_order(world):
     assert "- [x] Deploy to staging" in world.todo()
     audit = [e for e in AuditLog(world.connection, world.settings).entries()]
     deploys = [e for e in audit if e["action"] in ("namespace", "deploy")]
+    deploys = [e for e in deploys if e["result"] != "dry run"]  # the plan's, audited too
     assert {(e["actor"], e["command"], e["result"]) for e in deploys} == {
         ("mia", "apply", "applied")
     }
@@ -83,7 +84,7 @@ def test_apply_by_a_writer_is_refused_and_nothing_runs(world):
     outcome = world.comment("/idp apply", sender="alice", number=world.pr_number(), on_pr=True)
 
     assert outcome == {"apply": "refused"}
-    assert world.cluster.calls == []
+    assert world.cluster.writes == []
     (refusal,) = world.replies(world.pr_number())
     assert "`/idp apply` needs **maintain** permission" in refusal
     assert world.session.approved_by is None
@@ -91,11 +92,11 @@ def test_apply_by_a_writer_is_refused_and_nothing_runs(world):
 
 def test_apply_twice_deploys_once(world):
     world.comment("/idp apply", sender="mia")
-    calls = list(world.cluster.calls)
+    calls = list(world.cluster.writes)
 
     world.comment("/idp apply", sender="mia")
 
-    assert world.cluster.calls == calls
+    assert world.cluster.writes == calls
     assert "Nothing here is waiting for approval" in world.replies()[-1]
 
 
@@ -109,7 +110,7 @@ def test_the_staging_namespace_is_the_operators_not_the_repositorys(world):
     # nothing that would run now.
     world.comment("/idp deploy staging", sender="root")
 
-    assert world.cluster.calls == []
+    assert world.cluster.writes == []
     todo = world.todo()
     assert (
         "🔓 Approval voided for `create_k8s_namespace`: arguments or target changed since `@root`"
@@ -119,8 +120,8 @@ def test_the_staging_namespace_is_the_operators_not_the_repositorys(world):
 
     world.comment("/idp deploy staging", sender="root")
 
-    assert world.cluster.calls[0] == ("namespace", "payments-staging", False)
-    assert {c[3] for c in world.cluster.calls[1:]} == {"payments-staging"}
+    assert world.cluster.writes[0] == ("namespace", "payments-staging", False)
+    assert {c[3] for c in world.cluster.writes[1:]} == {"payments-staging"}
     assert set(world.cluster.managers) == {"idp-copilot/acme/payments"}
     (reply,) = [r for r in world.replies() if "namespace_prefix" in r]
     assert "the staging namespace is the operator's setting now" in reply
@@ -131,7 +132,7 @@ def test_a_merge_is_recorded_and_the_deploy_keeps_waiting_without_auto_deploy(wo
 
     assert world.session.merged_by == "mia" and world.session.merged_at is not None
     assert f"Pull request #{world.pr_number()} was merged by mia." in world.todo()
-    assert world.cluster.calls == []
+    assert world.cluster.writes == []
 
 
 def test_auto_deploy_on_merge_still_waits_for_apply_while_the_config_gates_the_deploy(world):
@@ -139,7 +140,7 @@ def test_auto_deploy_on_merge_still_waits_for_apply_while_the_config_gates_the_d
 
     world.deliver("pull_request", merged_payload(world))
 
-    assert world.cluster.calls == []
+    assert world.cluster.writes == []
     assert "The staging deploy waits for `/idp apply` from a maintainer." in world.todo()
 
 
@@ -149,7 +150,7 @@ def test_auto_deploy_on_merge_deploys_when_the_config_lifts_the_gate(world):
     world.deliver("pull_request", merged_payload(world))
     world.deliver("pull_request", merged_payload(world))  # redelivered: nothing twice
 
-    assert [c[0] for c in world.cluster.calls] == ["namespace", "apply", "apply"]
+    assert [c[0] for c in world.cluster.writes] == ["namespace", "apply", "apply"]
     assert world.session.status == "done"
     assert "Deploying to staging (`auto_deploy_on_merge`)." in world.todo()
 

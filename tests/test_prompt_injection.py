@@ -233,8 +233,14 @@ def assert_todo_keeps_its_shape(body: str) -> None:
     lines = body.splitlines()
     assert lines[0].startswith(MARKER_PREFIX) and body.count("<!--") == 1
     assert len(body) <= GITHUB_TEXT_LIMIT
+    # The App's own collapsed plan section: its three HTML lines, nothing else raw.
+    own_html = {"<details>", "</details>"}
     for line in lines[1:]:
-        assert line == "" or line.startswith(("## ", "### ", "- ", "**")), line
+        if line in own_html or re.fullmatch(r"<summary>Cluster plan: [^<>]*</summary>", line):
+            continue
+        assert line == "" or line.startswith(
+            ("## ", "### ", "- ", "**", "  - ", "_", "The full plan is in the check run ", "… ")
+        ), line
         assert not HTML.search(line), line
         assert not re.match(r"- (\[[ x]\] )?\s*[#>`~]", line), line
     headings = [line for line in lines if line.startswith("#")]
@@ -290,7 +296,7 @@ def test_an_obedient_model_cannot_steer_the_app(world, repositories, logs, attem
 
     session = world.session
     asked = {tool for item in attempt.get("obey", []) for tool in item if tool in GATED}
-    assert world.cluster.calls == [] and repositories.calls == []
+    assert world.cluster.writes == [] and repositories.calls == []
     assert session.approved_by is None
     todo = world.todo()
     for tool in asked:
@@ -336,7 +342,7 @@ def test_a_command_hidden_quoted_or_refused_in_a_comment_runs_nothing(
         world.run(routed)
 
     session = world.session
-    assert world.cluster.calls == [] and session.approved_by is None
+    assert world.cluster.writes == [] and session.approved_by is None
     assert [t.title for t in session.todo.tasks if t.status == "waiting_approval"] == waiting
     assert leaks(world, surfaces(world, logs)) == []
     assert_nobody_but_the_requester_is_pinged(world)
@@ -348,11 +354,10 @@ def test_the_gate_opens_for_a_maintainers_apply_and_nobody_elses(world, reposito
     world.comment(CREATE)
     world.comment("/idp apply", sender="bob")
     world.comment("/idp apply", sender=REQUESTER)  # write permission: not enough
-    assert world.cluster.calls == []
+    assert world.cluster.writes == []
 
     world.comment("/idp apply", sender="mia")
 
     assert world.session.approved_by == "mia"
-    kinds = [call[0] for call in world.cluster.calls]
+    kinds = [call[0] for call in world.cluster.writes]
     assert kinds[0] == "namespace" and "apply" in kinds
-    assert all(call[-1] is False for call in world.cluster.calls)  # for real, not a dry run

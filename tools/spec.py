@@ -16,6 +16,7 @@ from pydantic import BaseModel
 if TYPE_CHECKING:
     from app.config import Settings
     from app.domain.approval import ApprovalScope
+    from app.domain.plan import ClusterPlan
     from app.domain.session import Session
     from app.github.forge import Forge, RepoRef
     from tools.cluster import Cluster
@@ -47,6 +48,9 @@ ToolFunc = Callable[[Any, ToolContext], "BaseModel | Awaitable[BaseModel]"]
 # settings) → what a gated call acts on; its approval digest covers those files
 # (app/domain/approval.py).
 ScopeFunc = Callable[[Any, dict[str, str], "RepoRef | None", Any], "ApprovalScope"]
+# (validated arguments, a context that is never approved) → the step's server-side dry-run
+# plan, shown before approval; its digest joins the approval digest (app/domain/plan.py).
+PlanFunc = Callable[[Any, ToolContext], "Awaitable[ClusterPlan]"]
 
 
 @dataclass
@@ -65,6 +69,7 @@ class ToolSpec:
     side_effect: SideEffect = "none"
     requires_approval: bool = False
     approval_scope: ScopeFunc | None = None
+    plan: PlanFunc | None = None
 
     def __post_init__(self) -> None:
         if self.is_async is None:

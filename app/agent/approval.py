@@ -5,13 +5,15 @@ runs for real, and voiding an approval whose call changed.
 runs, its digest is computed again from the final arguments and the workspace; a call whose
 digest no approval names goes back to waiting, and an approval for that task with another
 digest is voided with a note. A call that applies files also reads them from the branch head
-through the Forge, and applies them only when their digest is the approved one.
+through the Forge, and applies them only when their digest is the approved one. A cluster
+step is dry-run again first: when its plan (app/agent/change_plan.py) is not the approved
+one, nothing is applied and it waits for a new approval.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +21,7 @@ from pydantic import ValidationError
 
 from app.agent.outcomes import NeedsApproval
 from app.domain.approval import ApprovalScope, approval_digest, short
+from app.domain.plan import ClusterPlan
 from app.domain.session import Approval, Session
 from app.domain.todo import Task
 from app.github.forge import Forge, RepoRef
@@ -45,8 +48,10 @@ def scope_of(
     workspace: dict[str, str],
     repo: RepoRef | None,
     settings: Any = None,
+    plan: ClusterPlan | None = None,
 ) -> CallScope:
-    """The target, files and digest of `spec` called with `args` (the final arguments)."""
+    """The target, files and digest of `spec` called with `args` (the final arguments);
+    a cluster step's digest covers its `plan` too."""
     target, files = "", {}
     if spec.approval_scope is not None:
         try:
@@ -60,7 +65,7 @@ def scope_of(
         spec.name,
         target,
         files,
-        approval_digest(spec.name, args, files, target),
+        approval_digest(spec.name, args, files, target, plan.digest if plan else None),
         approval_digest(spec.name, args, {}, target),
     )
 
@@ -154,30 +159,46 @@ async def approved_workspace(
     task_id: str | None,
     emit: Callable[[str, dict[str, Any]], None],
     settings: Any = None,
+    *,
+    shown: ClusterPlan | None = None,
+    planner: Callable[[dict[str, str]], Awaitable[ClusterPlan]] | None = None,
 ) -> dict[str, str]:
     """The workspace an approved gated call runs with, its files read from the branch head
-    and checked against the approved digest. Raises `NeedsApproval` when no approval names
-    the call's digest (voiding one given for other files or arguments)."""
-    scope = scope_of(spec, args, s.files, repo, settings)
+    and checked against the approved digest; `shown` is the plan the todo showed, `planner`
+    makes it again on that workspace. Raises `NeedsApproval` when no approval names the
+    call's digest (voiding one given for other files, arguments or plan)."""
+    scope = scope_of(spec, args, s.files, repo, settings, shown)
     approval = s.approval_for(spec.name, scope.digest)
     if approval is None:
         if (stale := stale_approval(s, task_id, scope)) is not None:
             emit("note", {"note": void(s, stale, scope)})
         raise NeedsApproval(spec.name, task_id)
     head = await read_head(forge, repo, s, list(scope.files)) if scope.files else None
-    if head is None:
-        return dict(s.files)
-    workspace = {p: t for p, t in s.files.items() if p not in scope.files} | head
-    now = scope_of(spec, args, workspace, repo, settings)
+    workspace = dict(s.files)
+    if head is not None:
+        workspace = {p: t for p, t in s.files.items() if p not in scope.files} | head
+        now = scope_of(spec, args, workspace, repo, settings, shown)
+        if now.digest != approval.digest:
+            # Someone committed on the branch after the approval: the workspace follows the
+            # branch, so the todo shows the digest of what is there now, for a new approval.
+            s.files = workspace
+            where = f"branch {s.branch}" if s.merged_at is None else "the default branch"
+            why = (
+                f"the files on {where} are not the ones `@{approval.by}` approved (digest "
+                f"`{short(approval.digest)}`), so nothing was applied"
+            )
+            emit("note", {"note": void(s, approval, now, why)})
+            raise NeedsApproval(spec.name, task_id)
+    if planner is None:
+        return workspace
+    plan = await planner(workspace)
+    now = scope_of(spec, args, workspace, repo, settings, plan)
     if now.digest == approval.digest:
         return workspace
-    # Someone committed on the branch after the approval: the workspace follows the branch,
-    # so the todo shows the digest of what is there now, for a new approval.
-    s.files = workspace
-    where = f"branch {s.branch}" if s.merged_at is None else "the default branch"
     why = (
-        f"the files on {where} are not the ones `@{approval.by}` approved (digest "
-        f"`{short(approval.digest)}`), so nothing was applied"
+        f"the dry run now plans other changes than the plan `@{approval.by}` approved (digest "
+        f"`{short(approval.digest)}`): the live objects or the cluster's answer changed, so "
+        "nothing was applied"
     )
     emit("note", {"note": void(s, approval, now, why)})
     raise NeedsApproval(spec.name, task_id)

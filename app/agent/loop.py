@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from app.agent.approval import CallScope, approved_workspace, refresh, scope_of
+from app.agent.change_plan import plan_waiting, planner, shown_plan
 from app.agent.engine import EventSink, RunState, Steps, Strategy
 from app.agent.guard import GuardLimits, LoopGuard, idempotency_key
 from app.agent.model_loop import ModelStrategy
@@ -147,6 +148,16 @@ class Agent:
         except ProviderError as exc:
             self.note(session, f"⚠️ The language model failed: {exc}. Comment `/idp retry`.")
             self._set_status(session, "failed")
+        if session.status != "cancelled":  # the steps that wait show what they would change
+            await plan_waiting(
+                session,
+                run.repo,
+                settings=self.settings,
+                forge=self.forge,
+                cluster=self.cluster,
+                spec_for=self.spec_or_none,
+                call_args=self.call_args,
+            )
         run.steps.last()
         await self.boundary(run, check_cancel=False)
         return session
@@ -228,7 +239,8 @@ class Agent:
         if spec is None or not self.needs_approval(spec):
             return None
         repo = RepoRef.parse(s.repo, s.installation_id)
-        return scope_of(spec, self.call_args(spec, task.args), s.files, repo, self.settings)
+        args = self.call_args(spec, task.args)
+        return scope_of(spec, args, s.files, repo, self.settings, task.plan)
 
     def is_approved(self, s: Session, task: Task) -> bool:
         spec = self.spec_or_none(task.tool)
@@ -255,9 +267,12 @@ class Agent:
         workspace = dict(s.files)
         approved = self.needs_approval(spec)
         if approved:
+            plan = planner(spec, args, settings=self.settings, session=s, forge=self.forge,
+                           repo=run.repo, cluster=self.cluster)  # fmt: skip
             workspace = await approved_workspace(
-                self.forge, run.repo, s, spec, args, task_id, self.emit, self.settings
-            )
+                self.forge, run.repo, s, spec, args, task_id, self.emit, self.settings,
+                shown=shown_plan(s, task_id), planner=plan,
+            )  # fmt: skip
         files = s.files if spec.side_effect == "repo" else None
         if approved and spec.side_effect == "external":
             files = workspace  # a deploy of other (re-approved) files is a new side effect

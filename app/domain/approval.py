@@ -2,9 +2,9 @@
 
 `/idp apply` approves digests, not a session: a call runs for real only when its digest is
 one a maintainer approved. The digest covers the tool, its final arguments and the files
-it applies, so any later change to one of them needs a new approval. Kept in one function
-so the digest can grow to cover more (e.g. a server-side dry-run plan) without its callers
-changing.
+it applies and, for a cluster step, the digest of its server-side dry-run plan
+(app/domain/plan.py), so any later change to one of them (the live objects included) needs a
+new approval.
 """
 
 from __future__ import annotations
@@ -27,15 +27,22 @@ class ApprovalScope:
 
 
 def approval_digest(
-    tool: str, args: dict[str, Any], files: dict[str, str], target: str = ""
+    tool: str,
+    args: dict[str, Any],
+    files: dict[str, str],
+    target: str = "",
+    plan: str | None = None,
 ) -> str:
     """sha256 over the tool, its arguments (canonical JSON), its target (the namespace or
     repository the todo names: the operator's settings may move it without any argument
-    changing) and each applied file's path and text in path order; lengths go in first, so
-    no two inputs share a byte stream."""
+    changing), the plan's digest when the step has a plan, and each applied file's path and
+    text in path order; lengths go in first, so no two inputs share a byte stream."""
     h = hashlib.sha256()
+    covered: dict[str, Any] = {"tool": tool, "args": args, "target": target}
+    if plan is not None:
+        covered["plan"] = plan  # absent otherwise: a step without a plan keeps its digest
     head = json.dumps(
-        {"tool": tool, "args": args, "target": target},
+        covered,
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=False,

@@ -88,6 +88,10 @@ class Session(BaseModel):
     merged_by: str | None = None
     # CI on the App's pull request, by head sha (app/handling/ci.py): failures, fix attempts.
     ci: dict[str, CiRecord] = Field(default_factory=dict)
+    # The full cluster plan last published as a check run: sha256 of head and plan, and
+    # the markdown link the todo shows (app/agent/change_plan.py).
+    plan_check: str | None = None
+    plan_link: str | None = None
     messages: list[dict[str, Any]] = Field(default_factory=list)
     token_usage: dict[str, int] = Field(default_factory=dict)
     created_at: float = Field(default_factory=time.time)

@@ -7,6 +7,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from app.domain.approval import short
+from app.domain.plan import ClusterPlan
+from app.domain.plan_render import plan_section
 
 TaskStatus = Literal[
     "pending", "running", "done", "failed", "skipped", "waiting_approval", "blocked"
@@ -38,6 +40,9 @@ class Task(BaseModel):
     digest: str | None = Field(None, description="sha256 of the tool, arguments and files")
     applies: int = Field(0, description="How many files the digest covers")
     args_digest: str | None = Field(None, description="sha256 of the tool and arguments alone")
+    plan: ClusterPlan | None = Field(
+        None, description="A gated cluster step's dry-run plan; its digest is in `digest`"
+    )
 
 
 class Todo(BaseModel):
@@ -56,6 +61,9 @@ class Todo(BaseModel):
     ci: list[str] = Field(
         default_factory=list,
         description="CI on the pull request's head: failed workflow, job and step; fixes tried.",
+    )
+    plan_link: str | None = Field(
+        None, description="Markdown link to the check run that holds the full cluster plan"
     )
 
     def task(self, task_id: str) -> Task:
@@ -95,6 +103,9 @@ def render_todo(todo: Todo, session_id: str) -> str:
     if waiting:
         lines += ["", "### Waiting for `/idp apply`"]
         lines += [_approval_line(t) for t in waiting]
+        planned = [(t.title, t.plan) for t in waiting if t.plan is not None]
+        if planned:
+            lines += ["", *plan_section(planned, todo.plan_link)]
     if todo.open_questions:
         lines += ["", "### Open questions"]
         lines += [f"- {q}" for q in todo.open_questions]

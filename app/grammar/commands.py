@@ -125,7 +125,11 @@ USAGE: dict[str, tuple[str, str]] = {
         "[--team TEAM] [--port N] [--replicas N]",
         "plans and builds a new service; opens a pull request",
     ),
-    "plan": ("/idp plan", "(re)plans and shows the todo list; no side effects"),
+    "plan": (
+        "/idp plan",
+        "re-plans and shows what `/idp apply` would change: a server-side dry run of each "
+        "cluster step against the live objects; writes nothing to the cluster",
+    ),
     "apply": ("/idp apply", "runs the steps that wait for approval (namespace, deploy, repo)"),
     "status": ("/idp status", "shows the session's status"),
     "retry": (

@@ -12,11 +12,13 @@ is the staging overlay, built in process, running the image CI pushed for the he
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
 from app.domain.approval import ApprovalScope
+from app.domain.plan import ClusterPlan
 from tools.builtin.cluster_io import (
     AppliedObject,
     DeployInput,
@@ -25,6 +27,7 @@ from tools.builtin.cluster_io import (
     NamespaceOutput,
 )
 from tools.cluster import FIELD_MANAGER, Cluster, ClusterError, KubernetesCluster
+from tools.cluster_plan import in_thread, namespace_plan, objects_plan, unreached
 from tools.deploy import (
     apply_all,
     files_from_repo,
@@ -91,14 +94,19 @@ def _place(ctx: ToolContext) -> tuple[StagingPolicy, str, str]:
     return policy, repo, policy.namespace_for(repo)
 
 
-async def create_k8s_namespace(args: NamespaceInput, ctx: ToolContext) -> NamespaceOutput:
-    """Create (or update the labels of) this repository's staging namespace."""
-    dry_run = not ctx.approved
+def _namespace_request(args: NamespaceInput, ctx: ToolContext) -> tuple[str, str, dict[str, str]]:
+    """This repository's `owner/name`, its staging namespace and the namespace's labels."""
     _, repo, name = _place(ctx)
     team = args.team
     if team is None and ctx.session is not None and ctx.session.request is not None:
         team = ctx.session.request.team
-    labels = namespace_labels(args.environment, team)
+    return repo, name, namespace_labels(args.environment, team)
+
+
+async def create_k8s_namespace(args: NamespaceInput, ctx: ToolContext) -> NamespaceOutput:
+    """Create (or update the labels of) this repository's staging namespace."""
+    dry_run = not ctx.approved
+    repo, name, labels = _namespace_request(args, ctx)
     cluster = _cluster(ctx)
     try:
         await asyncio.to_thread(
@@ -123,10 +131,20 @@ async def create_k8s_namespace(args: NamespaceInput, ctx: ToolContext) -> Namesp
     )
 
 
-async def deploy_to_staging(args: DeployInput, ctx: ToolContext) -> DeployOutput:
-    """Build the staging overlay over the service's base manifests and apply it to this
-    repository's staging namespace with server-side apply; then wait for the rollout."""
-    dry_run = not ctx.approved
+@dataclass
+class StagingSet:
+    """What a staging deploy applies: the objects of the overlay, in apply order, where."""
+
+    repo: str
+    namespace: str
+    objects: list[dict[str, Any]]
+    image: str | None
+    image_note: str
+
+
+async def staging_set(args: DeployInput, ctx: ToolContext, dry_run: bool) -> StagingSet:
+    """The objects `deploy_to_staging` applies, built as it builds them: the base manifests
+    (the workspace's, else the repository's), the staging overlay and the CI image."""
     policy, repo, namespace = _place(ctx)
     folder = args.manifests_dir or MANIFESTS_DIR.format(name=args.service)
     sources = files_in(ctx.files, folder)
@@ -143,6 +161,16 @@ async def deploy_to_staging(args: DeployInput, ctx: ToolContext) -> DeployOutput
     kustomization = await _staging_overlay(ctx, folder, args.service, policy, from_repo)
     objects = staging_objects(parse_manifests(sources), kustomization, namespace, policy)
     image, image_note = _set_image(ctx, repo, args.service, objects, dry_run)
+    return StagingSet(repo, namespace, objects, image, image_note)
+
+
+async def deploy_to_staging(args: DeployInput, ctx: ToolContext) -> DeployOutput:
+    """Build the staging overlay over the service's base manifests and apply it to this
+    repository's staging namespace with server-side apply; then wait for the rollout."""
+    dry_run = not ctx.approved
+    staged = await staging_set(args, ctx, dry_run)
+    repo, namespace, objects = staged.repo, staged.namespace, staged.objects
+    image, image_note = staged.image, staged.image_note
     cluster = _cluster(ctx)
     applied = await asyncio.to_thread(
         apply_all, cluster, objects, namespace, field_manager(repo), dry_run
@@ -293,6 +321,35 @@ async def _staging_overlay(
     return {"namespace": namespace, "resources": ["../../base"]}
 
 
+async def plan_namespace(args: NamespaceInput, ctx: ToolContext) -> ClusterPlan:
+    """create_k8s_namespace as a dry run, compared with the live namespace."""
+    repo, name, labels = _namespace_request(args, ctx)
+    try:
+        cluster = _cluster(ctx)
+    except ToolError as exc:
+        body = {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": name, "labels": labels},
+        }
+        return unreached("create_k8s_namespace", name, [body], str(exc))
+    manager = field_manager(repo)
+    return await in_thread(namespace_plan, cluster, "create_k8s_namespace", name, labels, manager)
+
+
+async def plan_deploy(args: DeployInput, ctx: ToolContext) -> ClusterPlan:
+    """deploy_to_staging as a dry run, each object compared with the live one."""
+    staged = await staging_set(args, ctx, dry_run=True)
+    try:
+        cluster = _cluster(ctx)
+    except ToolError as exc:
+        return unreached("deploy_to_staging", staged.namespace, staged.objects, str(exc))
+    manager = field_manager(staged.repo)
+    return await in_thread(
+        objects_plan, cluster, "deploy_to_staging", staged.objects, staged.namespace, manager
+    )
+
+
 TOOLS = [
     ToolSpec(
         name="create_k8s_namespace",
@@ -308,6 +365,7 @@ TOOLS = [
         side_effect="external",
         requires_approval=True,
         approval_scope=namespace_scope,
+        plan=plan_namespace,
     ),
     ToolSpec(
         name="deploy_to_staging",
@@ -325,5 +383,6 @@ TOOLS = [
         side_effect="external",
         requires_approval=True,
         approval_scope=deploy_scope,
+        plan=plan_deploy,
     ),
 ]

@@ -39,10 +39,25 @@ async def help_(ctx: JobContext, command: Command) -> str:
     ]
     body = (
         f"{HELP_TEXT}\n\nYour permission here: **{have}**. "
-        f"You may run: {', '.join(f'`{v}`' for v in allowed)}."
+        f"You may run: {', '.join(f'`{v}`' for v in allowed)}.\n\n{permission_table(ctx)}"
     )
     await ctx.reply(body)
     return "answered"
+
+
+def permission_table(ctx: JobContext) -> str:
+    """What each command needs here, merged from the built-in defaults, the org's `.github`
+    file and this repository's file, and which of them set it."""
+    result = ctx.config_result
+    rows = []
+    for verb in USER_VERBS:
+        key = f"permissions.{verb}"
+        origin = result.origin_markdown(key) if result is not None else "built-in default"
+        rows.append(f"| `{verb}` | {required_permission(ctx.config, verb)} | {origin} |")
+    return (
+        "**Who may run what here** (the settings in force):\n\n"
+        "| command | needs | set by |\n| --- | --- | --- |\n" + "\n".join(rows)
+    )
 
 
 async def create_service(ctx: JobContext, command: Command) -> str:

@@ -179,7 +179,7 @@ async def load_repo_config(
             errors.append(str(exc))
     if repo.name.lower() != ORG_REPO:
         fallback = (
-            f"this repository uses the organization's settings ({org.where})"
+            f"this repository uses the organization's settings (`{org.where}`)"
             if layers
             else "this repository uses the default settings"
         )

@@ -188,7 +188,7 @@ async def load_repo_config(
             found = found or bool(chain)
             if chain:
                 merged = layers + chain
-                await _check_templates(merged, forge, template_sets, fallback)
+                await _check_templates(merged, forge, template_sets, fallback, repo.installation_id)
                 layers = merged
         except _LayerError as exc:
             found = True
@@ -237,7 +237,7 @@ async def _org_layer(
     if checked.problems or checked.config is None:
         raise _LayerError(error_text(checked.problems, org.where, uses))
     layer = _Layer(org, checked.data, text)
-    await _check_templates([layer], forge, template_sets, uses)
+    await _check_templates([layer], forge, template_sets, uses, repo.installation_id)
     return layer, org_floor(checked.config, checked.data, org)
 
 
@@ -341,6 +341,7 @@ async def _check_templates(
     forge: Forge,
     template_sets: TemplateSetCatalog | None,
     uses: str,
+    installation_id: int | None,
 ) -> None:
     """The merged `templates:` choice against the operator's sets; the file that made it
     is named when it cannot be used."""
@@ -348,7 +349,7 @@ async def _check_templates(
         return
     data, origins = merge_layers(layers)
     choice = RepoConfig.model_validate(data).templates
-    problem = await template_sets.check_choice(forge, choice.set, choice.version)
+    problem = await template_sets.check_choice(forge, choice.set, choice.version, installation_id)
     if problem is None:
         return
     key, sentence = problem

@@ -17,6 +17,7 @@ from app.grammar.commands import HELP_TEXT, USER_VERBS, Command, escape_user_tex
 from app.handling.agent_run import run_agent, with_defaults
 from app.handling.authorize import sender_permission
 from app.handling.cancel import resume_after_cancel
+from app.handling.languages import language_problem, set_languages
 from app.repo_config import required_permission
 
 if TYPE_CHECKING:
@@ -62,6 +63,13 @@ def permission_table(ctx: JobContext) -> str:
 
 async def create_service(ctx: JobContext, command: Command) -> str:
     """Plan and build the requested service; the same request again resumes the session."""
+    if command.service is not None:
+        language = with_defaults(command.service, ctx.config).language
+        where = "--lang" if command.service.language else "defaults.language"
+        problem = language_problem(language, where, await set_languages(ctx))
+        if problem is not None:
+            await ctx.reply(problem)
+            return "refused"
 
     def prepare(session: Session) -> None:
         resume_after_cancel(session)
@@ -120,12 +128,13 @@ async def answer(ctx: JobContext, command: Command) -> str:
     if session is None or session.todo is None or not session.todo.open_questions:
         await ctx.reply("There is no open question here. `/idp status` shows where things are.")
         return "answered"
+    offered = await set_languages(ctx)
 
     def prepare(s: Session) -> bool:
         if s.todo is None or not s.todo.open_questions:
             return False  # another answer got here first
         resume_after_cancel(s)
-        answer_question(s, command.text or "", ctx.trigger.sender)
+        answer_question(s, command.text or "", ctx.trigger.sender, offered.languages)
         s.status = "new"
         return True
 

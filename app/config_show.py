@@ -8,17 +8,15 @@ sees the files as they are now.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from typing import Any
 
 import redis
 
-from app.config import ConfigError, Settings
+from app.config import Settings
 from app.config_layers import BUILTIN, RepoConfigResult, load_repo_config
-from app.github.errors import ForgeError
-from app.github.forge import RepoRef
+from app.github.forge import Forge, RepoRef
 from app.repo_config import DEFAULT_PERMISSIONS, required_permission
 
 
@@ -72,22 +70,6 @@ def _value(value: Any) -> str:
     )
 
 
-async def _load(
-    settings: Settings, connection: redis.Redis, repo: RepoRef, installation_id: int | None
-) -> RepoConfigResult:
-    from app.github.factory import make_forge
-    from app.init_repo import find_installation
-    from tools.registry import default_registry
-    from tools.template_sets.sources import TemplateSetCatalog
-
-    if settings.uses_github and repo.installation_id is None:
-        installation_id = installation_id or await find_installation(settings, repo)
-        repo = RepoRef(repo.owner, repo.name, installation_id)
-    forge = make_forge(settings, connection)
-    catalog = TemplateSetCatalog.from_settings(settings)
-    return await load_repo_config(forge, repo, default_registry(settings), catalog)
-
-
 def run_config_show(
     settings: Settings,
     connection: redis.Redis,
@@ -97,14 +79,15 @@ def run_config_show(
     as_json: bool = False,
 ) -> int:
     """Print the settings in force; 1 when a file was left out (its error on stderr)."""
-    try:
-        repo = RepoRef.parse(full_name)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    try:
-        result = asyncio.run(_load(settings, connection, repo, installation_id))
-    except ForgeError as exc:
-        raise ConfigError(str(exc)) from None
+    from app.init_repo import on_repository
+    from tools.registry import default_registry
+    from tools.template_sets.sources import TemplateSetCatalog
+
+    async def load(forge: Forge, repo: RepoRef) -> RepoConfigResult:
+        catalog = TemplateSetCatalog.from_settings(settings)
+        return await load_repo_config(forge, repo, default_registry(settings), catalog)
+
+    repo, result = on_repository(settings, connection, full_name, installation_id, load)
     print(render_json(repo.full_name, result) if as_json else render_text(repo.full_name, result))
     if result.error:
         print(result.error, file=sys.stderr)

@@ -56,7 +56,7 @@ def floor_problems(config: Any, data: Mapping[str, Any], floor: Floor) -> list[P
                     code_span(f"approval_required: leaves out {', '.join(dropped)}")
                     + f", which {floor.owner} requires approval for; keep "
                     + ("it" if len(dropped) == 1 else "them")
-                    + " in the list (add tools, never remove its)",
+                    + " in the list: a file may add tools to it, never take the organization's out",
                 )
             )
     if floor.tools is not None and "tools" in data:

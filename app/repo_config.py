@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from app.config_floor import Floor, Problem, floor_problems
+from app.config_floor import DEFAULT, Floor, Problem, floor_problems
 from app.config_yaml import load_bounded
 from app.domain.service import (
     LANGUAGE_RE,
@@ -67,7 +67,7 @@ DEFAULT_PERMISSIONS: dict[str, Level] = {
     # may ask for more.
     "review": "write",
 }
-BUILTIN_FLOOR = Floor({verb: (level, "the default") for verb, level in DEFAULT_PERMISSIONS.items()})
+BUILTIN_FLOOR = Floor({verb: (level, DEFAULT) for verb, level in DEFAULT_PERMISSIONS.items()})
 # Probot's key for "these settings extend another file" (README "Organization defaults").
 EXTENDS_KEY = "_extends"
 DEFAULT_APPROVAL_REQUIRED: tuple[str, ...] = (
@@ -217,7 +217,7 @@ def parse_repo_config(
     text: str, registry: ToolRegistry | None = None
 ) -> tuple[RepoConfig | None, str | None]:
     """`text` as a `RepoConfig`, or None and the error sentence (see app/config_layers.py)."""
-    checked = check_config_text(text, registry)
+    checked = check_config_text(text, registry, may_extend=True)
     if checked.problems:
         return None, error_text(checked.problems)
     return checked.config, None

@@ -75,14 +75,14 @@ def fixed_tool_args(config: RepoConfig, session: Session) -> dict[str, dict[str,
     fixed: dict[str, dict[str, Any]] = {
         "open_pull_request": {"draft": config.draft_pull_requests},
     }
-    # Generators take the folder template; they fill in {name} themselves.
-    # and render with the repository's template set (the operator's catalog checked it when
-    # the config was read).
-    # The validating tool checks the language against the same set.
+    # The validating tool checks the language against the repository's template set.
     fixed["validate_project_name_and_type"] = {
         "template_set": config.templates.set,
         "template_version": config.templates.version,
     }
+    # Generators take the folder template; they fill in {name} themselves.
+    # and render with the repository's template set (the operator's catalog checked it when
+    # the config was read).
     for tool in (
         "generate_k8s_manifests",
         "setup_cicd_pipeline",

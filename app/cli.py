@@ -134,6 +134,20 @@ def cmd_init_repo(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_config_show(args: argparse.Namespace) -> int:
+    from app.config_show import run_config_show
+    from app.state import connect
+
+    settings = _settings(**({"forge": "local"} if args.dry_run else {}))
+    return run_config_show(
+        settings,
+        connect(settings),
+        args.repo,
+        installation_id=args.installation_id,
+        as_json=args.json,
+    )
+
+
 def _write_lines(lines: Iterable[str], output: str | None, what: str) -> int:
     """JSON lines to `output` (or stdout); the count goes to stderr so stdout stays data."""
     import redis
@@ -269,6 +283,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--installation-id", type=int, help="default: looked up on GitHub")
     p.add_argument("--dry-run", action="store_true", help="on the LocalForge, not GitHub")
     p.set_defaults(func=cmd_init_repo)
+
+    p = sub.add_parser("config", help="a repository's settings")
+    e = p.add_subparsers(dest="config_command", required=True).add_parser(
+        "show", help="the merged settings in force, each with the file it came from"
+    )
+    e.add_argument("repo", metavar="OWNER/REPO")
+    e.add_argument("--installation-id", type=int, help="default: looked up on GitHub")
+    e.add_argument("--dry-run", action="store_true", help="read the LocalForge, not GitHub")
+    e.add_argument("--json", action="store_true", help="as JSON")
+    e.set_defaults(func=cmd_config_show)
 
     p = sub.add_parser("run", help="run one request in the foreground (LocalForge by default)")
     p.add_argument("request", help='e.g. "/idp create-service payments-api --lang go"')

@@ -9,9 +9,10 @@ overwritten). A second run finds the same branch and pull request and commits no
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import redis
@@ -21,6 +22,7 @@ from app.github.errors import ForgeError
 from app.github.forge import Forge, PullRequestInfo, RepoRef
 from app.repo_config import CONFIG_PATH, render_example_config
 
+T = TypeVar("T")
 ISSUE_FORM_PATH = ".github/ISSUE_TEMPLATE/new-service.yml"
 BRANCH = "idp-copilot/init"
 TITLE = "Set up IDP Copilot"
@@ -101,7 +103,7 @@ async def find_installation(
     key = settings.private_key()
     if not settings.github_app_id or not key:
         raise ConfigError(
-            "init-repo on GitHub needs GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY (or "
+            "reading a repository on GitHub needs GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY (or "
             "GITHUB_APP_PRIVATE_KEY_PATH); register the App with `idp-copilot register`, or "
             "pass --dry-run to try it on the LocalForge."
         )
@@ -127,21 +129,34 @@ async def find_installation(
     return int(response.parsed_data.id)
 
 
-async def _run(
-    settings: Settings, connection: redis.Redis, repo: RepoRef, installation_id: int | None
-) -> InitResult:
+def on_repository(
+    settings: Settings,
+    connection: redis.Redis,
+    full_name: str,
+    installation_id: int | None,
+    action: Callable[[Forge, RepoRef], Awaitable[T]],
+) -> tuple[RepoRef, T]:
+    """`action` on OWNER/REPO for a command line: on GitHub as the App's installation there
+    (looked up unless given), else on the LocalForge; a bad name or a forge failure is a
+    ConfigError sentence."""
     from app.github.factory import make_forge
 
-    if not settings.uses_github and settings.forge != "local":
-        raise ConfigError(
-            "init-repo opens its pull request on GitHub: set GITHUB_APP_ID and "
-            "GITHUB_APP_PRIVATE_KEY (the .env `idp-copilot register` wrote), or pass --dry-run "
-            "to try it on the LocalForge."
-        )
-    if settings.uses_github and repo.installation_id is None:
-        installation_id = installation_id or await find_installation(settings, repo)
-        repo = RepoRef(repo.owner, repo.name, installation_id)
-    return await init_repo(make_forge(settings, connection), repo)
+    try:
+        repo = RepoRef.parse(full_name)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+    async def run() -> tuple[RepoRef, T]:
+        at = repo
+        if settings.uses_github and at.installation_id is None:
+            found = installation_id or await find_installation(settings, at)
+            at = RepoRef(at.owner, at.name, found)
+        return at, await action(make_forge(settings, connection), at)
+
+    try:
+        return asyncio.run(run())
+    except ForgeError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def run_init_repo(
@@ -152,14 +167,13 @@ def run_init_repo(
     installation_id: int | None = None,
 ) -> int:
     """`idp-copilot init-repo`: print the pull request, or why nothing was needed."""
-    try:
-        repo = RepoRef.parse(full_name)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    try:
-        result = asyncio.run(_run(settings, connection, repo, installation_id))
-    except ForgeError as exc:
-        raise ConfigError(str(exc)) from None
+    if not settings.uses_github and settings.forge != "local":
+        raise ConfigError(
+            "init-repo opens its pull request on GitHub: set GITHUB_APP_ID and "
+            "GITHUB_APP_PRIVATE_KEY (the .env `idp-copilot register` wrote), or pass --dry-run "
+            "to try it on the LocalForge."
+        )
+    repo, result = on_repository(settings, connection, full_name, installation_id, init_repo)
     if result.pull_request is None:
         print(f"{repo.full_name} has {', '.join(result.kept)} already; nothing to add.")
         return 0

@@ -1,21 +1,23 @@
-"""A repository's own settings: `.github/idp-copilot.yml` on its default branch.
+"""The schema of `.github/idp-copilot.yml` and the checks of one such file.
 
-Job handlers load it once per job (`load_repo_config`) and read from the `RepoConfig` who may
-run which command, which tools wait for approval, where manifests go and how pull requests
-look. A missing file means the defaults; an invalid file means the defaults plus an `error`
-sentence for a comment that names each bad key, its line and the fix.
+Job handlers load the settings in force once per job (app/config_layers.py
+`load_repo_config`: the org's `.github` file under the repository's) and read from the
+`RepoConfig` who may run which command, which tools wait for approval, where manifests go
+and how pull requests look. A missing file means the defaults; an invalid file is left out,
+with an `error` sentence for a comment that names each bad key, its line and the fix.
 """
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from app.config_floor import DEFAULT, Floor, Problem, floor_problems
 from app.config_yaml import load_bounded
 from app.domain.ci import MAX_FIX_ATTEMPTS
 from app.domain.service import (
@@ -24,7 +26,7 @@ from app.domain.service import (
     ServiceType,
     checked_name,
 )
-from app.github.forge import PERMISSION_RANK, Forge, ForgeError, RepoRef, validate_path
+from app.github.forge import ForgeError, validate_path
 from app.github.protection_settings import BranchProtectionSettings
 from app.grammar.commands import Verb
 from app.repo_config_errors import CONFIG_PATH as CONFIG_PATH
@@ -46,7 +48,6 @@ from tools.templates import BUILTIN_SET
 
 if TYPE_CHECKING:
     from tools.registry import ToolRegistry
-    from tools.template_sets.sources import TemplateSetCatalog
 
 MAX_CONFIG_BYTES = 64 * 1024
 # Problems named in one error comment; a file with hundreds names the first ones and counts
@@ -72,6 +73,9 @@ DEFAULT_PERMISSIONS: dict[str, Level] = {
     # Not a command: GitHub reports a failed workflow run on the App's pull request.
     "ci": "write",
 }
+BUILTIN_FLOOR = Floor({verb: (level, DEFAULT) for verb, level in DEFAULT_PERMISSIONS.items()})
+# Probot's key for "these settings extend another file" (README "Organization defaults").
+EXTENDS_KEY = "_extends"
 DEFAULT_APPROVAL_REQUIRED: tuple[str, ...] = (
     "create_k8s_namespace",
     "deploy_to_staging",
@@ -233,118 +237,103 @@ def required_permission(config: RepoConfig | None, verb: str) -> Level:
     return DEFAULT_PERMISSIONS.get(verb, "admin")
 
 
-@dataclass(frozen=True)
-class RepoConfigResult:
-    """The config in force (defaults when the file is missing or invalid), whether the file
-    exists, and the comment-ready `error` sentence when it is invalid."""
-
-    config: RepoConfig
-    found: bool = False
-    error: str | None = None
-
-
-async def load_repo_config(
-    forge: Forge,
-    repo: RepoRef,
-    registry: ToolRegistry | None = None,
-    template_sets: TemplateSetCatalog | None = None,
-) -> RepoConfigResult:
-    """Read and validate `.github/idp-copilot.yml` from the default branch of `repo`.
-
-    With a `registry`, tool names in `tools` and `approval_required` must be known tools.
-    With `template_sets` (the operator's), `templates.set` and `templates.version` must name
-    a set and a version of it. A `ForgeError` (GitHub down after retries) propagates:
-    guessing the defaults then could run a command the file forbids.
-    """
-    text = await forge.read_file(repo, CONFIG_PATH)
-    if text is None:
-        return RepoConfigResult(RepoConfig())
-    config, error = parse_repo_config(text, registry)
-    if config is not None and template_sets is not None:
-        choice = config.templates
-        problem = await template_sets.check_choice(forge, choice.set, choice.version)
-        if problem is not None:
-            key, sentence = problem
-            loc = ("templates", key)
-            # The sentence may quote a set's files: a code span keeps it inert.
-            message = f"{code_span(f'templates.{key}')}: {code_span(sentence[:600])}"
-            line = line_of(yaml.compose(text, Loader=yaml.SafeLoader), loc)
-            config, error = None, error_text([f"line {line}: {message}" if line else message])
-    return RepoConfigResult(config or RepoConfig(), found=True, error=error)
-
-
 def parse_repo_config(
     text: str, registry: ToolRegistry | None = None
 ) -> tuple[RepoConfig | None, str | None]:
-    """`text` as a `RepoConfig`, or None and the error sentence (see `load_repo_config`)."""
+    """`text` as a `RepoConfig`, or None and the error sentence (see app/config_layers.py)."""
+    checked = check_config_text(text, registry, may_extend=True)
+    if checked.problems:
+        return None, error_text(checked.problems)
+    return checked.config, None
+
+
+@dataclass(frozen=True)
+class CheckedFile:
+    """One settings file checked on its own: its mapping (without `_extends`), its config,
+    the `_extends` value it holds, or the located problems (sentences for `error_text`)."""
+
+    data: dict[str, Any] = field(default_factory=dict)
+    config: RepoConfig | None = None
+    extends: Any = None
+    problems: list[str] = field(default_factory=list)
+
+
+def check_config_text(
+    text: str,
+    registry: ToolRegistry | None = None,
+    floor: Floor | None = None,
+    *,
+    may_extend: bool = False,
+) -> CheckedFile:
+    """Parse and check one file: the schema, the tool names, and the `floor` it may not go
+    below (None: the built-in defaults). `_extends` is taken out when `may_extend`."""
     text = scrub(text)
     if len(text.encode()) > MAX_CONFIG_BYTES:
-        return None, error_text([f"the file is larger than {MAX_CONFIG_BYTES // 1024} KiB"])
+        return CheckedFile(problems=[f"the file is larger than {MAX_CONFIG_BYTES // 1024} KiB"])
     try:
         data, root, too_deep = load_bounded(text)
         if too_deep is not None:
-            return None, error_text([too_deep])
+            return CheckedFile(problems=[too_deep])
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or "it cannot be parsed"
-        return None, error_text([f"it is not valid YAML ({where}{code_span(problem)})"])
+        return CheckedFile(problems=[f"it is not valid YAML ({where}{code_span(problem)})"])
     if data is None:
-        return RepoConfig(), None
+        return CheckedFile(config=RepoConfig())
     if not isinstance(data, dict):
-        return None, error_text(
-            [
+        return CheckedFile(
+            problems=[
                 f"line 1: the file must be a mapping such as `manifests_path: services/{{name}}`, "
                 f"not {kind_of(data)}"
             ]
         )
+    data = dict(data)
+    extends = data.pop(EXTENDS_KEY, None)
+    problems: list[Problem] = []
+    if extends is not None and not may_extend:
+        problems.append(
+            (
+                (EXTENDS_KEY,),
+                f"{code_span(EXTENDS_KEY)}: the organization's file is the base of every "
+                "repository's settings and extends no other file; remove the key",
+            )
+        )
     try:
         config = RepoConfig.model_validate(data)
     except ValidationError as exc:
-        problems = [_problem(err) for err in exc.errors(include_url=False)]
+        problems += [_problem(err) for err in exc.errors(include_url=False)]
+        config = None
     else:
-        problems = _policy_problems(config, data, registry)
-        if not problems:
-            return config, None
+        problems += _policy_problems(config, data, registry, floor or BUILTIN_FLOOR)
+    if not problems:
+        return CheckedFile(data=data, config=config, extends=extends)
     more = len(problems) - MAX_PROBLEMS
     located = sorted((line_of(root, loc) or 0, msg) for loc, msg in problems[:MAX_PROBLEMS])
     shown = [f"line {line}: {msg}" if line else msg for line, msg in located]
     if more > 0:
         shown.append(f"and {more} more problems like these")
-    return None, error_text(shown)
+    return CheckedFile(data=data, extends=extends, problems=shown)
 
 
 # -- checks beyond the schema --------------------------------------------------------------
 
-Problem = tuple[tuple[Any, ...], str]
-
 
 def _policy_problems(
-    config: RepoConfig, data: dict[str, Any], registry: ToolRegistry | None
+    config: RepoConfig, data: dict[str, Any], registry: ToolRegistry | None, floor: Floor
 ) -> list[Problem]:
-    problems: list[Problem] = []
-    for verb, level in config.permissions.items():
-        default = DEFAULT_PERMISSIONS[verb]
-        if PERMISSION_RANK[level] < PERMISSION_RANK[default]:
-            problems.append(
-                (
-                    ("permissions", verb),
-                    code_span(f"permissions.{verb}: {level!r} is below the default {default}")
-                    + ". "
-                    + f"The file may only make a command stricter: use {default} or above",
-                )
-            )
+    problems = floor_problems(config, data, floor)
     if registry is not None:
-        for field in ("tools", "approval_required"):
-            for i, name in enumerate(data.get(field) or []):
-                if name in registry or (field == "approval_required" and _is_default(name)):
+        for key in ("tools", "approval_required"):
+            for i, name in enumerate(data.get(key) or []):
+                if name in registry or (key == "approval_required" and _is_default(name)):
                     continue
                 close = difflib.get_close_matches(name, registry.names, n=1, cutoff=0.6)
                 hint = f"did you mean `{close[0]}`?" if close else "`idp-copilot tools` lists them"
                 problems.append(
                     (
-                        (field, i),
-                        code_span(f"{field}[{i}]: {show_value(name)}")
+                        (key, i),
+                        code_span(f"{key}[{i}]: {show_value(name)}")
                         + f" is not a known tool; {hint}",
                     )
                 )

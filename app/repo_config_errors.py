@@ -41,13 +41,18 @@ def line_of(node: yaml.Node | None, loc: Sequence[Any]) -> int | None:
     return line
 
 
-def error_text(problems: list[str]) -> str:
-    """The comment-ready sentence naming each problem with the file's path and the fix."""
+def error_text(
+    problems: list[str],
+    file: str = CONFIG_PATH,
+    uses: str = "this repository uses the default settings",
+) -> str:
+    """The comment-ready sentence naming each problem with the file's path and the fix.
+    `file` names the file (`owner/repo:path` for another repository's); `uses` says what is
+    in force instead."""
     lines = "\n".join(f"- {p}" if p.endswith(("?", ".")) else f"- {p}." for p in problems)
     return (
-        f"`{CONFIG_PATH}` is not valid, so this repository uses the default settings until it "
-        f"is fixed:\n\n{lines}\n\nFix it on the default branch; `idp-copilot init-repo` prints "
-        "a commented example."
+        f"`{file}` is not valid, so {uses} until it is fixed:\n\n{lines}\n\nFix it on the "
+        "default branch; `idp-copilot init-repo` prints a commented example."
     )
 
 

@@ -5,6 +5,9 @@ and shown in the README; tests/test_repo_config.py checks that it validates.
 EXAMPLE_CONFIG = """\
 # .github/idp-copilot.yml: how IDP Copilot works in this repository.
 # Read from the default branch. Every key is optional; a key left out keeps its default.
+# The organization's `.github` repository may hold this file too: its settings are the
+# defaults here, and this file may override them but only make policy stricter.
+# _extends: .github      # or other-repo, or other-repo:path/file.yml (same owner)
 
 # Folder of a service's generated files (manifests, CI, docs); {name} is the service name.
 manifests_path: services/{name}

@@ -78,6 +78,7 @@ class FakeGitHub(FakeGitData, FakeReviews, FakeActions):
         self.permissions: dict[str, tuple[str, str]] = {}
         self.check_runs: list[dict[str, Any]] = []
         self.labels: dict[int, list[str]] = {}
+        self.repo_files: dict[str, dict[str, str]] = {}  # other repositories the App can read
         self.reviews: dict[int, dict[str, Any]] = {}
         self.review_comments: dict[int, dict[str, Any]] = {}
         self._ids = itertools.count(1000)
@@ -197,6 +198,9 @@ class FakeGitHub(FakeGitData, FakeReviews, FakeActions):
         ]
         routes += self._actions_routes(repo)
         self._install_log_host(router)
+        # After the home repository's routes: other repositories' files (respx tries in order).
+        other = r"/repos/(?P<owner>[A-Za-z0-9-]+)/(?P<name>[A-Za-z0-9._-]+)/contents/(?P<path>.+)"
+        routes.append(("GET", other, self._other_contents, contents_read))
         base = url.path.rstrip("/")
         tokens = rf"^{prefix}/app/installations/\d+/access_tokens$"
         token = router.route(method="POST", host=url.host, path__regex=tokens)

@@ -29,6 +29,7 @@ class FakeGitData:
     blobs: dict[str, str]
     commits: dict[str, dict[str, Any]]
     refs: dict[str, str]
+    repo_files: dict[str, dict[str, str]]
     _ids: itertools.count
 
     if TYPE_CHECKING:
@@ -103,6 +104,19 @@ class FakeGitData:
         if entry is None:
             return self._fail()
         return self._ok(content_file(path, self.blobs[entry[1]], ref=ref, at=self.at))
+
+    def _other_contents(
+        self, request: httpx.Request, body: Any, owner: str, name: str, path: str
+    ) -> httpx.Response:
+        """GET /repos/{owner}/{repo}/contents/{path} of another repository (an org's
+        `.github`, a file `_extends` names) from `repo_files`. A repository the installation
+        does not include answers 404, as one that does not exist: GitHub does not tell them
+        apart (https://docs.github.com/rest/repos/contents#get-repository-content)."""
+        files = self.repo_files.get(f"{owner}/{name}")
+        if files is None or path not in files:
+            return self._fail()
+        at = Where(api=self.at.api, owner=owner, name=name)
+        return self._ok(content_file(path, files[path], at=at))
 
     def _get_ref(self, request: httpx.Request, body: Any, branch: str) -> httpx.Response:
         if branch not in self.refs:

@@ -75,6 +75,9 @@ class FakeForge:
     labels: dict[int, list[str]] = field(default_factory=dict)
     fail_on: set[str] = field(default_factory=set)
     granted: dict[str, str] | None = None
+    # Files of other repositories by full name (an org's `.github`, an `_extends` target).
+    # A repository named `.github` has only these, so the test's config is not also the org's.
+    repo_files: dict[str, dict[str, str]] = field(default_factory=dict)
     _next_id: int = 1000
 
     def _record(self, method: str, **kwargs: Any) -> None:
@@ -139,6 +142,8 @@ class FakeForge:
 
     async def read_file(self, repo: RepoRef, path: str, ref: str | None = None) -> str | None:
         self._record("read_file", path=path, ref=ref)
+        if repo.full_name in self.repo_files or repo.name == ".github":
+            return self.repo_files.get(repo.full_name, {}).get(path)
         files = self.branches.get(ref or self.default, self.base_files)
         return files.get(path)
 

@@ -177,9 +177,14 @@ def test_unknown_option_lists_the_valid_options():
     assert "--lang, --type, --team, --port, --replicas" in message
 
 
-def test_bad_language_lists_the_supported_ones():
-    message = only_error("/idp create-service billing --lang rust")
-    assert "python, go, node, java" in message
+def test_any_language_word_passes_the_grammar_for_the_template_set_to_judge():
+    (command,), errors = parse_comment("/idp create-service billing --lang Rust")
+    assert errors == [] and command.service.language == "rust"
+
+
+def test_a_language_that_is_not_a_word_lists_the_built_in_ones():
+    message = only_error("/idp create-service billing --lang c++")
+    assert "must be a language name such as python, go, node, java" in message
 
 
 @pytest.mark.parametrize(

@@ -119,6 +119,27 @@ def test_a_repository_the_installation_cannot_see_is_404_not_403(github):
     assert httpx.get(REPO).status_code == 404  # and so it is without any token
 
 
+def test_another_repositorys_file_is_served_to_the_installation_and_404_outside_it(github):
+    """The org's `.github` repository and `_extends` targets are read with the same
+    installation token: GET /repos/{owner}/{repo}/contents/{path} answers the file, and 404
+    for a repository outside the installation exactly as for a missing one
+    (https://docs.github.com/en/rest/repos/contents#get-repository-content)."""
+    github.repo_files["acme/.github"] = {".github/idp-copilot.yml": "labels: [org]\n"}
+    client = installation(github)
+    org = f"{gh.API}/repos/acme/.github/contents/.github/idp-copilot.yml"
+
+    found = client.get(org)
+    outside = client.get(f"{gh.API}/repos/acme/secret/contents/.github/idp-copilot.yml")
+    missing = client.get(f"{gh.API}/repos/acme/.github/contents/other.yml")
+
+    assert found.status_code == 200
+    assert found.json()["type"] == "file" and found.json()["path"] == ".github/idp-copilot.yml"
+    assert found.json()["url"].startswith(f"{gh.API}/repos/acme/.github/contents/")
+    assert outside.status_code == missing.status_code == 404
+    assert outside.json()["message"] == "Not Found"
+    assert httpx.get(org).status_code == 404  # and so it is without any token
+
+
 # -- a workflow file needs `workflows: write` -----------------------------------------------
 
 

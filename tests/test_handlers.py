@@ -78,7 +78,8 @@ def test_anyone_may_ask_for_status_and_help_shows_their_permissions(world):
     status, help_text = world.replies()
     assert "No IDP Copilot session here yet" in status
     assert "Your permission here: **read**" in help_text
-    assert "`status`" in help_text and "`create-service`" not in help_text.split("You may run:")[1]
+    may_run = help_text.split("You may run:")[1].split("\n")[0]
+    assert "`status`" in may_run and "`create-service`" not in may_run
 
 
 # -- the repository's config file ---------------------------------------------------------

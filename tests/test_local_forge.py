@@ -99,6 +99,13 @@ async def test_a_repo_name_cannot_leave_the_forge_folder(forge):
         await forge.commit_files(RepoRef("acme", ".."), "idp/x", FILES, "x")
 
 
+async def test_an_orgs_github_repository_is_a_repository_like_any_other(forge):
+    org = RepoRef("acme", ".github")
+    assert await forge.read_file(org, ".github/idp-copilot.yml") is None
+    await forge.commit_files(org, "main", {".github/idp-copilot.yml": "labels: [org]\n"}, "x")
+    assert await forge.read_file(org, ".github/idp-copilot.yml") == "labels: [org]\n"
+
+
 async def test_the_pull_request_file_is_written_once_then_kept_up_to_date(forge):
     await forge.commit_files(REPO, "idp/payments-api", FILES, "Add payments-api")
 

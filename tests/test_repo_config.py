@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from app.config_layers import load_repo_config
 from app.github.forge import RepoRef
 from app.grammar.commands import VERBS
 from app.repo_config import (
@@ -14,7 +15,6 @@ from app.repo_config import (
     DEFAULT_PERMISSIONS,
     MAX_CONFIG_BYTES,
     RepoConfig,
-    load_repo_config,
     render_example_config,
     required_permission,
 )
@@ -24,15 +24,21 @@ REPO = RepoRef("acme", "payments", 42)
 
 
 class FakeForge:
-    """Serves files of the default branch from a dict and records what was read."""
+    """Serves files of REPO's default branch from a dict (other repositories' from
+    `others`: full name → files) and records what was read."""
 
-    def __init__(self, files: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, files: dict[str, str] | None = None, others: dict[str, dict[str, str]] | None = None
+    ) -> None:
         self.files = files or {}
+        self.others = others or {}
         self.reads: list[tuple[str, str, str | None]] = []
 
     async def read_file(self, repo: RepoRef, path: str, ref: str | None = None) -> str | None:
         self.reads.append((repo.full_name, path, ref))
-        return self.files.get(path)
+        if repo.full_name == REPO.full_name:
+            return self.files.get(path)
+        return self.others.get(repo.full_name, {}).get(path)
 
 
 def load(text: str | None, registry=None):
@@ -56,7 +62,10 @@ def test_config_is_read_from_the_default_branch():
 
     asyncio.run(load_repo_config(forge, REPO))
 
-    assert forge.reads == [("acme/payments", ".github/idp-copilot.yml", None)]
+    assert forge.reads == [
+        ("acme/.github", ".github/idp-copilot.yml", None),
+        ("acme/payments", ".github/idp-copilot.yml", None),
+    ]
 
 
 def test_example_config_validates_against_the_installed_tools():

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from app.config_layers import load_repo_config
 from app.domain.service import ServiceRequest
 from app.github.forge import RepoRef
-from app.repo_config import CONFIG_PATH, load_repo_config, parse_repo_config
+from app.repo_config import CONFIG_PATH, parse_repo_config
 from tests.fakes import FakeForge
 from tools.render import (
     TEMPLATE_SET_ANNOTATION,

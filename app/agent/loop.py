@@ -16,7 +16,7 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from app.agent.approval import CallScope, approved_workspace, refresh, scope_of
@@ -46,6 +46,7 @@ from app.agent.publisher import Publisher
 from app.audit import scrub
 from app.cancel_flag import CancelFlag
 from app.config import Settings
+from app.domain.service import LANGUAGES
 from app.domain.session import StepRecord
 from app.domain.todo import Task, Todo
 from app.github.forge import Forge, ForgeError, RepoRef
@@ -59,7 +60,10 @@ log = logging.getLogger(__name__)
 
 class RulesStrategy:
     """Plans with the rules planner (a structured request only), then runs the todo's ready
-    tasks in waves (`Agent.run_ready`)."""
+    tasks in waves (`Agent.run_ready`). `languages`: the repository's template set's."""
+
+    def __init__(self, languages: Sequence[str] = LANGUAGES) -> None:
+        self.languages = tuple(languages)
 
     async def drive(self, steps: Steps, run: RunState) -> None:
         s = run.session
@@ -67,7 +71,7 @@ class RulesStrategy:
             if s.request is None:
                 raise ReplyToRequester(free_text_reply())
             previous = s.todo
-            s.todo = plan_create_service(s.request, s.id, steps.registry)
+            s.todo = plan_create_service(s.request, s.id, steps.registry, self.languages)
             if previous is not None:
                 s.todo.notes = [*previous.notes, *s.todo.notes]
             steps.gate_approvals(s)

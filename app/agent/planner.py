@@ -10,12 +10,13 @@ reaches the model only through `request_message`, quoted as untrusted data.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
 from app.agent.outcomes import QuestionForRequester
-from app.domain.service import ServiceRequest
+from app.domain.service import LANGUAGES, ServiceRequest
 from app.domain.todo import Task, Todo
 from app.untrusted import clean_untrusted, inline_markdown, quote_untrusted
 from tools.spec import ToolContext, ToolError, ToolSpec
@@ -25,7 +26,17 @@ if TYPE_CHECKING:
     from tools.registry import ToolRegistry
 
 KB_TOOL = "search_knowledge_base_for_guidelines"
-LANGUAGE_QUESTION = "Which language: python, go, node or java? Answer with `/idp answer go`"
+
+
+def language_question(languages: Sequence[str] = LANGUAGES) -> str:
+    """The question a request without a language gets, naming the template set's."""
+    *rest, last = languages
+    choices = f"{', '.join(rest)} or {last}" if rest else last
+    example = "go" if "go" in languages else languages[0]
+    return f"Which language: {choices}? Answer with `/idp answer {example}`"
+
+
+LANGUAGE_QUESTION = language_question()
 
 # Tool argument names the generators may use for request fields.
 _FIELD_ALIASES = {
@@ -90,16 +101,20 @@ def title_for(session: Session) -> str:
 
 
 def plan_create_service(
-    req: ServiceRequest, session_id: str, registry: ToolRegistry | None = None
+    req: ServiceRequest,
+    session_id: str,
+    registry: ToolRegistry | None = None,
+    languages: Sequence[str] = LANGUAGES,
 ) -> Todo:
     """The create-service todo: tasks t1-t9 mapped to tool calls with dependencies.
 
-    Raises `QuestionForRequester` when the language is missing: a wrong guess would put a
-    whole generated service up for review. With a registry, tools it lacks are skipped
+    Raises `QuestionForRequester` when the language is missing (naming `languages`, the
+    repository's template set's): a wrong guess would put a whole generated service up for
+    review. With a registry, tools it lacks are skipped
     (knowledge base, cluster) and arguments fit each tool's input model.
     """
     if req.language is None:
-        raise QuestionForRequester(LANGUAGE_QUESTION)
+        raise QuestionForRequester(language_question(languages))
     query = f"guidelines for a {req.language} {req.type} service: deployment, CI, observability"
     tasks = []
     for task_id, tool, title, deps in _STEPS:
@@ -280,14 +295,15 @@ def request_message(session: Session) -> str:
     return "\n\n".join(parts)
 
 
-def answer_question(session: Session, text: str, author: str | None = None) -> None:
+def answer_question(
+    session: Session, text: str, author: str | None = None, languages: Sequence[str] = LANGUAGES
+) -> None:
     """Record the requester's `/idp answer TEXT`: the open questions close, a missing
-    language is filled in when the answer names one, and the model gets the answer quoted."""
-    from app.domain.service import LANGUAGES
-
+    language is filled in when the answer names one of `languages` (the template set's), and
+    the model gets the answer quoted."""
     answer = clean_untrusted(text)
     word = answer.strip().lower()
-    if session.request is not None and session.request.language is None and word in LANGUAGES:
+    if session.request is not None and session.request.language is None and word in languages:
         session.request = session.request.model_copy(update={"language": word})
     if session.todo is not None:
         session.todo.open_questions = []

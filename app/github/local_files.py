@@ -13,7 +13,8 @@ from app.github.forge import RepoRef
 from app.github.local_git import git as _git
 from app.github.permissions import APP_PERMISSIONS, REPO_CREATION
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+# GitHub's repository names, `.github` (an org's defaults) included; "." and ".." are not.
+_NAME = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 
 
 class LocalFiles:

@@ -11,7 +11,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from app.domain.service import LANGUAGES, NAME_RULE, SERVICE_TYPES, ServiceRequest, suggest_name
+from app.domain.service import (
+    LANGUAGE_RE,
+    LANGUAGES,
+    NAME_RULE,
+    SERVICE_TYPES,
+    ServiceRequest,
+    suggest_name,
+)
 from app.text.suggest import did_you_mean
 from app.untrusted import MAX_VALUE_CHARS, linear
 
@@ -113,6 +120,18 @@ def _first_error(exc: ValidationError) -> str:
 def _option_value(field: str, value: str, shown: str) -> object:
     if field in ("port", "replicas"):
         return _check_number(field, value, shown)
+    if field == "language" and value.lower() not in LANGUAGES:
+        # Which languages exist is the repository's template set's to say, and the grammar
+        # runs before its config is read: a language word passes here, the job checks it
+        # against the set (app/handling/languages.py).
+        word = value.lower()
+        if not LANGUAGE_RE.fullmatch(word):
+            raise CommandError(
+                f"{shown} must be a language name such as {', '.join(LANGUAGES)} (or one of "
+                f"your template set's); got {escape_user_text(value)}."
+                f"{did_you_mean(word, LANGUAGES)}"
+            )
+        return word
     if field in ("language", "type"):
         choices = LANGUAGES if field == "language" else SERVICE_TYPES
         if value.lower() not in choices:

@@ -9,24 +9,25 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import redis
 
 from app.agent.guard import GuardLimits
-from app.agent.loop import Agent
+from app.agent.loop import Agent, RulesStrategy
 from app.agent.providers.base import ChatModel
 from app.agent.providers.budgeted import budgeted
 from app.agent.providers.factory import make_chat_model
 from app.agent.systems import DEFAULT_NAME, AgentSystemStore
 from app.config import ConfigError, Settings
-from app.domain.service import ServiceRequest
+from app.domain.service import LANGUAGES, ServiceRequest
 from app.domain.session import Session, StepRecord, session_id_for
 from app.events import EventBus
 from app.github.errors import ForgeError
 from app.handling.audited import AuditedCluster
+from app.handling.languages import set_languages
 from app.handling.preflight import may_write
 from app.repo_config import RepoConfig
 
@@ -73,6 +74,11 @@ def fixed_tool_args(config: RepoConfig, session: Session) -> dict[str, dict[str,
     """Tool arguments the config decides; the agent passes each only to tools declaring it."""
     fixed: dict[str, dict[str, Any]] = {
         "open_pull_request": {"draft": config.draft_pull_requests},
+    }
+    # The validating tool checks the language against the repository's template set.
+    fixed["validate_project_name_and_type"] = {
+        "template_set": config.templates.set,
+        "template_version": config.templates.version,
     }
     # Generators take the folder template; they fill in {name} themselves.
     # and render with the repository's template set (the operator's catalog checked it when
@@ -178,8 +184,14 @@ async def agent_profile(ctx: JobContext) -> Profile:
     return default
 
 
-def build_agent(ctx: JobContext, session: Session, profile: Profile | None = None) -> Agent:
-    """The agent for this job, shaped by the repo's config and its agent system."""
+def build_agent(
+    ctx: JobContext,
+    session: Session,
+    profile: Profile | None = None,
+    languages: Sequence[str] = LANGUAGES,
+) -> Agent:
+    """The agent for this job, shaped by the repo's config and its agent system; the rules
+    planner asks for one of `languages` (the template set's) when the request has none."""
     config = ctx.config
     profile = profile or Profile(ctx.chat_model, config.tools)
     return Agent(
@@ -194,6 +206,7 @@ def build_agent(ctx: JobContext, session: Session, profile: Profile | None = Non
         approval_tools=config.approval_required,
         tool_args=fixed_tool_args(config, session),
         limits=profile.limits,
+        strategy=RulesStrategy(languages) if profile.chat_model is None else None,
     )
 
 
@@ -222,7 +235,9 @@ async def run_agent(ctx: JobContext, prepare: Prepare) -> str:
             profile = Profile(None, ctx.config.tools)
         else:
             profile = await agent_profile(ctx)
-        session = await build_agent(ctx, session, profile).run(session, lock=lock)
+        offered = await set_languages(ctx)
+        agent = build_agent(ctx, session, profile, offered.languages)
+        session = await agent.run(session, lock=lock)
         await after_run(ctx, session)
         session.job_id = None
         ctx.store.save(session)

@@ -125,11 +125,14 @@ def limit_text(ctx: JobContext, window: Window) -> str:
 
 def refusal_text(ctx: JobContext, verb: str, needed: str, have: str) -> str:
     who = escape_user_text(ctx.trigger.sender)
-    why = (
-        " (this repository's `.github/idp-copilot.yml` asks for it)"
-        if needed != DEFAULT_PERMISSIONS.get(verb)
-        else ""
-    )
+    why = ""
+    if needed != DEFAULT_PERMISSIONS.get(verb):
+        result = ctx.config_result
+        source = result.origin_file(f"permissions.{verb}") if result is not None else None
+        if source is None or source.kind == "repository":
+            why = " (this repository's `.github/idp-copilot.yml` asks for it)"
+        else:
+            why = f" (`{source.where}` asks for it)"
     extra = " The requester may also answer their own question." if verb == "answer" else ""
     return (
         f"Sorry {who}, `/idp {verb}` needs **{needed}** permission on this repository"

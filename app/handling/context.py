@@ -13,6 +13,7 @@ import redis
 from app.agent.providers.base import ChatModel
 from app.agent.publisher import fit_comment
 from app.config import Settings
+from app.config_layers import RepoConfigResult
 from app.domain.session import Session
 from app.events import EventBus
 from app.github.forge import Forge, RepoRef
@@ -46,6 +47,7 @@ class JobContext:
     job_id: str | None = None
     config: RepoConfig = field(default_factory=RepoConfig)
     config_error: str | None = None
+    config_result: RepoConfigResult | None = None  # where each setting came from
 
     def tools(self) -> ToolRegistry:
         if self.registry is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
+from app.config_layers import RedisFileCache, load_repo_config
 from app.domain.outcomes import UNSUCCESSFUL_OUTCOMES
 from app.feedback import FeedbackStore, outcome_of
 from app.github.errors import ForgeError
@@ -19,7 +20,7 @@ from app.handling import ci, create_repo, pr_commands, preflight, review, verbs
 from app.handling.authorize import admit, answer_refusals
 from app.handling.cancel import cancel
 from app.handling.context import JobContext
-from app.repo_config import DEFAULT_PERMISSIONS, load_repo_config
+from app.repo_config import DEFAULT_PERMISSIONS
 from tools.template_sets.sources import TemplateSetCatalog
 
 log = logging.getLogger(__name__)
@@ -130,11 +131,13 @@ async def react(ctx: JobContext, content: str) -> None:
 
 
 async def load_config(ctx: JobContext) -> None:
-    """`.github/idp-copilot.yml` of the repo. An invalid file: the defaults apply and the
-    error (which names each bad key) is posted once per distinct error and repository."""
+    """`.github/idp-copilot.yml` of the repo over the org's (app/config_layers.py). An invalid
+    file is left out and the error (which names the file and each bad key) is posted once per
+    distinct error and repository."""
     catalog = TemplateSetCatalog.from_settings(ctx.settings)
-    result = await load_repo_config(ctx.forge, ctx.repo, ctx.tools(), catalog)
-    ctx.config, ctx.config_error = result.config, result.error
+    cache = RedisFileCache(ctx.connection, ctx.settings)
+    result = await load_repo_config(ctx.forge, ctx.repo, ctx.tools(), catalog, cache)
+    ctx.config, ctx.config_error, ctx.config_result = result.config, result.error, result
     if result.error is None:
         return
     log.info("invalid repo config in %s", ctx.repo.full_name)

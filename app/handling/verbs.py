@@ -18,6 +18,7 @@ from app.handling.agent_run import run_agent, with_defaults
 from app.handling.authorize import sender_permission
 from app.handling.cancel import resume_after_cancel
 from app.handling.ci import retry_checks
+from app.handling.languages import language_problem, set_languages
 from app.repo_config import required_permission
 
 if TYPE_CHECKING:
@@ -40,14 +41,36 @@ async def help_(ctx: JobContext, command: Command) -> str:
     ]
     body = (
         f"{HELP_TEXT}\n\nYour permission here: **{have}**. "
-        f"You may run: {', '.join(f'`{v}`' for v in allowed)}."
+        f"You may run: {', '.join(f'`{v}`' for v in allowed)}.\n\n{permission_table(ctx)}"
     )
     await ctx.reply(body)
     return "answered"
 
 
+def permission_table(ctx: JobContext) -> str:
+    """What each command needs here, merged from the built-in defaults, the org's `.github`
+    file and this repository's file, and which of them set it."""
+    result = ctx.config_result
+    rows = []
+    for verb in USER_VERBS:
+        key = f"permissions.{verb}"
+        origin = result.origin_markdown(key) if result is not None else "built-in default"
+        rows.append(f"| `{verb}` | {required_permission(ctx.config, verb)} | {origin} |")
+    return (
+        "**Who may run what here** (the settings in force):\n\n"
+        "| command | needs | set by |\n| --- | --- | --- |\n" + "\n".join(rows)
+    )
+
+
 async def create_service(ctx: JobContext, command: Command) -> str:
     """Plan and build the requested service; the same request again resumes the session."""
+    if command.service is not None:
+        language = with_defaults(command.service, ctx.config).language
+        where = "--lang" if command.service.language else "defaults.language"
+        problem = language_problem(language, where, await set_languages(ctx))
+        if problem is not None:
+            await ctx.reply(problem)
+            return "refused"
 
     def prepare(session: Session) -> None:
         resume_after_cancel(session)
@@ -106,12 +129,13 @@ async def answer(ctx: JobContext, command: Command) -> str:
     if session is None or session.todo is None or not session.todo.open_questions:
         await ctx.reply("There is no open question here. `/idp status` shows where things are.")
         return "answered"
+    offered = await set_languages(ctx)
 
     def prepare(s: Session) -> bool:
         if s.todo is None or not s.todo.open_questions:
             return False  # another answer got here first
         resume_after_cancel(s)
-        answer_question(s, command.text or "", ctx.trigger.sender)
+        answer_question(s, command.text or "", ctx.trigger.sender, offered.languages)
         s.status = "new"
         return True
 

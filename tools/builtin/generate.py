@@ -72,14 +72,19 @@ class GeneratedFiles(BaseModel):
 class NameAndTypeInput(BaseModel):
     name: str = Field(description="The service name as the requester wrote it")
     type: str = Field("api", description="api, worker or web")
-    language: str | None = Field(None, description="python, go, node or java")
+    language: str | None = Field(
+        None, description="python, go, node, java, or another language of the template set"
+    )
+    # The repository's `templates:` config decides these (fixed tool arguments), not the model.
+    template_set: str = Field(BUILTIN_SET, description="Template set named by the repo config")
+    template_version: str | None = Field(None, description="Its version; None: the current one")
 
 
 class NameAndTypeOutput(BaseModel):
     ok: bool
     name: str
     type: Literal["api", "worker", "web"]
-    language: Literal["python", "go", "node", "java"] | None
+    language: str | None
     missing: list[str] = Field(default_factory=list, description="Fields still to ask for")
     summary: str
 
@@ -111,8 +116,11 @@ class ValidateFilesOutput(BaseModel):
     summary: str
 
 
-def validate_project_name_and_type(args: NameAndTypeInput, ctx: ToolContext) -> NameAndTypeOutput:
-    """Normalize name, type and language; a bad value raises with the rule and a fix."""
+async def validate_project_name_and_type(
+    args: NameAndTypeInput, ctx: ToolContext
+) -> NameAndTypeOutput:
+    """Normalize name, type and language; a bad value raises with the rule and a fix. The
+    languages are those of the repository's template set."""
     name = args.name.strip().lower()
     if not NAME_RE.fullmatch(name):
         raise ToolError(f"{NAME_RULE}; try '{suggest_name(args.name)}'")
@@ -121,11 +129,14 @@ def validate_project_name_and_type(args: NameAndTypeInput, ctx: ToolContext) -> 
         raise ToolError(f"type {args.type!r} is not one of {', '.join(SERVICE_TYPES)}")
     language = None
     if args.language:
+        tset = await _template_set(args, ctx)
+        languages = tset.languages()
         raw = args.language.strip().lower()
-        language = _LANGUAGE_ALIASES.get(raw, raw)
-        if language not in LANGUAGES:
+        language = raw if raw in languages else _LANGUAGE_ALIASES.get(raw, raw)
+        if language not in languages:
+            where = "" if tset.name == BUILTIN_SET else f" in the {tset.label}"
             raise ToolError(
-                f"language {args.language!r} has no template; choose {', '.join(LANGUAGES)}"
+                f"language {args.language!r} has no template{where}; choose {', '.join(languages)}"
             )
     missing = [] if language else ["language"]
     what = f"{language} {kind}" if language else f"{kind} (language still open)"
@@ -193,11 +204,12 @@ def _request(args: ServiceInput) -> ServiceRequest:
     )
 
 
-async def _template_set(args: ServiceInput, ctx: ToolContext) -> TemplateSet:
+async def _template_set(args: ServiceInput | NameAndTypeInput, ctx: ToolContext) -> TemplateSet:
     """The repository's template set, read through the forge and checked once per ref."""
     catalog = TemplateSetCatalog.from_settings(ctx.settings)
     try:
-        return await catalog.load(ctx.forge, args.template_set, args.template_version)
+        installation = ctx.repo.installation_id if ctx.repo is not None else None
+        return await catalog.load(ctx.forge, args.template_set, args.template_version, installation)
     except TemplateSetError as exc:
         raise ToolError(str(exc)) from None
 

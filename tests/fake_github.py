@@ -79,6 +79,8 @@ class FakeGitHub(FakeGitData, FakeReviews, FakeActions):
         self.check_runs: list[dict[str, Any]] = []
         self.labels: dict[int, list[str]] = {}
         self.repo_files: dict[str, dict[str, str]] = {}  # other repositories the App can read
+        # Repositories created through the fake with git data of their own (tests/fake_repo_git.py)
+        self.repo_git: dict[str, Any] = {}
         self.reviews: dict[int, dict[str, Any]] = {}
         self.review_comments: dict[int, dict[str, Any]] = {}
         self._ids = itertools.count(1000)

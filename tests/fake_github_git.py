@@ -30,6 +30,7 @@ class FakeGitData:
     commits: dict[str, dict[str, Any]]
     refs: dict[str, str]
     repo_files: dict[str, dict[str, str]]
+    repo_git: dict[str, Any]
     _ids: itertools.count
 
     if TYPE_CHECKING:
@@ -113,6 +114,9 @@ class FakeGitData:
         does not include answers 404, as one that does not exist: GitHub does not tell them
         apart (https://docs.github.com/rest/repos/contents#get-repository-content)."""
         files = self.repo_files.get(f"{owner}/{name}")
+        created = self.repo_git.get(f"{owner}/{name}")
+        if files is None and created is not None:  # a repository created with a README
+            return created._contents(request, body, path=path)
         if files is None or path not in files:
             return self._fail()
         at = Where(api=self.at.api, owner=owner, name=name)

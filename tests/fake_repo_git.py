@@ -67,6 +67,7 @@ def install_repo_git(
 ) -> None:
     """Route the git data and contents endpoints of every repository in `stores` (full name
     → its git). Added after the FakeGitHub's own routes, so its repository keeps them."""
+    github.repo_git = stores  # the contents route for other repositories answers from these
     url = httpx.URL(github.at.api)
     prefix = url.path.rstrip("/")
     repo = r"/repos/(?P<owner>[A-Za-z0-9._-]+)/(?P<name>[A-Za-z0-9._-]+)"

@@ -17,6 +17,7 @@ import httpx
 import respx
 
 from tests import github_rules as rules
+from tests.fake_github_checks import FakeChecks
 from tests.fake_github_git import FakeGitData
 from tests.fake_github_reviews import FakeReviews
 from tests.github_api import (
@@ -39,7 +40,7 @@ ISSUES_READ = read("issues", "pull_requests")  # issue comments on a PR: either 
 ISSUES_WRITE = write("issues", "pull_requests")
 
 
-class FakeGitHub(FakeGitData, FakeReviews):
+class FakeGitHub(FakeGitData, FakeReviews, FakeChecks):
     """GitHub for one repository on a respx router: comments, git objects, branches, pull
     requests, permissions, checks and labels in dicts; every request in `calls`.
 
@@ -76,6 +77,9 @@ class FakeGitHub(FakeGitData, FakeReviews):
         self.pulls: dict[int, dict[str, Any]] = {}
         self.permissions: dict[str, tuple[str, str]] = {}
         self.check_runs: list[dict[str, Any]] = []
+        self.statuses: list[dict[str, Any]] = []
+        # (full name, branch) → protection as PUT; shared with FakeRepoAdmin
+        self.protection: dict[tuple[str, str], dict[str, Any]] = {}
         self.labels: dict[int, list[str]] = {}
         self.reviews: dict[int, dict[str, Any]] = {}
         self.review_comments: dict[int, dict[str, Any]] = {}
@@ -192,6 +196,7 @@ class FakeGitHub(FakeGitData, FakeReviews):
                 self._reply_to_review_comment,
                 write("pull_requests"),
             ),
+            *self._check_routes(repo),
         ]
         base = url.path.rstrip("/")
         tokens = rf"^{prefix}/app/installations/\d+/access_tokens$"

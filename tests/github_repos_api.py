@@ -127,7 +127,8 @@ class FakeRepoAdmin:
         self.accounts: dict[str, tuple[str, int]] = {home.owner: ("Organization", INSTALLATION_ID)}
         # full name → what GitHub keeps about the repository and its branches
         self.repos: dict[str, dict[str, Any]] = {}
-        self.protection: dict[tuple[str, str], dict[str, Any]] = {}
+        # shared with FakeGitHub, which answers for its own repository's branches
+        self.protection: dict[tuple[str, str], dict[str, Any]] = github.protection
         self._ids = itertools.count(600)
         # An App that creates repositories asks for administration too (README, "Install").
         github.granted.update(REPO_CREATION)

@@ -31,6 +31,8 @@ READS = {
     "granted_permissions",
     "get_branch_protection",
     "list_reviews",
+    "pull_request_state",
+    "commit_checks",
     "add_reaction",  # an acknowledgement, deliberately not audited
 }
 

@@ -79,6 +79,7 @@ def test_missing_compares_levels():
         "workflows": "write",
         "pull_requests": "write",
         "checks": "write",
+        "statuses": "read",
     }
 
 

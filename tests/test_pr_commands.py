@@ -154,12 +154,15 @@ def test_auto_deploy_on_merge_deploys_when_the_config_lifts_the_gate(world):
     assert "Deploying to staging (`auto_deploy_on_merge`)." in world.todo()
 
 
-def test_a_pull_request_closed_without_merging_is_ignored_by_the_router(world):
+def test_a_pull_request_closed_without_merging_is_routed_to_release_its_locks(world):
     from app.webhooks import Ignored, route
 
     routed = route("pull_request", "d-1", merged_payload(world, merged=False))
 
-    assert isinstance(routed, Ignored) and routed.reason == "pull request closed without merging"
+    assert not isinstance(routed, Ignored)
+    assert [c.verb for c in routed.commands] == ["closed"]
+    assert world.run(routed) == {"closed": "done"}
+    assert world.session.merged_at is None
 
 
 def test_a_merged_pull_request_from_another_branch_is_not_ours(world):

@@ -23,10 +23,12 @@ from app.agent.approval import CallScope, approved_workspace, refresh, scope_of
 from app.agent.engine import EventSink, RunState, Steps, Strategy
 from app.agent.guard import GuardLimits, LoopGuard, idempotency_key
 from app.agent.model_loop import ModelStrategy
+from app.agent.namespace_gate import hold_namespace
 from app.agent.outcomes import (
     AgentOutcome,
     Cancelled,
     LoopGuardTripped,
+    NamespaceLocked,
     NeedsApproval,
     QuestionForRequester,
     ReplyToRequester,
@@ -48,6 +50,7 @@ from app.config import Settings
 from app.domain.session import StepRecord
 from app.domain.todo import Task, Todo
 from app.github.forge import Forge, ForgeError, RepoRef
+from app.locks.namespace import NamespaceLocks
 from app.state import Session, SessionStore
 from app.untrusted import neutralize_mentions
 from tools.registry import ToolRegistry, ToolResult
@@ -120,6 +123,8 @@ class Agent:
         }
         self.clock = clock
         self.cancel_flag = CancelFlag(store.redis, store.settings)
+        self.namespace_locks = NamespaceLocks(store.redis, store.settings)
+        self._lock_waits: set[str] = set()  # tasks of this run waiting for a namespace lock
         self._event_tasks: set[asyncio.Future[Any]] = set()
 
     # -- the run and its outcomes ---------------------------------------------------------
@@ -204,6 +209,12 @@ class Agent:
         self.set_task(task, "running", None)
         try:
             result = await self.execute(run, task.tool, task.args, task.id)
+        except NamespaceLocked as locked:
+            # Approved, but another session holds the namespace: the task waits for the
+            # lock (this run does not retry it), and the todo says who holds it.
+            self.set_task(task, "waiting_approval", neutralize_mentions(locked.message[:300]))
+            self.note(run.session, neutralize_mentions(locked.message))
+            return
         except NeedsApproval:
             self.set_task(task, "waiting_approval", APPROVAL_WAIT)
             return
@@ -218,7 +229,8 @@ class Agent:
         if s.todo is None:
             return
         changed = refresh(s, lambda task: self.task_scope(s, task))
-        for task in gate_approvals(s.todo, self.is_gated, lambda t: self.is_approved(s, t)):
+        approved = lambda t: self.is_approved(s, t) and t.id not in self._lock_waits  # noqa: E731
+        for task in gate_approvals(s.todo, self.is_gated, approved):
             changed.append(task)
         for task in changed:
             self.emit("task", {"id": task.id, "status": task.status, "detail": task.detail})
@@ -267,6 +279,15 @@ class Agent:
                 "tool_result", {"tool": spec.name, "task": task_id, "ok": True, "reused": True}
             )
             return ToolResult(True, output=dict(prior.output), tool=spec.name)
+        if approved and spec.side_effect == "external":
+            try:
+                hold_namespace(
+                    self.namespace_locks, run, spec, args, workspace, task_id, self.settings
+                )
+            except NamespaceLocked:
+                if task_id is not None:  # this run does not try it again
+                    self._lock_waits.add(task_id)
+                raise
         ctx = ToolContext(
             settings=self.settings,
             session=s,

@@ -57,6 +57,11 @@ PERMISSIONS: dict[str, AppPermission] = {
         "the validation check run on the pull request's head",
         f"{DOCS}/checks/runs#create-a-check-run",
     ),
+    "statuses": AppPermission(
+        "Commit statuses",
+        "the `checks` apply requirement: reading the commit statuses on the pull request's head",
+        f"{DOCS}/commits/statuses#get-the-combined-status-for-a-specific-reference",
+    ),
     "metadata": AppPermission(
         "Metadata",
         "reading the repository and a commenter's role on it",
@@ -99,7 +104,10 @@ NEEDS_BY_VERB: dict[str, dict[str, str]] = {
 }
 # The default manifest (github-app.yml) asks for exactly these; administration is added only
 # where repository creation is enabled.
-APP_PERMISSIONS: dict[str, str] = {**COMMENTS, **AGENT_RUN}
+# Read only by `/idp apply` when a repository's `apply_requirements` holds `checks` (a
+# missing grant fails that requirement, with GitHub's refusal, and nothing else).
+APPLY_CHECKS: dict[str, str] = {"statuses": "read"}
+APP_PERMISSIONS: dict[str, str] = {**COMMENTS, **AGENT_RUN, **APPLY_CHECKS}
 REPO_CREATION: dict[str, str] = {"administration": "write"}
 
 

@@ -52,10 +52,13 @@ Verb = Literal[
     "answer",
     "set",
     "ask",
+    "unlock",
     # not typed by users: an `idp:new-service` issue whose body is free text
     "request",
     # not typed by users: the App's pull request was merged (`pull_request.closed`)
     "merged",
+    # not typed by users: the App's pull request was closed without merging
+    "closed",
     # not typed by users: a review, a review comment or a free-text comment on the App's
     # pull request (app/handling/review.py)
     "review",
@@ -126,6 +129,7 @@ USAGE: dict[str, tuple[str, str]] = {
     "answer": ("/idp answer TEXT", "answers the todo's open question; the session resumes"),
     "set": ("/idp set KEY=VALUE ...", "on the App's pull request: re-render with new values"),
     "ask": ("/idp ask QUESTION", "answers from the platform knowledge base"),
+    "unlock": ("/idp unlock", "releases the staging namespace lock this session holds"),
 }
 USER_VERBS: tuple[str, ...] = tuple(USAGE)
 
@@ -348,4 +352,5 @@ _PARSERS: dict[str, Callable[[str, str], Command]] = {
     "answer": _text,
     "set": _set,
     "ask": _text,
+    "unlock": _no_arguments,
 }

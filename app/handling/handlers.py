@@ -15,7 +15,7 @@ from app.domain.outcomes import UNSUCCESSFUL_OUTCOMES
 from app.feedback import FeedbackStore, outcome_of
 from app.github.errors import ForgeError
 from app.grammar.commands import Command
-from app.handling import pr_commands, preflight, review, verbs
+from app.handling import namespace_wait, pr_commands, preflight, review, verbs
 from app.handling.authorize import admit, answer_refusals
 from app.handling.cancel import cancel
 from app.handling.context import JobContext
@@ -170,6 +170,8 @@ HANDLERS: dict[str, Handler] = {
     "apply": pr_commands.apply,
     "deploy": pr_commands.deploy,
     "merged": pr_commands.merged,
+    "closed": namespace_wait.closed,
+    "unlock": namespace_wait.unlock,
     "review": review.review,
     "set": review.set_values,
 }

@@ -212,7 +212,7 @@ class Agent:
         except NamespaceLocked as locked:
             # Approved, but another session holds the namespace: the task waits for the
             # lock (this run does not retry it), and the todo says who holds it.
-            self.set_task(task, "waiting_approval", neutralize_mentions(locked.message[:300]))
+            self.set_task(task, "waiting_approval", locked.DETAIL)
             self.note(run.session, neutralize_mentions(locked.message))
             return
         except NeedsApproval:

@@ -306,7 +306,7 @@ async def _run_call(
     except NamespaceLocked as locked:
         agent.note(s, locked.message)
         if task is not None:
-            agent.set_task(task, "waiting_approval", locked.message[:300])
+            agent.set_task(task, "waiting_approval", locked.DETAIL)
         return _reply(
             call,
             f"Not run yet: {locked.message} Do not call it again in this run.",

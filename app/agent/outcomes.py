@@ -29,6 +29,8 @@ class NamespaceLocked(NeedsApproval):
     (app/locks/namespace.py): it stays approved and waits until the lock is free.
     `message` names the holder."""
 
+    DETAIL = "approved; waiting for the namespace lock (the notes say who holds it)"
+
     def __init__(self, tool: str, task_id: str | None, sentence: str) -> None:
         super().__init__(tool, task_id)
         self.message = sentence

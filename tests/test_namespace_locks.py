@@ -132,6 +132,18 @@ def test_the_holders_close_without_merge_releases_the_lock(world):
     assert deployed(world, "orders-api")
 
 
+def test_a_bot_closing_the_holders_pull_request_releases_the_lock_without_a_word(world):
+    waiting_world(world)
+    payload = merged(world, pr_of(world, FIRST), merged=False)
+    payload["sender"] = payloads.user("stale[bot]", "Bot")
+    before = len(world.replies(pr_of(world, FIRST)))
+
+    assert world.deliver("pull_request", payload) == {"closed": "done"}
+
+    assert len(world.replies(pr_of(world, FIRST))) == before
+    assert run_resumes(world) == [{"apply": "done"}]
+
+
 def test_a_second_apply_while_the_lock_is_held_still_waits_and_says_it_once(world):
     waiting_world(world)
 
@@ -233,3 +245,58 @@ def test_the_namespace_of_a_cluster_tools_approval_target():
     assert target_namespace("repository `acme/new`") is None
     assert target_namespace("namespace `a b`") is None
     assert target_namespace("this repository's staging namespace") is None
+
+
+def test_a_model_driven_run_waits_for_a_held_namespace_and_is_told_why(settings, redis_conn):
+    """The model path: an approved call whose namespace another session holds is not run;
+    the model hears it waits for the lock (not that it lacked approval), the todo names the
+    holder, and the task keeps its approval."""
+    import asyncio
+    import dataclasses
+
+    from app.agent.loop import Agent
+    from app.agent.providers.scripted import ScriptedChatModel
+    from app.domain.approval import ApprovalScope
+    from app.domain.session import Session
+    from app.state import SessionStore
+    from tests.fakes import FakeForge, ServiceTools
+    from tests.test_loop import approve_waiting, call, turn
+    from tools.registry import ToolRegistry
+
+    def scope(args, files, repo, settings):
+        return ApprovalScope("namespace `shared-staging`")
+
+    tools = ServiceTools()
+    specs = [
+        dataclasses.replace(s, approval_scope=scope) if s.name == "deploy_to_staging" else s
+        for s in tools.specs()
+    ]
+    store = SessionStore(redis_conn, settings)
+    locks = NamespaceLocks(redis_conn, settings)
+    assert locks.acquire("shared-staging", owner("acme/other#3")) is None
+    args = {"service": "payments-api"}
+    plan = [{"id": "d", "title": "Deploy to staging", "tool": "deploy_to_staging", "args": args}]
+    model = ScriptedChatModel(
+        [
+            turn(call("write_todo", {"tasks": plan}, "c1")),
+            turn(text="Waiting for approval."),
+            turn(call("deploy_to_staging", args, "c2")),
+            turn(text="Waiting for the lock."),
+        ]
+    )
+    session = Session(id="acme/shop#7", repo="acme/shop", number=7, requester="alice")
+
+    def run(s: Session) -> Session:
+        agent = Agent(settings, ToolRegistry(specs), FakeForge(), store, chat_model=model)
+        return asyncio.run(agent.run(s))
+
+    waiting = run(session)
+    approve_waiting(waiting, by="mia")
+    after = run(waiting)
+
+    told = model.requests[-1].messages[-1]
+    assert told.role == "tool" and told.content.startswith("Not run yet: 🔒 namespace")
+    assert "🔒 namespace `shared-staging` is locked by acme/payments#12" in after.rendered_todo
+    assert after.todo.task("d").status == "waiting_approval"
+    assert after.approvals and after.status == "waiting"
+    assert tools.calls["deploy_to_staging"] == 0

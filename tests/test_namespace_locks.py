@@ -13,6 +13,7 @@ from app.locks.namespace import LockOwner, NamespaceLocks, target_namespace
 from jobs.queue import queue_for
 from tests import payloads
 from tests.job_world import World
+from tests.test_pr_commands import merged_payload
 
 NAMESPACE = "acme-payments-bf264d5186-staging"  # one namespace per repository
 FIRST, SECOND = 7, 8
@@ -110,10 +111,7 @@ def test_unlock_on_the_holders_pull_request_lets_the_waiting_session_go_on(world
 
 def test_the_holders_merge_releases_the_lock_and_the_waiting_session_goes_on(world):
     waiting_world(world)
-    first_pr = pr_of(world, FIRST)
-    pull = world.github.pulls[first_pr]
-    world.github.push("main", world.github.files(pull["branch"]), "Merge pull request")
-    payload = merged(world, first_pr, merged=True)
+    payload = merged_payload(world, number=pr_of(world, FIRST))
 
     assert world.deliver("pull_request", payload)["merged"] in ("done", "waiting")
 
@@ -124,9 +122,9 @@ def test_the_holders_merge_releases_the_lock_and_the_waiting_session_goes_on(wor
 def test_the_holders_close_without_merge_releases_the_lock(world):
     waiting_world(world)
 
-    assert world.deliver("pull_request", merged(world, pr_of(world, FIRST), merged=False)) == {
-        "closed": "done"
-    }
+    assert world.deliver(
+        "pull_request", merged_payload(world, number=pr_of(world, FIRST), merged=False)
+    ) == {"closed": "done"}
 
     assert run_resumes(world) == [{"apply": "done"}]
     assert deployed(world, "orders-api")
@@ -134,7 +132,7 @@ def test_the_holders_close_without_merge_releases_the_lock(world):
 
 def test_a_bot_closing_the_holders_pull_request_releases_the_lock_without_a_word(world):
     waiting_world(world)
-    payload = merged(world, pr_of(world, FIRST), merged=False)
+    payload = merged_payload(world, number=pr_of(world, FIRST), merged=False)
     payload["sender"] = payloads.user("stale[bot]", "Bot")
     before = len(world.replies(pr_of(world, FIRST)))
 
@@ -165,33 +163,6 @@ def test_unlock_needs_maintain_and_a_session_without_a_lock_is_told_so(world):
     assert queued(world) == []
     holder = NamespaceLocks(world.connection, world.settings).holder(NAMESPACE)
     assert holder is not None and holder.holder.session_id == session_id_for(payloads.REPO, FIRST)
-
-
-def merged(world: World, number: int, *, merged: bool) -> dict:
-    pull = world.github.pulls[number]
-    author = payloads.user("mia")
-    return {
-        "action": "closed",
-        "number": number,
-        "pull_request": {
-            "id": 555,
-            "number": number,
-            "state": "closed",
-            "locked": False,
-            "title": pull["title"],
-            "user": payloads.user("idp-copilot[bot]", "Bot"),
-            "body": pull["body"],
-            "merged": merged,
-            "merged_at": "2024-05-03T10:00:00Z" if merged else None,
-            "merged_by": author if merged else None,
-            "head": {"ref": pull["branch"], "sha": world.github.refs[pull["branch"]]},
-            "base": {"ref": "main", "sha": world.github.refs["main"]},
-            "html_url": f"https://github.com/acme/payments/pull/{number}",
-        },
-        "repository": payloads.repository(),
-        "sender": author,
-        "installation": {"id": payloads.INSTALLATION_ID},
-    }
 
 
 # -- the lock API, on Redis -----------------------------------------------------------------
@@ -233,9 +204,11 @@ def test_an_expired_lock_is_free_for_the_next_session(settings, redis_conn):
     locks = NamespaceLocks(redis_conn, settings)
     locks.acquire("ns-c", owner("acme/payments#1"))
 
+    assert locks.acquire("ns-c", owner("acme/other#2")) is not None  # waits in line
     redis_conn.delete(settings.key("ns-lock", "ns-c"))  # what its TTL does
 
     assert locks.acquire("ns-c", owner("acme/other#2")) is None
+    assert locks.release_session("acme/other#2") == {"ns-c": []}  # no longer a waiter
     assert locks.held_by("acme/payments#1") == []
     assert locks.release_session("acme/payments#1") == {}
 

@@ -23,19 +23,22 @@ def world(settings, redis_conn, no_unmocked_http, monkeypatch) -> World:
     return world
 
 
-def merged_payload(world: World, *, merged: bool = True, sender: str = "mia") -> dict:
-    """`pull_request.closed` for the App's pull request, as GitHub sends it: by then the
-    branch's files are on the default branch."""
-    pull = world.pull()
+def merged_payload(
+    world: World, *, merged: bool = True, sender: str = "mia", number: int | None = None
+) -> dict:
+    """`pull_request.closed` for the App's pull request (or pull request `number`), as
+    GitHub sends it: by then the branch's files are on the default branch."""
+    number = world.pr_number() if number is None else number
+    pull = world.github.pulls[number]
     if merged:
         world.github.push("main", world.github.files(pull["branch"]), "Merge pull request")
     author = payloads.user(sender)
     return {
         "action": "closed",
-        "number": world.pr_number(),
+        "number": number,
         "pull_request": {
             "id": 555,
-            "number": world.pr_number(),
+            "number": number,
             "state": "closed",
             "locked": False,
             "title": pull["title"],

@@ -26,7 +26,8 @@ import redis
 
 from app.config import Settings
 
-# KEYS: lock hash, the owner's index set. ARGV: session, repo, number, who, at, ttl, namespace.
+# KEYS: lock hash, the owner's index set, the namespace's waiters.
+# ARGV: session, repo, number, who, at, ttl, namespace, installation.
 _ACQUIRE = """
 local current = redis.call('HGET', KEYS[1], 'session')
 if current and current ~= ARGV[1] then
@@ -37,6 +38,7 @@ redis.call('HSET', KEYS[1], 'session', ARGV[1], 'repo', ARGV[2], 'number', ARGV[
 redis.call('EXPIRE', KEYS[1], ARGV[6])
 redis.call('SADD', KEYS[2], ARGV[7])
 redis.call('EXPIRE', KEYS[2], ARGV[6])
+redis.call('HDEL', KEYS[3], ARGV[1])
 return false
 """
 # KEYS: lock hash, the owner's index set. ARGV: session, namespace.
@@ -107,7 +109,11 @@ class NamespaceLocks:
         holds it, and `owner` is then in its line of waiters."""
         ttl = self.settings.namespace_lock_ttl
         found = self._acquire(
-            keys=[self._lock_key(namespace), self._owned_key(owner.session_id)],
+            keys=[
+                self._lock_key(namespace),
+                self._owned_key(owner.session_id),
+                self._waiters_key(namespace),
+            ],
             args=[
                 owner.session_id,
                 owner.repo,

@@ -292,6 +292,14 @@ class Settings(BaseSettings):
         "saved at every step, so only ended or abandoned sessions expire), with what hangs "
         "off it: its pull request link, its dry-run mark, feedback dedupe keys.",
     )
+    namespace_lock_ttl: int = Field(
+        24 * 3600,
+        ge=60,
+        validation_alias=_env("IDP_NAMESPACE_LOCK_TTL"),
+        description="Seconds a staging namespace stays locked to the pull request that "
+        "applied to it (renewed at each of its applies), unless a merge, a close or "
+        "`/idp unlock` frees it first: a lost event or a dead worker holds it no longer.",
+    )
     audit_max_entries: int = Field(
         1_000_000,
         ge=1000,

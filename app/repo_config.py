@@ -62,11 +62,13 @@ _WRITE_VERBS = ("create-service", "request", "plan", "retry", "cancel", "answer"
 DEFAULT_PERMISSIONS: dict[str, Level] = {
     **dict.fromkeys(("help", "status", "ask", "feedback"), "read"),
     **dict.fromkeys(_WRITE_VERBS, "write"),
-    **dict.fromkeys(("apply", "deploy"), "maintain"),
+    **dict.fromkeys(("apply", "deploy", "unlock"), "maintain"),
     # Asks for a repository in the organization; its creation still waits for `/idp apply`.
     "create-repo": "maintain",
     # Not a command: GitHub reports a merge, and merging already took write permission.
     "merged": "write",
+    # Not a command: GitHub reports the App's pull request closed; closing took write.
+    "closed": "write",
     # Not a command: a review steering the App's pull request; `reviewers.min_permission`
     # may ask for more.
     "review": "write",
@@ -82,6 +84,11 @@ DEFAULT_APPROVAL_REQUIRED: tuple[str, ...] = (
     "create_repository",
     "create_git_repository_with_branch_protection",
 )
+# `/idp apply` (and `/idp deploy staging`) run only when the App's pull request meets these,
+# as Atlantis's `apply_requirements`: `approved` (an approving review by someone who may
+# apply), `mergeable` (GitHub says it can merge) and `checks` (the required checks green).
+ApplyRequirement = Literal["approved", "mergeable", "checks"]
+DEFAULT_APPLY_REQUIREMENTS: tuple[ApplyRequirement, ...] = ("mergeable",)
 # Keys the file no longer has, with where the setting went: named instead of "not a known key".
 _MOVED_KEYS = {
     ("staging", "namespace_prefix"): "the staging namespace is the operator's setting now "
@@ -188,6 +195,11 @@ class RepoConfig(_Strict):
     tools: list[str] | None = Field(None, description="Only these tools; None: all of them")
     staging: StagingConfig = Field(default_factory=StagingConfig)
     auto_deploy_on_merge: bool = False
+    apply_requirements: list[ApplyRequirement] = Field(
+        default_factory=lambda: list(DEFAULT_APPLY_REQUIREMENTS),
+        description="What the App's pull request must be before `/idp apply` runs anything "
+        "(README 'Apply requirements')",
+    )
     labels: list[str] = Field(default_factory=lambda: ["idp-copilot"])
     draft_pull_requests: bool = False
     agent_system: str = Field("default", pattern=r"^[a-z0-9][-a-z0-9_]{0,62}$")

@@ -41,6 +41,12 @@ approval_required:
 # staging:
 #   context: staging-eu   # one of the operator's IDP_STAGING_CONTEXTS; leave out for the default
 
+# What the App's pull request must be before `/idp apply` runs anything: approved (an
+# approving review by someone allowed to apply), mergeable (GitHub can merge it), checks
+# (every required check green on its head). [] runs on approval alone.
+apply_requirements:
+  - mergeable
+
 auto_deploy_on_merge: false   # deploy to staging when the App's pull request is merged
 labels:                        # added to the App's pull requests
   - idp-copilot

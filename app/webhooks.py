@@ -145,18 +145,19 @@ def _on_issue_labeled(event: str, delivery_id: str, p: IssuePayload) -> Trigger 
 
 def _on_pull_request_closed(event: str, delivery_id: str, payload: dict) -> Trigger | Ignored:
     """The App's pull request merged: the worker records it on the session and, when the
-    repository's config says so, moves on to the staging deploy."""
+    repository's config says so, moves on to the staging deploy. Merged or closed, the
+    namespace locks of its session are released."""
     try:
         p = PullRequestPayload.model_validate(payload)
     except ValidationError as exc:
         where = ".".join(str(part) for part in exc.errors()[0]["loc"])
         return Ignored(reason=f"{event}.closed payload has no usable {where}")
     pr = p.pull_request
-    if not pr.merged:
-        return Ignored(reason="pull request closed without merging")
     if not pr.head.ref.startswith(APP_BRANCH_PREFIX):
         return Ignored(reason="not a pull request the App opened")
-    return _pull_request_trigger(event, delivery_id, p, commands=[Command(verb="merged")])
+    # Closed without merging: its namespace locks go (app/handling/namespace_wait.py).
+    verb = "merged" if pr.merged else "closed"
+    return _pull_request_trigger(event, delivery_id, p, commands=[Command(verb=verb)])
 
 
 def _pull_request_trigger(

@@ -18,6 +18,7 @@ import respx
 
 from tests import github_rules as rules
 from tests.fake_github_actions import FakeActions
+from tests.fake_github_checks import FakeChecks
 from tests.fake_github_git import FakeGitData
 from tests.fake_github_reviews import FakeReviews
 from tests.github_api import (
@@ -40,7 +41,7 @@ ISSUES_READ = read("issues", "pull_requests")  # issue comments on a PR: either 
 ISSUES_WRITE = write("issues", "pull_requests")
 
 
-class FakeGitHub(FakeGitData, FakeReviews, FakeActions):
+class FakeGitHub(FakeGitData, FakeReviews, FakeActions, FakeChecks):
     """GitHub for one repository on a respx router: comments, git objects, branches, pull
     requests, permissions, checks and labels in dicts; every request in `calls`.
 
@@ -77,6 +78,9 @@ class FakeGitHub(FakeGitData, FakeReviews, FakeActions):
         self.pulls: dict[int, dict[str, Any]] = {}
         self.permissions: dict[str, tuple[str, str]] = {}
         self.check_runs: list[dict[str, Any]] = []
+        self.statuses: list[dict[str, Any]] = []
+        # (full name, branch) → protection as PUT; shared with FakeRepoAdmin
+        self.protection: dict[tuple[str, str], dict[str, Any]] = {}
         self.labels: dict[int, list[str]] = {}
         self.repo_files: dict[str, dict[str, str]] = {}  # other repositories the App can read
         # Repositories created through the fake with git data of their own (tests/fake_repo_git.py)
@@ -197,6 +201,7 @@ class FakeGitHub(FakeGitData, FakeReviews, FakeActions):
                 self._reply_to_review_comment,
                 write("pull_requests"),
             ),
+            *self._check_routes(repo),
         ]
         routes += self._actions_routes(repo)
         self._install_log_host(router)

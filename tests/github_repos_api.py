@@ -128,7 +128,8 @@ class FakeRepoAdmin:
         self.accounts: dict[str, tuple[str, int]] = {home.owner: ("Organization", INSTALLATION_ID)}
         # full name → what GitHub keeps about the repository and its branches
         self.repos: dict[str, dict[str, Any]] = {}
-        self.protection: dict[tuple[str, str], dict[str, Any]] = {}
+        # shared with FakeGitHub, which answers for its own repository's branches
+        self.protection: dict[tuple[str, str], dict[str, Any]] = github.protection
         # full name → the git data of a repository created with a README (auto_init)
         self.git: dict[str, RepoGit] = {}
         self._ids = itertools.count(600)

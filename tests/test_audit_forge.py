@@ -33,6 +33,8 @@ READS = {
     "list_reviews",
     "list_run_jobs",
     "job_log_tail",
+    "pull_request_state",
+    "commit_checks",
     "add_reaction",  # an acknowledgement, deliberately not audited
 }
 

@@ -179,3 +179,18 @@ def test_git_blob_sha_matches_git(tmp_path):
             ["git", "hash-object", "--stdin"], input=text.encode(), capture_output=True, check=True
         )
         assert git_blob_sha(text) == out.stdout.decode().strip()
+
+
+async def test_a_local_pull_request_is_mergeable_and_its_checks_are_the_recorded_ones(forge):
+    info = await forge.commit_files(REPO, "idp/payments-api", FILES, "Add payments-api")
+    opened = await forge.ensure_pull_request(REPO, "idp/payments-api", "Add payments-api", "v1")
+    await forge.create_check_run(REPO, info.sha, "idp-copilot", "failure", "bad", "x")
+    await forge.create_check_run(REPO, info.sha, "idp-copilot", "success", "ok", "all")
+
+    state = await forge.pull_request_state(REPO, opened.number)
+    checks = await forge.commit_checks(REPO, info.sha)
+
+    assert (state.mergeable, state.mergeable_state, state.head_sha) == (True, "clean", info.sha)
+    assert [(c.name, c.green) for c in checks] == [("idp-copilot", True)]
+    with pytest.raises(ForgeError):
+        await forge.pull_request_state(REPO, 999)

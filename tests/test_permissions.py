@@ -80,6 +80,7 @@ def test_missing_compares_levels():
         "pull_requests": "write",
         "checks": "write",
         "actions": "write",
+        "statuses": "read",
     }
 
 

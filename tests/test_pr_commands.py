@@ -23,19 +23,22 @@ def world(settings, redis_conn, no_unmocked_http, monkeypatch) -> World:
     return world
 
 
-def merged_payload(world: World, *, merged: bool = True, sender: str = "mia") -> dict:
-    """`pull_request.closed` for the App's pull request, as GitHub sends it: by then the
-    branch's files are on the default branch."""
-    pull = world.pull()
+def merged_payload(
+    world: World, *, merged: bool = True, sender: str = "mia", number: int | None = None
+) -> dict:
+    """`pull_request.closed` for the App's pull request (or pull request `number`), as
+    GitHub sends it: by then the branch's files are on the default branch."""
+    number = world.pr_number() if number is None else number
+    pull = world.github.pulls[number]
     if merged:
         world.github.push("main", world.github.files(pull["branch"]), "Merge pull request")
     author = payloads.user(sender)
     return {
         "action": "closed",
-        "number": world.pr_number(),
+        "number": number,
         "pull_request": {
             "id": 555,
-            "number": world.pr_number(),
+            "number": number,
             "state": "closed",
             "locked": False,
             "title": pull["title"],
@@ -155,12 +158,15 @@ def test_auto_deploy_on_merge_deploys_when_the_config_lifts_the_gate(world):
     assert "Deploying to staging (`auto_deploy_on_merge`)." in world.todo()
 
 
-def test_a_pull_request_closed_without_merging_is_ignored_by_the_router(world):
+def test_a_pull_request_closed_without_merging_is_routed_to_release_its_locks(world):
     from app.webhooks import Ignored, route
 
     routed = route("pull_request", "d-1", merged_payload(world, merged=False))
 
-    assert isinstance(routed, Ignored) and routed.reason == "pull request closed without merging"
+    assert not isinstance(routed, Ignored)
+    assert [c.verb for c in routed.commands] == ["closed"]
+    assert world.run(routed) == {"closed": "done"}
+    assert world.session.merged_at is None
 
 
 def test_a_merged_pull_request_from_another_branch_is_not_ours(world):

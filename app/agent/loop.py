@@ -24,10 +24,12 @@ from app.agent.change_plan import plan_waiting, planner, shown_plan
 from app.agent.engine import EventSink, RunState, Steps, Strategy
 from app.agent.guard import GuardLimits, LoopGuard, idempotency_key
 from app.agent.model_loop import ModelStrategy
+from app.agent.namespace_gate import hold_namespace
 from app.agent.outcomes import (
     AgentOutcome,
     Cancelled,
     LoopGuardTripped,
+    NamespaceLocked,
     NeedsApproval,
     QuestionForRequester,
     ReplyToRequester,
@@ -50,6 +52,7 @@ from app.domain.service import LANGUAGES
 from app.domain.session import StepRecord
 from app.domain.todo import Task, Todo
 from app.github.forge import Forge, ForgeError, RepoRef
+from app.locks.namespace import NamespaceLocks
 from app.state import Session, SessionStore
 from app.untrusted import neutralize_mentions
 from tools.registry import ToolRegistry, ToolResult
@@ -125,6 +128,8 @@ class Agent:
         }
         self.clock = clock
         self.cancel_flag = CancelFlag(store.redis, store.settings)
+        self.namespace_locks = NamespaceLocks(store.redis, store.settings)
+        self._lock_waits: set[str] = set()  # tasks of this run waiting for a namespace lock
         self._event_tasks: set[asyncio.Future[Any]] = set()
 
     # -- the run and its outcomes ---------------------------------------------------------
@@ -219,6 +224,12 @@ class Agent:
         self.set_task(task, "running", None)
         try:
             result = await self.execute(run, task.tool, task.args, task.id)
+        except NamespaceLocked as locked:
+            # Approved, but another session holds the namespace: the task waits for the
+            # lock (this run does not retry it), and the todo says who holds it.
+            self.set_task(task, "waiting_approval", locked.DETAIL)
+            self.note(run.session, neutralize_mentions(locked.message))
+            return
         except NeedsApproval:
             self.set_task(task, "waiting_approval", APPROVAL_WAIT)
             return
@@ -233,7 +244,8 @@ class Agent:
         if s.todo is None:
             return
         changed = refresh(s, lambda task: self.task_scope(s, task))
-        for task in gate_approvals(s.todo, self.is_gated, lambda t: self.is_approved(s, t)):
+        approved = lambda t: self.is_approved(s, t) and t.id not in self._lock_waits  # noqa: E731
+        for task in gate_approvals(s.todo, self.is_gated, approved):
             changed.append(task)
         for task in changed:
             self.emit("task", {"id": task.id, "status": task.status, "detail": task.detail})
@@ -286,6 +298,15 @@ class Agent:
                 "tool_result", {"tool": spec.name, "task": task_id, "ok": True, "reused": True}
             )
             return ToolResult(True, output=dict(prior.output), tool=spec.name)
+        if approved and spec.side_effect == "external":
+            try:
+                hold_namespace(
+                    self.namespace_locks, run, spec, args, workspace, task_id, self.settings
+                )
+            except NamespaceLocked:
+                if task_id is not None:  # this run does not try it again
+                    self._lock_waits.add(task_id)
+                raise
         ctx = ToolContext(
             settings=self.settings,
             session=s,

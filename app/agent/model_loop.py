@@ -17,7 +17,12 @@ from pydantic import ValidationError
 from app.agent import backstop
 from app.agent.model_turn import converse
 from app.agent.ordering import plan_problems, waves
-from app.agent.outcomes import LoopGuardTripped, NeedsApproval, QuestionForRequester
+from app.agent.outcomes import (
+    LoopGuardTripped,
+    NamespaceLocked,
+    NeedsApproval,
+    QuestionForRequester,
+)
 from app.agent.planner import (
     ASK_REQUESTER,
     WRITE_TODO,
@@ -298,6 +303,15 @@ async def _run_call(
         agent.set_task(task, "running", None)
     try:
         result = await agent.execute(run, call.name, call.arguments or {}, task and task.id)
+    except NamespaceLocked as locked:
+        agent.note(s, locked.message)
+        if task is not None:
+            agent.set_task(task, "waiting_approval", locked.DETAIL)
+        return _reply(
+            call,
+            f"Not run yet: {locked.message} Do not call it again in this run.",
+            True,
+        )
     except NeedsApproval as refused:
         agent.note(
             s,

@@ -24,6 +24,18 @@ class NeedsApproval(AgentOutcome):
         self.task_id = task_id
 
 
+class NamespaceLocked(NeedsApproval):
+    """An approved cluster call whose namespace another session holds
+    (app/locks/namespace.py): it stays approved and waits until the lock is free.
+    `message` names the holder."""
+
+    DETAIL = "approved; waiting for the namespace lock (the notes say who holds it)"
+
+    def __init__(self, tool: str, task_id: str | None, sentence: str) -> None:
+        super().__init__(tool, task_id)
+        self.message = sentence
+
+
 class LoopGuardTripped(AgentOutcome):
     """The run hit a limit (steps, time, repeated call, tokens); `reason` says which."""
 

@@ -116,6 +116,37 @@ class Review:
     comments: tuple[ReviewComment, ...] = ()
 
 
+@dataclass(frozen=True)
+class PullRequestState:
+    """What `/idp apply`'s requirements read of a pull request (GET …/pulls/{n}).
+    `mergeable` is None while GitHub still computes it (it does so lazily, after a read)."""
+
+    number: int
+    state: str
+    merged: bool
+    draft: bool
+    mergeable: bool | None
+    mergeable_state: str
+    head_sha: str
+    base_ref: str
+
+
+@dataclass(frozen=True)
+class CommitCheck:
+    """One check on a commit: a check run (`status` queued, in_progress or completed, with
+    its `conclusion`) or a commit status context (`status` completed; `conclusion` success,
+    failure, error, or None while pending)."""
+
+    name: str
+    status: str
+    conclusion: str | None
+
+    @property
+    def green(self) -> bool:
+        # GitHub's branch protection counts these conclusions as passing.
+        return self.status == "completed" and self.conclusion in ("success", "neutral", "skipped")
+
+
 REACTIONS = frozenset({"+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes"})
 CHECK_CONCLUSIONS = frozenset(
     {"success", "failure", "neutral", "cancelled", "skipped", "timed_out", "action_required"}
@@ -283,6 +314,14 @@ class Forge(Protocol):
     async def list_reviews(self, repo: RepoRef, number: int) -> list[Review]:
         """Every submitted review of pull request `number`, oldest first, without their
         line comments (who approved, who asked for changes)."""
+        ...
+
+    async def pull_request_state(self, repo: RepoRef, number: int) -> PullRequestState:
+        """Pull request `number` as `/idp apply`'s requirements read it."""
+        ...
+
+    async def commit_checks(self, repo: RepoRef, sha: str) -> list[CommitCheck]:
+        """Every check run and commit status on commit `sha` (the latest of each name)."""
         ...
 
     async def reply_to_review_comment(

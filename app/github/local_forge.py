@@ -24,9 +24,11 @@ from app.github.forge import (
     CHECK_CONCLUSIONS,
     PERMISSION_RANK,
     REACTIONS,
+    CommitCheck,
     CommitInfo,
     Permission,
     PullRequestInfo,
+    PullRequestState,
     RepoRef,
     validate_branch,
     validate_path,
@@ -283,6 +285,37 @@ class LocalForge(LocalRepositories, LocalReviews):
 
     async def granted_permissions(self, repo: RepoRef) -> dict[str, str] | None:
         return dict(self.granted)
+
+    async def pull_request_state(self, repo: RepoRef, number: int) -> PullRequestState:
+        """A local pull request: nothing computes merges here, so an open one is mergeable."""
+
+        def read() -> PullRequestState:
+            with _json_file(self._area("pulls", repo).with_suffix(".json"), []) as pulls:
+                pull = next((p for p in pulls if p["number"] == number), None)
+            if pull is None:
+                raise ForgeError(f"There is no pull request #{number} in {repo.full_name}.")
+            return PullRequestState(
+                number=number,
+                state=pull["state"],
+                merged=bool(pull.get("merged")),
+                draft=bool(pull.get("draft")),
+                mergeable=pull.get("mergeable", True),
+                mergeable_state=pull.get("mergeable_state", "clean"),
+                head_sha=pull.get("head_sha", ""),
+                base_ref=pull.get("base", "main"),
+            )
+
+        return await asyncio.to_thread(read)
+
+    async def commit_checks(self, repo: RepoRef, sha: str) -> list[CommitCheck]:
+        """The check runs recorded on `sha` (the newest of each name)."""
+
+        def read() -> list[CommitCheck]:
+            with _json_file(self._area("checks", repo).with_suffix(".json"), []) as runs:
+                latest = {r["name"]: r for r in runs if r["head_sha"] == sha}
+            return [CommitCheck(n, "completed", r["conclusion"]) for n, r in latest.items()]
+
+        return await asyncio.to_thread(read)
 
     async def permission(self, repo: RepoRef, username: str) -> Permission:
         level = self._permissions.get(username.lower(), "admin")

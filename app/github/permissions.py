@@ -63,6 +63,11 @@ PERMISSIONS: dict[str, AppPermission] = {
         "re-running its failed jobs on `/idp retry`",
         f"{DOCS}/actions/workflow-runs#re-run-failed-jobs-from-a-workflow-run",
     ),
+    "statuses": AppPermission(
+        "Commit statuses",
+        "the `checks` apply requirement: reading the commit statuses on the pull request's head",
+        f"{DOCS}/commits/statuses#get-the-combined-status-for-a-specific-reference",
+    ),
     "metadata": AppPermission(
         "Metadata",
         "reading the repository and a commenter's role on it",
@@ -109,7 +114,10 @@ NEEDS_BY_VERB: dict[str, dict[str, str]] = {
 NEEDS_BY_VERB["ci"] = {**AGENT_RUN, **CI_READ}
 # The default manifest (github-app.yml) asks for exactly these; administration is added only
 # where repository creation is enabled.
-APP_PERMISSIONS: dict[str, str] = {**COMMENTS, **AGENT_RUN, **CI_RERUN}
+# Read only by `/idp apply` when a repository's `apply_requirements` holds `checks` (a
+# missing grant fails that requirement, with GitHub's refusal, and nothing else).
+APPLY_CHECKS: dict[str, str] = {"statuses": "read"}
+APP_PERMISSIONS: dict[str, str] = {**COMMENTS, **AGENT_RUN, **CI_RERUN, **APPLY_CHECKS}
 REPO_CREATION: dict[str, str] = {"administration": "write"}
 # `/idp create-repo`: the repository, the service's files (a workflow among them) pushed to
 # it, and its branch protection.

@@ -56,10 +56,13 @@ Verb = Literal[
     "set",
     "ask",
     "create-repo",
+    "unlock",
     # not typed by users: an `idp:new-service` issue whose body is free text
     "request",
     # not typed by users: the App's pull request was merged (`pull_request.closed`)
     "merged",
+    # not typed by users: the App's pull request was closed without merging
+    "closed",
     # not typed by users: a review, a review comment or a free-text comment on the App's
     # pull request (app/handling/review.py)
     "review",
@@ -146,6 +149,7 @@ USAGE: dict[str, tuple[str, str]] = {
         "/idp create-repo NAME [--from-service SERVICE]",
         "creates a repository (after `/idp apply`), pushes the service's files, protects it",
     ),
+    "unlock": ("/idp unlock", "releases the staging namespace lock this session holds"),
 }
 USER_VERBS: tuple[str, ...] = tuple(USAGE)
 
@@ -364,4 +368,5 @@ _PARSERS: dict[str, Callable[[str, str], Command]] = {
     "set": _set,
     "ask": _text,
     "create-repo": _create_repo,
+    "unlock": _no_arguments,
 }

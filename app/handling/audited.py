@@ -17,10 +17,12 @@ import redis
 from app.audit import AuditAction, AuditLog
 from app.domain.ci import CiJob
 from app.github.forge import (
+    CommitCheck,
     CommitInfo,
     Forge,
     Permission,
     PullRequestInfo,
+    PullRequestState,
     RepoInfo,
     RepoRef,
     Review,
@@ -125,6 +127,12 @@ class AuditedForge:
 
     async def list_reviews(self, repo: RepoRef, number: int) -> list[Review]:
         return await self.inner.list_reviews(repo, number)
+
+    async def pull_request_state(self, repo: RepoRef, number: int) -> PullRequestState:
+        return await self.inner.pull_request_state(repo, number)
+
+    async def commit_checks(self, repo: RepoRef, sha: str) -> list[CommitCheck]:
+        return await self.inner.commit_checks(repo, sha)
 
     async def add_reaction(self, repo: RepoRef, comment_id: int, content: str) -> None:
         # A reaction is an acknowledgement, not a change anyone reviews: not audited.

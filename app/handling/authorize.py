@@ -23,8 +23,9 @@ from app.repo_config import DEFAULT_PERMISSIONS, required_permission
 if TYPE_CHECKING:
     from app.handling.context import JobContext
 
-# Verbs GitHub's own events produce (a merge, a failed CI run): no person typed them.
-INTERNAL_VERBS = frozenset({"merged", "ci"})
+# Verbs GitHub's own events produce (a merge, a close, a failed CI run): no person typed them,
+# nothing to check (a bot may close the App's pull request; its locks go all the same).
+INTERNAL_VERBS = frozenset({"merged", "closed", "ci"})
 # Reviews: app/handling/review.py checks them against `reviewers.min_permission`, with a refusal of
 # its own, and only on the App's pull requests.
 HANDLER_CHECKED_VERBS = frozenset({"review"})

@@ -16,7 +16,7 @@ from app.domain.outcomes import UNSUCCESSFUL_OUTCOMES
 from app.feedback import FeedbackStore, outcome_of
 from app.github.errors import ForgeError
 from app.grammar.commands import Command
-from app.handling import ci, create_repo, pr_commands, preflight, review, verbs
+from app.handling import ci, create_repo, namespace_wait, pr_commands, preflight, review, verbs
 from app.handling.authorize import admit, answer_refusals
 from app.handling.cancel import cancel
 from app.handling.context import JobContext
@@ -173,6 +173,8 @@ HANDLERS: dict[str, Handler] = {
     "apply": pr_commands.apply,
     "deploy": pr_commands.deploy,
     "merged": pr_commands.merged,
+    "closed": namespace_wait.closed,
+    "unlock": namespace_wait.unlock,
     "review": review.review,
     "set": review.set_values,
     "create-repo": create_repo.create_repo,

@@ -20,6 +20,7 @@ from app.domain.todo import Task
 from app.github.errors import ForgeError
 from app.github.forge import PERMISSION_RANK
 from app.grammar.commands import Command
+from app.handling import apply_requirements, namespace_wait
 from app.handling.agent_run import run_agent
 from app.handling.cancel import resume_after_cancel
 from app.repo_config import RepoConfig, required_permission
@@ -45,11 +46,15 @@ def _waiting(session: Session | None, tools: tuple[str, ...] | None = None) -> l
     ]
 
 
-async def _approve(ctx: JobContext, tools: tuple[str, ...] | None, nothing: str) -> str:
+async def _approve(
+    ctx: JobContext, tools: tuple[str, ...] | None, nothing: str, verb: str = "apply"
+) -> str:
     session = ctx.store.get(ctx.session_id)
     if not _waiting(session, tools):
         await ctx.reply(nothing)
         return "answered"
+    if await apply_requirements.refused(ctx, verb):
+        return "refused"
 
     def prepare(s: Session) -> bool:
         if not _waiting(s, tools):
@@ -58,7 +63,9 @@ async def _approve(ctx: JobContext, tools: tuple[str, ...] | None, nothing: str)
         approve(s, _waiting(s, tools), ctx.trigger.sender, _tool_name(ctx))
         return True
 
-    return await run_agent(ctx, prepare)
+    outcome = await run_agent(ctx, prepare)
+    namespace_wait.after_apply(ctx)
+    return outcome
 
 
 def approve(session: Session, tasks: list[Task], by: str, tool_name: Callable[[str], str]) -> None:
@@ -98,6 +105,7 @@ async def deploy(ctx: JobContext, command: Command) -> str:
         DEPLOY_TOOLS,
         "There is no staging deploy waiting here: it runs once the pull request's files are "
         "generated, and only once. `/idp status` shows where the session is.",
+        verb="deploy staging",
     )
 
 
@@ -173,4 +181,7 @@ async def merged(ctx: JobContext, command: Command) -> str:
             s.todo.notes.append(note)
         return True
 
-    return await run_agent(ctx, prepare)
+    outcome = await run_agent(ctx, prepare)
+    # Merged: the namespace holds what is on the default branch now; others may apply.
+    namespace_wait.release_and_resume(ctx, ctx.session_id)
+    return outcome

@@ -1,0 +1,1 @@
+"""Locks across sessions and repositories (the per-session run lock is app/state.py's)."""

@@ -33,7 +33,7 @@ def head(world: World) -> str:
 
 def assert_refused(world: World, outcome: dict[str, str]) -> None:
     assert outcome == {"apply": "refused"}
-    assert world.cluster.calls == []
+    assert world.cluster.writes == []
     assert world.session.approvals == []
 
 
@@ -47,7 +47,7 @@ def test_the_default_requires_mergeable_and_github_still_computing_it_refuses(wo
     assert "- **mergeable**: GitHub is still computing whether pull request #" in reply
     assert "try again" in reply
     assert apply(world) == {"apply": "done"}  # GitHub has computed it by now
-    assert world.cluster.calls
+    assert world.cluster.writes
 
 
 @pytest.mark.parametrize(
@@ -168,7 +168,7 @@ def test_deploy_staging_meets_the_same_requirements(world):
     outcome = world.comment("/idp deploy staging", sender="mia")
 
     assert outcome == {"deploy": "refused"}
-    assert world.cluster.calls == []
+    assert world.cluster.writes == []
     assert "`/idp deploy staging` did not run" in world.replies()[-1]
 
 

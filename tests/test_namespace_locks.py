@@ -51,7 +51,7 @@ def queued(world: World) -> list[Trigger]:
 
 
 def deployed(world: World, service: str) -> bool:
-    return any(c[:3] == ("apply", "Deployment", service) for c in world.cluster.calls)
+    return any(c[:3] == ("apply", "Deployment", service) for c in world.cluster.writes)
 
 
 def apply(world: World, number: int, sender: str = "mia") -> dict[str, str]:

@@ -282,6 +282,14 @@ class Agent:
         args = self.call_args(spec, args)
         workspace = dict(s.files)
         approved = self.needs_approval(spec)
+        if approved and spec.side_effect == "external":
+            try:
+                hold_namespace(self.namespace_locks, run, spec, args, s.files, task_id,
+                               self.settings, shown_plan(s, task_id))  # fmt: skip
+            except NamespaceLocked:
+                if task_id is not None:  # this run does not try it again
+                    self._lock_waits.add(task_id)
+                raise
         if approved:
             plan = planner(spec, args, settings=self.settings, session=s, forge=self.forge,
                            repo=run.repo, cluster=self.cluster)  # fmt: skip
@@ -298,15 +306,6 @@ class Agent:
                 "tool_result", {"tool": spec.name, "task": task_id, "ok": True, "reused": True}
             )
             return ToolResult(True, output=dict(prior.output), tool=spec.name)
-        if approved and spec.side_effect == "external":
-            try:
-                hold_namespace(
-                    self.namespace_locks, run, spec, args, workspace, task_id, self.settings
-                )
-            except NamespaceLocked:
-                if task_id is not None:  # this run does not try it again
-                    self._lock_waits.add(task_id)
-                raise
         ctx = ToolContext(
             settings=self.settings,
             session=s,

@@ -34,6 +34,7 @@ AuditAction = Literal[
     "check_run",
     "label",
     "branch_protection",
+    "issue",
     # What operators and signed-in users do through the operator API and the console.
     "session",
     "agent_system",

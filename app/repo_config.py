@@ -55,7 +55,16 @@ Level = Literal["read", "triage", "write", "maintain", "admin"]
 # Who may run what (DESIGN.md "Who may run what"). The file may only make a command stricter:
 # anyone who can push to the default branch can edit it, so lowering `apply` would let a
 # writer approve their own deploys.
-_WRITE_VERBS = ("create-service", "request", "plan", "retry", "cancel", "answer", "set")
+_WRITE_VERBS = (
+    "create-service",
+    "request",
+    "plan",
+    "retry",
+    "cancel",
+    "answer",
+    "set",
+    "upgrade",
+)
 DEFAULT_PERMISSIONS: dict[str, Level] = {
     **dict.fromkeys(("help", "status", "ask", "feedback"), "read"),
     **dict.fromkeys(_WRITE_VERBS, "write"),
@@ -65,6 +74,8 @@ DEFAULT_PERMISSIONS: dict[str, Level] = {
     # Not a command: a review steering the App's pull request; `reviewers.min_permission`
     # may ask for more.
     "review": "write",
+    # Not a command: the scheduled upkeep sweep, which the operator's schedule starts.
+    "sweep": "write",
 }
 DEFAULT_APPROVAL_REQUIRED: tuple[str, ...] = (
     "create_k8s_namespace",

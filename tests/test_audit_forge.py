@@ -31,6 +31,8 @@ READS = {
     "granted_permissions",
     "get_branch_protection",
     "list_reviews",
+    "list_files",
+    "pull_request_state",
     "add_reaction",  # an acknowledgement, deliberately not audited
 }
 

@@ -52,6 +52,11 @@ def acme_copy(tmp_path: Path) -> Path:
     return target
 
 
+def request_json(req: ServiceRequest) -> str:
+    values = {"language": req.language} | ({"type": req.type} if req.type != "api" else {})
+    return json.dumps(values, separators=(",", ":"))
+
+
 def no_check(_tset: object) -> None:
     """Catalog tests that are about reading and caching skip the (slow) validators."""
 
@@ -69,8 +74,9 @@ def test_builtin_set_renders_byte_identical_files_to_the_renderer_before_sets(re
         if path.endswith("catalog-info.yaml"):
             # The only change: the two annotations upkeep reads, and nothing else.
             lines = text.splitlines(keepends=True)
-            added = [line for line in lines if "idp-copilot.dev/template-" in line]
+            added = [line for line in lines if "idp-copilot.dev/" in line]
             assert added == [
+                f"    idp-copilot.dev/request: '{request_json(req)}'\n",
                 "    idp-copilot.dev/template-set: builtin\n",
                 "    idp-copilot.dev/template-version: 1.0.0\n",
             ]

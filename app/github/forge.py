@@ -325,3 +325,26 @@ class Forge(Protocol):
         up-to-date branch, and administrators bound too when `enforce_admins`; or exactly
         `rules` when given. Replaces any protection the branch had."""
         ...
+
+    # -- upkeep (app/handling/upgrade.py, app/handling/sweep.py) ----------------------------
+
+    async def list_files(self, repo: RepoRef, ref: str) -> list[str]:
+        """Every file path at `ref` (the whole tree, one call), sorted; how the sweep finds
+        the `catalog-info.yaml` of each generated service."""
+        ...
+
+    async def pull_request_state(self, repo: RepoRef, number: int) -> str | None:
+        """`open`, `closed` or `merged` for pull request `number`; None when there is none."""
+        ...
+
+    async def upsert_issue(
+        self, repo: RepoRef, number: int | None, title: str, body: str, marker: str
+    ) -> int:
+        """Edit issue `number`; without one (or when it is gone or closed), find the App's
+        open issue whose body holds `marker`, else create it. Returns the issue number."""
+        ...
+
+    async def pin_issue(self, repo: RepoRef, number: int) -> None:
+        """Pin the issue to the repository (GraphQL `pinIssue`; REST has no such call).
+        ForgeError when GitHub refuses (three issues pinned already, no permission)."""
+        ...

@@ -95,6 +95,8 @@ NEEDS_BY_VERB: dict[str, dict[str, str]] = {
         "merged",
         "review",
         "set",
+        "upgrade",
+        "sweep",
     )
 }
 # The default manifest (github-app.yml) asks for exactly these; administration is added only

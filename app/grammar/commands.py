@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from app.domain.service import ServiceRequest, suggest_name
+from app.domain.service import NAME_RE, NAME_RULE, ServiceRequest, suggest_name
 from app.grammar.issue_form import form_sections as form_sections
 from app.grammar.issue_form import is_issue_form as is_issue_form
 from app.grammar.issue_form import parse_issue_form as parse_issue_form
@@ -52,6 +52,9 @@ Verb = Literal[
     "answer",
     "set",
     "ask",
+    "upgrade",
+    # not typed by users: a repository's scheduled upkeep sweep (app/handling/sweep.py)
+    "sweep",
     # not typed by users: an `idp:new-service` issue whose body is free text
     "request",
     # not typed by users: the App's pull request was merged (`pull_request.closed`)
@@ -126,6 +129,10 @@ USAGE: dict[str, tuple[str, str]] = {
     "answer": ("/idp answer TEXT", "answers the todo's open question; the session resumes"),
     "set": ("/idp set KEY=VALUE ...", "on the App's pull request: re-render with new values"),
     "ask": ("/idp ask QUESTION", "answers from the platform knowledge base"),
+    "upgrade": (
+        "/idp upgrade [SERVICE]",
+        "re-renders a generated service with its template set's current version; one PR",
+    ),
 }
 USER_VERBS: tuple[str, ...] = tuple(USAGE)
 
@@ -335,6 +342,15 @@ def _set(verb: str, rest: str) -> Command:
     return Command(verb="set", values=values)
 
 
+def _upgrade(verb: str, rest: str) -> Command:
+    args = _split(verb, rest)
+    if len(args) > 1:
+        raise CommandError(f"`/idp upgrade` takes at most one service name. {_usage(verb)}")
+    if args and not NAME_RE.fullmatch(args[0]):
+        raise CommandError(f"{NAME_RULE}. {_usage(verb)}")
+    return Command(verb="upgrade", text=args[0] if args else None)
+
+
 _PARSERS: dict[str, Callable[[str, str], Command]] = {
     "help": _no_arguments,
     "create-service": _create_service,
@@ -348,4 +364,5 @@ _PARSERS: dict[str, Callable[[str, str], Command]] = {
     "answer": _text,
     "set": _set,
     "ask": _text,
+    "upgrade": _upgrade,
 }

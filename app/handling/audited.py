@@ -186,6 +186,30 @@ class AuditedForge:
             lambda check_id: (conclusion, {"check_run_id": check_id, "name": name}),
         )
 
+    async def list_files(self, repo: RepoRef, ref: str) -> list[str]:
+        return await self.inner.list_files(repo, ref)
+
+    async def pull_request_state(self, repo: RepoRef, number: int) -> str | None:
+        return await self.inner.pull_request_state(repo, number)
+
+    async def upsert_issue(
+        self, repo: RepoRef, number: int | None, title: str, body: str, marker: str
+    ) -> int:
+        return await self._logged(
+            "issue",
+            f"{repo.full_name}#{number or 'new'}",
+            lambda: self.inner.upsert_issue(repo, number, title, body, marker),
+            lambda found: ("created" if found != number else "updated", {"number": found}),
+        )
+
+    async def pin_issue(self, repo: RepoRef, number: int) -> None:
+        await self._logged(
+            "issue",
+            f"{repo.full_name}#{number}",
+            lambda: self.inner.pin_issue(repo, number),
+            lambda _: ("pinned", {}),
+        )
+
     async def add_labels(self, repo: RepoRef, number: int, labels: list[str]) -> None:
         await self._logged(
             "label",

@@ -1,0 +1,102 @@
+"""What upkeep remembers in Redis: the repositories the sweep visits, each repository's
+dashboard issue, and the upgrade pull request the App opened last per service and per
+repository.
+
+None of it expires: a record is small, one per repository the App generated a service in,
+and the dashboard and the "one open upgrade at a time" rule must hold for longer than any
+session lives. Whether a recorded pull request is still open is asked of GitHub each time.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import redis
+
+from app.config import Settings
+from app.github.errors import ForgeError
+
+if TYPE_CHECKING:
+    from app.handling.context import JobContext
+
+LAST = "last"
+
+
+def _key(settings: Settings, repo: str) -> str:
+    return settings.key("upkeep", repo.lower())
+
+
+def repos_key(settings: Settings) -> str:
+    return settings.key("upkeep-repos")
+
+
+def remember_repo(ctx: JobContext) -> None:
+    """Add the job's repository (with its installation) to those the sweep visits."""
+    if ctx.repo.installation_id is not None:
+        ctx.connection.hset(
+            repos_key(ctx.settings), ctx.repo.full_name, str(ctx.repo.installation_id)
+        )
+
+
+def known_repos(connection: redis.Redis, settings: Settings) -> dict[str, int]:
+    """Repository → installation id, for every repository upkeep has seen."""
+    raw = connection.hgetall(repos_key(settings))
+    found: dict[str, int] = {}
+    for repo, installation in raw.items():
+        name = repo.decode() if isinstance(repo, bytes) else str(repo)
+        value = installation.decode() if isinstance(installation, bytes) else str(installation)
+        if value.isdigit():
+            found[name] = int(value)
+    return found
+
+
+def record_pull_request(ctx: JobContext, service: str, number: int) -> None:
+    """The upgrade pull request just opened for `service`: the service's and the
+    repository's latest."""
+    ctx.connection.hset(
+        _key(ctx.settings, ctx.repo.full_name), mapping={f"pr:{service}": number, LAST: number}
+    )
+
+
+def _recorded(ctx: JobContext, field: str) -> int | None:
+    raw = ctx.connection.hget(_key(ctx.settings, ctx.repo.full_name), field)
+    if raw is None:
+        return None
+    text = raw.decode() if isinstance(raw, bytes) else str(raw)
+    return int(text) if text.isdigit() else None
+
+
+async def _still_open(ctx: JobContext, number: int | None) -> int | None:
+    if number is None:
+        return None
+    try:
+        state = await ctx.forge.pull_request_state(ctx.repo, number)
+    except ForgeError:
+        return number  # unknown: as if open, so no second pull request is opened
+    return number if state == "open" else None
+
+
+async def open_upgrade(ctx: JobContext, service: str) -> int | None:
+    """The number of `service`'s upgrade pull request when it is still open."""
+    return await _still_open(ctx, _recorded(ctx, f"pr:{service}"))
+
+
+async def last_open(ctx: JobContext) -> int | None:
+    """The repository's last upgrade pull request when it is still open: the sweep opens
+    no other until it is merged or closed."""
+    return await _still_open(ctx, _recorded(ctx, LAST))
+
+
+def dashboard_issue(ctx: JobContext) -> int | None:
+    return _recorded(ctx, "dashboard")
+
+
+def record_dashboard(ctx: JobContext, number: int, pinned: bool) -> None:
+    fields: dict[str, int] = {"dashboard": number}
+    if pinned:
+        fields["pinned"] = number
+    ctx.connection.hset(_key(ctx.settings, ctx.repo.full_name), mapping=fields)
+
+
+def pinned(ctx: JobContext, number: int) -> bool:
+    return _recorded(ctx, "pinned") == number

@@ -249,7 +249,9 @@ async def load_repo_config(
     config, error = parse_repo_config(text, registry)
     if config is not None and template_sets is not None:
         choice = config.templates
-        problem = await template_sets.check_choice(forge, choice.set, choice.version)
+        problem = await template_sets.check_choice(
+            forge, choice.set, choice.version, repo.installation_id
+        )
         if problem is not None:
             key, sentence = problem
             loc = ("templates", key)

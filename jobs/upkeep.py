@@ -79,20 +79,25 @@ def sweep_now(connection: redis.Redis, settings: Settings, period: int) -> int:
     """Queue one sweep trigger per repository for `period`; how many were queued."""
     queued = 0
     for repo, installation in sorted(repositories(connection, settings).items()):
-        trigger = Trigger(
-            delivery_id=f"upkeep-sweep:{period}:{repo.lower()}",
-            event="schedule",
-            action="sweep",
-            repo=repo,
-            installation_id=installation,
-            number=0,
-            sender=SENDER,
-            commands=[Command(verb="sweep")],
-            # The operator's schedule, not a person: no one's permission to look up.
-            authorized_permission="write",
-        )
+        trigger = sweep_trigger(repo, installation, period)
         queued += int(enqueue_trigger(connection, settings, trigger))
     return queued
+
+
+def sweep_trigger(repo: str, installation_id: int, period: int) -> Trigger:
+    """The job of one repository's sweep, deduplicated per period like a delivery."""
+    return Trigger(
+        delivery_id=f"upkeep-sweep:{period}:{repo.lower()}",
+        event="schedule",
+        action="sweep",
+        repo=repo,
+        installation_id=installation_id,
+        number=0,
+        sender=SENDER,
+        commands=[Command(verb="sweep")],
+        # The operator's schedule, not a person: no one's permission to look up.
+        authorized_permission="write",
+    )
 
 
 def run_sweep() -> dict[str, int]:

@@ -18,6 +18,7 @@ import respx
 
 from tests import github_rules as rules
 from tests.fake_github_git import FakeGitData
+from tests.fake_github_issues import FakeIssues
 from tests.fake_github_reviews import FakeReviews
 from tests.github_api import (
     HOME,
@@ -39,7 +40,7 @@ ISSUES_READ = read("issues", "pull_requests")  # issue comments on a PR: either 
 ISSUES_WRITE = write("issues", "pull_requests")
 
 
-class FakeGitHub(FakeGitData, FakeReviews):
+class FakeGitHub(FakeGitData, FakeReviews, FakeIssues):
     """GitHub for one repository on a respx router: comments, git objects, branches, pull
     requests, permissions, checks and labels in dicts; every request in `calls`.
 
@@ -79,6 +80,8 @@ class FakeGitHub(FakeGitData, FakeReviews):
         self.labels: dict[int, list[str]] = {}
         self.reviews: dict[int, dict[str, Any]] = {}
         self.review_comments: dict[int, dict[str, Any]] = {}
+        self.issues: dict[int, dict[str, Any]] = {}
+        self.pinned: list[int] = []
         self._ids = itertools.count(1000)
         self.push(default_branch, {"README.md": f"# {at.name}\n"}, "Initial commit")
         self._install(router)
@@ -193,6 +196,8 @@ class FakeGitHub(FakeGitData, FakeReviews):
                 write("pull_requests"),
             ),
         ]
+        routes += self.issue_routes(repo)
+        routes.append(("POST", r"/graphql", self.graphql, ()))
         base = url.path.rstrip("/")
         tokens = rf"^{prefix}/app/installations/\d+/access_tokens$"
         token = router.route(method="POST", host=url.host, path__regex=tokens)
@@ -321,7 +326,23 @@ class FakeGitHub(FakeGitData, FakeReviews):
         names += [n for n in body["labels"] if n not in names]
         return self._ok([label(i, n, at=self.at) for i, n in enumerate(names, 1)])
 
+    def merge(self, number: int) -> None:
+        """Someone merged pull request `number` (its branch into the base)."""
+        p = self.pulls[number]
+        self.refs[p["base"]] = self.refs[p["branch"]]
+        p.update(state="closed", merged=True)
+
     def _pull(self, number: int) -> dict:
+        p = self.pulls[number]
+        merged = p.get("merged", False)
+        return {
+            **self._pull_body(number),
+            "state": p["state"],
+            "merged": merged,
+            "merged_at": "2026-01-02T00:00:00Z" if merged else None,
+        }
+
+    def _pull_body(self, number: int) -> dict:
         p = self.pulls[number]
         return pull_request(
             number,

@@ -76,7 +76,7 @@ class GitHubUpkeep(GitHubClient):
                 return None
             raise
         issue = resp.parsed_data
-        return issue if issue.state == "open" and issue.pull_request is None else None
+        return issue if issue.state == "open" and not _is_pull(issue) else None
 
     async def _find_issue(self, repo: RepoRef, marker: str) -> Any | None:
         """The oldest open issue by a Bot (the App) whose body holds `marker`."""
@@ -90,7 +90,7 @@ class GitHubUpkeep(GitHubClient):
         async for issue in pages:
             user = issue.user
             if (
-                issue.pull_request is None
+                not _is_pull(issue)
                 and user is not None
                 and user.type == "Bot"
                 and marker in (issue.body or "")
@@ -110,3 +110,8 @@ class GitHubUpkeep(GitHubClient):
                 errors = exc.response.errors or []
                 message = errors[0].message if errors else str(exc)
                 raise ForgeError(f"GitHub did not pin issue #{number}: {message}") from None
+
+
+def _is_pull(issue: Any) -> bool:
+    """A pull request's issue side (githubkit leaves an absent `pull_request` UNSET)."""
+    return bool(getattr(issue, "pull_request", None))

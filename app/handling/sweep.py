@@ -95,11 +95,11 @@ async def sweep(ctx: JobContext, command: Command) -> str:
     services = await scan(ctx)
     if not services:
         return "nothing"
+    if not _budget_allows(ctx):
+        return "budget"  # nothing written: the next sweep comes back
     entries = await entries_for(ctx, services)
     if await records.last_open(ctx) is not None:
         outcome = "waiting"  # the repository's last upgrade is still open
-    elif not _budget_allows(ctx):
-        outcome = "budget"
     else:
         outcome, entries = await _upgrade_one(ctx, services, entries)
     await publish_dashboard(ctx, entries)

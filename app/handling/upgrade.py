@@ -127,7 +127,10 @@ async def target_version(ctx: JobContext, service: Service) -> str:
         return chosen.version
     catalog = TemplateSetCatalog.from_settings(ctx.settings)
     try:
-        return (await catalog.load(ctx.forge, service.template_set)).version
+        found = await catalog.load(
+            ctx.forge, service.template_set, installation_id=ctx.repo.installation_id
+        )
+        return found.version
     except TemplateSetError as exc:
         raise UpgradeStopped(f"I cannot upgrade `{service.name}`: {exc}") from None
 
@@ -210,7 +213,9 @@ async def _renders(
     renders: list[dict[str, str]] = []
     for version in (service.version, target):
         try:
-            tset = await catalog.load(ctx.forge, service.template_set, version)
+            tset = await catalog.load(
+                ctx.forge, service.template_set, version, ctx.repo.installation_id
+            )
         except TemplateSetError as exc:
             raise UpgradeStopped(
                 f"I cannot upgrade `{service.name}`: {exc}. The upgrade needs the version that "

@@ -197,7 +197,8 @@ async def _template_set(args: ServiceInput, ctx: ToolContext) -> TemplateSet:
     """The repository's template set, read through the forge and checked once per ref."""
     catalog = TemplateSetCatalog.from_settings(ctx.settings)
     try:
-        return await catalog.load(ctx.forge, args.template_set, args.template_version)
+        installation = ctx.repo.installation_id if ctx.repo is not None else None
+        return await catalog.load(ctx.forge, args.template_set, args.template_version, installation)
     except TemplateSetError as exc:
         raise ToolError(str(exc)) from None
 

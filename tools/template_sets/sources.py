@@ -97,8 +97,16 @@ class TemplateSetCatalog:
     def names(self) -> list[str]:
         return [BUILTIN_SET, *self.sources]
 
-    async def load(self, forge: Forge | None, name: str, version: str | None = None) -> TemplateSet:
-        """Set `name` at `version` (None: its current one), read, compiled and checked."""
+    async def load(
+        self,
+        forge: Forge | None,
+        name: str,
+        version: str | None = None,
+        installation_id: int | None = None,
+    ) -> TemplateSet:
+        """Set `name` at `version` (None: its current one), read, compiled and checked.
+        `installation_id`: the installation whose token reads the set's repository (the
+        asking repository's: the set's must be one that installation can read)."""
         if name == BUILTIN_SET:
             tset = builtin_set()
             if version not in (None, tset.version):
@@ -121,7 +129,7 @@ class TemplateSetCatalog:
         cached = self._cache.get(key)
         if cached is None:
             try:
-                cached = await self._read(forge, source, ref, version)
+                cached = await self._read(forge, source, ref, version, installation_id)
             except TemplateSetError as exc:
                 cached = exc
             self._cache[key] = cached
@@ -130,11 +138,16 @@ class TemplateSetCatalog:
         return cached
 
     async def _read(
-        self, forge: Forge, source: SetSource, ref: str, version: str | None
+        self,
+        forge: Forge,
+        source: SetSource,
+        ref: str,
+        version: str | None,
+        installation_id: int | None = None,
     ) -> TemplateSet:
         from app.github.forge import ForgeError, RepoRef
 
-        repo = RepoRef(source.owner, source.repo)
+        repo = RepoRef(source.owner, source.repo, installation_id)
         where = source.where(ref)
         try:
             text = await forge.read_file(repo, source.path(MANIFEST_NAME), ref)
@@ -173,7 +186,11 @@ class TemplateSetCatalog:
         return tset
 
     async def check_choice(
-        self, forge: Forge | None, name: str, version: str | None
+        self,
+        forge: Forge | None,
+        name: str,
+        version: str | None,
+        installation_id: int | None = None,
     ) -> tuple[str, str] | None:
         """(key, plain sentence) for a `templates:` choice that cannot be used, or None."""
         if name != BUILTIN_SET and name not in self.sources:
@@ -181,7 +198,7 @@ class TemplateSetCatalog:
                 f"{name} is not a template set of this App; choose one of {', '.join(self.names)}"
             )
         try:
-            current = await self.load(forge, name)
+            current = await self.load(forge, name, installation_id=installation_id)
         except TemplateSetError as exc:
             return "set", str(exc)
         if version is None:
@@ -190,7 +207,7 @@ class TemplateSetCatalog:
             known = ", ".join(current.manifest.release_notes)
             return "version", f"{version} is not a version of the set {name}; it has {known}"
         try:
-            await self.load(forge, name, version)
+            await self.load(forge, name, version, installation_id)
         except TemplateSetError as exc:
             return "version", str(exc)
         return None

@@ -72,13 +72,13 @@ def test_builtin_set_renders_byte_identical_files_to_the_renderer_before_sets(re
     assert sorted(files) == sorted(golden)
     for path, text in files.items():
         if path.endswith("catalog-info.yaml"):
-            # The only change: the two annotations upkeep reads, and nothing else.
+            # The only change: the three annotations upkeep reads, and nothing else.
             lines = text.splitlines(keepends=True)
             added = [line for line in lines if "idp-copilot.dev/" in line]
             assert added == [
-                f"    idp-copilot.dev/request: '{request_json(req)}'\n",
                 "    idp-copilot.dev/template-set: builtin\n",
                 "    idp-copilot.dev/template-version: 1.0.0\n",
+                f"    idp-copilot.dev/request: '{request_json(req)}'\n",
             ]
             text = "".join(line for line in lines if line not in added)
         assert sha(text) == golden[path], path
@@ -310,6 +310,11 @@ def test_templates_run_in_a_sandbox():
     [
         ({"version": "two"}, "template-set.yaml version: String should match pattern"),
         ({"release_notes": {"1.0.0": "x"}}, "release_notes has no entry for the version 1.1.0"),
+        (
+            {"release_notes": {"1.1.0": "now", "1.10.0": "later"}},
+            "release_notes has 1.10.0, newer than the set's version 1.1.0",
+        ),
+        ({"release_notes": {"1.1.0": "  "}}, "release_notes 1.1.0 must say what changed"),
         (
             {"profile": {"setup_action": "evil/setup@main"}},
             "action 'evil/setup@main' is not one the App pins",

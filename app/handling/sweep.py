@@ -30,8 +30,8 @@ from app.handling.upgrade import (
     read_service,
     target_version,
     upgrade_service,
-    version_key,
 )
+from tools.template_sets.manifest import version_key
 
 if TYPE_CHECKING:
     from app.handling.context import JobContext

@@ -31,6 +31,7 @@ from app.handling.revision import RevisionStopped, merge_rendering, read_workspa
 from app.repo_config import TemplatesConfig
 from tools.render import REQUEST_ANNOTATION, TEMPLATE_SET_ANNOTATION, TEMPLATE_VERSION_ANNOTATION
 from tools.template_sets import TemplateSetError
+from tools.template_sets.manifest import version_key
 from tools.template_sets.sources import TemplateSetCatalog
 
 if TYPE_CHECKING:
@@ -72,13 +73,6 @@ class Upgraded:
     pr_number: int | None = None
     pr_url: str = ""
     files: list[str] = field(default_factory=list)
-
-
-def version_key(version: str) -> tuple[int, ...]:
-    """A sortable key for `1.2.3` and `1.2.3-rc.1` (a pre-release sorts before its release)."""
-    core, _, pre = version.partition("-")
-    numbers = [int(part) for part in core.split(".") if part.isdigit()]
-    return (*numbers, 0 if pre else 1)
 
 
 def parse_catalog(text: str, folder: str) -> Service | None:

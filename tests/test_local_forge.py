@@ -172,3 +172,25 @@ def test_git_blob_sha_matches_git(tmp_path):
             ["git", "hash-object", "--stdin"], input=text.encode(), capture_output=True, check=True
         )
         assert git_blob_sha(text) == out.stdout.decode().strip()
+
+
+async def test_upkeep_reads_the_tree_and_keeps_one_dashboard_issue(forge):
+    await forge.commit_files(REPO, "main", FILES, "Add payments-api")
+    await forge.commit_files(REPO, "idp/payments-api", {"x.txt": "x\n"}, "x")
+    pull = await forge.ensure_pull_request(REPO, "idp/payments-api", "t", "b")
+
+    files = await forge.list_files(REPO, "main")
+    first = await forge.upsert_issue(
+        REPO, None, "IDP Copilot dashboard", "<!-- m -->\none", "<!-- m -->"
+    )
+    lost = await forge.upsert_issue(
+        REPO, None, "IDP Copilot dashboard", "<!-- m -->\ntwo", "<!-- m -->"
+    )
+    await forge.pin_issue(REPO, first)
+
+    assert files == sorted([*FILES, "README.md"])  # main starts with a README
+    assert await forge.pull_request_state(REPO, pull.number) == "open"
+    assert await forge.pull_request_state(REPO, 999) is None
+    assert first == lost != pull.number  # found again by its marker; numbers are shared
+    with pytest.raises(ForgeError, match="Could not resolve"):
+        await forge.pin_issue(REPO, 999)

@@ -102,6 +102,7 @@ def test_upgrade_keeps_a_human_edit_and_opens_one_pull_request_with_the_release_
     (pull,) = world.github.pulls.values()
     assert pull["branch"] == "idp-upgrade/ledger-1.1.0"
     assert pull["title"] == "Upgrade ledger (acme 1.0.0 → 1.1.0)"
+    assert world.github.labels[world.pr_number()] == ["idp-copilot"]  # the config's labels
     assert "- **1.1.0**: The health check times out after two seconds." in pull["body"]
     assert "- **1.0.0**" not in pull["body"]  # notes after the service's version only
     assert "| `services/ledger/src/main.rs` | 1 | 1 |" in pull["body"]

@@ -192,8 +192,14 @@ async def upgrade_service(
         )
         body = pull_request_body(service, target, ws.base, changed, notes)
         pr = await ctx.forge.ensure_pull_request(
-            ctx.repo, upgrade_branch, f"Upgrade {service.name} ({what})", body
+            ctx.repo,
+            upgrade_branch,
+            f"Upgrade {service.name} ({what})",
+            body,
+            draft=ctx.config.draft_pull_requests,
         )
+        if pr.created and ctx.config.labels:
+            await ctx.forge.add_labels(ctx.repo, pr.number, list(ctx.config.labels))
     except ForgeError as exc:
         raise UpgradeStopped(f"I could not open the upgrade of `{service.name}`: {exc}") from None
     return Upgraded("opened", service, target, pr.number, pr.url, sorted(changed))

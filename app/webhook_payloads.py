@@ -41,6 +41,7 @@ class Issue(BaseModel):
     locked: bool = False
     labels: list[Label] = []
     pull_request: PullRequestRef | None = None
+    user: User | None = None
 
 
 class Comment(BaseModel):

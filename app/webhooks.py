@@ -147,6 +147,8 @@ def _on_issue_edited(event: str, delivery_id: str, p: IssuePayload) -> Trigger |
     Bot and are ignored before this, so its dashboard updates never loop."""
     if p.changes is None or p.changes.body is None:
         return Ignored(reason="issue edit did not change the body")
+    if p.issue.user is None or p.issue.user.type != "Bot":
+        return Ignored(reason="not a dashboard the App wrote")
     names = newly_ticked(p.changes.body.from_ or "", p.issue.body or "")
     if not names:
         return Ignored(reason="no dashboard box was ticked")

@@ -223,6 +223,7 @@ def issues_edited(
     """`issues.edited`: issue `number`'s body went from `before` to `after`; GitHub sends
     the previous text as `changes.body.from`."""
     the_issue = issue(number, title=title, body=after, author="idp-copilot[bot]")
+    the_issue["user"] = user("idp-copilot[bot]", "Bot")  # the App writes the dashboard
     return _envelope(
         "edited", user(sender, sender_type), issue=the_issue, changes={"body": {"from": before}}
     )

@@ -10,6 +10,7 @@ health check waits two. Its services were rendered by 1.0.0 and merged.
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 
@@ -203,11 +204,23 @@ def test_no_second_pull_request_while_the_first_is_open_and_the_next_after_it_me
     assert world.github.pinned == [number]  # pinned once
 
 
+def test_an_upgrade_closed_without_merging_is_not_opened_again_by_the_sweep(world):
+    sweep(world)
+    declined = world.pr_number()
+    world.github.pulls[declined]["state"] = "closed"
+
+    assert sweep(world, 2)["sweep"] == "opened"
+
+    branches = {p["branch"] for p in world.github.pulls.values() if p["state"] == "open"}
+    assert branches == {"idp-upgrade/ledger-1.1.0"}
+    _, body = the_dashboard(world)
+    assert dashboard.boxes(body) == {"billing": False}
+    assert f"#{declined} was closed without merging" in body
+
+
 def test_the_sweep_waits_when_the_write_budget_is_spent(world, redis_conn):
     key = world.settings.key("gh-writes", payloads.INSTALLATION_ID)
     limit = world.settings.github_writes_per_hour
-    import time
-
     redis_conn.zadd(key, {f"w{i}": time.time() for i in range(limit)})
 
     assert sweep(world)["sweep"] == "budget"
@@ -255,6 +268,17 @@ def test_a_box_ticked_by_a_reader_or_the_apps_own_edit_starts_nothing(world):
     assert len(world.github.pulls) == 1
     own = route("issues", "d-1", tick(world, sender="idp-copilot[bot]", sender_type="Bot"))
     assert isinstance(own, Ignored)
+
+
+def test_a_box_on_an_issue_the_app_did_not_write_is_ignored():
+    body = dashboard.render(
+        [dashboard.Entry("ledger", "services/ledger", "acme", "1.0.0", "1.1.0")], "acme/payments"
+    )
+    edited = payloads.issues_edited(9, body, body.replace("- [ ]", "- [x]"), sender="alice")
+    forged = {**edited, "issue": {**edited["issue"], "user": payloads.user("mallory")}}
+
+    assert not isinstance(route("issues", "d-2", edited), Ignored)
+    assert route("issues", "d-3", forged) == Ignored(reason="not a dashboard the App wrote")
 
 
 def test_only_a_newly_ticked_box_counts():

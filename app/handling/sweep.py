@@ -127,6 +127,11 @@ async def _upgrade_one(
     for index, entry in sorted(enumerate(entries), key=lambda pair: pair[1].name):
         if not entry.pending:
             continue
+        closed = await records.declined(ctx, entry.name, entry.target or "")
+        if closed is not None:
+            note = f"#{closed} was closed without merging; tick the box to open it again"
+            entries[index] = replace(entry, note=note)
+            continue
         try:
             done = await upgrade_service(ctx, by_name[entry.name])
         except UpgradeStopped as stop:
@@ -135,7 +140,7 @@ async def _upgrade_one(
             outcome = "stopped"
             continue
         if done.outcome == "opened" and done.pr_number is not None:
-            records.record_pull_request(ctx, entry.name, done.pr_number)
+            records.record_pull_request(ctx, entry.name, done.pr_number, done.target)
             entries[index] = replace(entry, pull_request=done.pr_number)
             return "opened", entries
     return outcome, entries

@@ -29,6 +29,7 @@ from app.github.errors import ForgeError
 from app.grammar.commands import Command
 from app.handling.revision import RevisionStopped, merge_rendering, read_workspace, render, validate
 from app.repo_config import TemplatesConfig
+from app.untrusted import inline_markdown
 from tools.render import REQUEST_ANNOTATION, TEMPLATE_SET_ANNOTATION, TEMPLATE_VERSION_ANNOTATION
 from tools.template_sets import TemplateSetError
 from tools.template_sets.manifest import version_key
@@ -261,7 +262,8 @@ def pull_request_body(
         lines.append(f"| `{path}` | {added} | {removed} |")
     lines += ["", "### Release notes", ""]
     for version, note in notes:
-        lines.append(f"- **{version}**: {' '.join(note.split())[:MAX_NOTE_CHARS]}")
+        # The set's text (a repository's): one line, no live mention, no HTML.
+        lines.append(f"- **{version}**: {inline_markdown(note, MAX_NOTE_CHARS)}")
     if not notes:
         lines.append("The set has no notes for these versions.")
     return "\n".join(lines) + "\n"
@@ -320,7 +322,7 @@ async def upgrade(ctx: JobContext, command: Command) -> str:
             "repository uses; there is nothing to upgrade."
         )
         return "answered"
-    records.record_pull_request(ctx, service.name, done.pr_number or 0)
+    records.record_pull_request(ctx, service.name, done.pr_number or 0, done.target)
     await ctx.reply(
         f"Opened #{done.pr_number} to upgrade `{name}` from {service.template_set} "
         f"{service.version} to {done.target} ({len(done.files)} files)."

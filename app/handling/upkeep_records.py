@@ -50,12 +50,11 @@ def known_repos(connection: redis.Redis, settings: Settings) -> dict[str, int]:
     return found
 
 
-def record_pull_request(ctx: JobContext, service: str, number: int) -> None:
-    """The upgrade pull request just opened for `service`: the service's and the
-    repository's latest."""
-    ctx.connection.hset(
-        _key(ctx.settings, ctx.repo.full_name), mapping={f"pr:{service}": number, LAST: number}
-    )
+def record_pull_request(ctx: JobContext, service: str, number: int, target: str) -> None:
+    """The upgrade pull request just opened for `service` to version `target`: the
+    service's and the repository's latest."""
+    fields = {f"pr:{service}": number, f"target:{service}": target, LAST: number}
+    ctx.connection.hset(_key(ctx.settings, ctx.repo.full_name), mapping=fields)
 
 
 def _recorded(ctx: JobContext, field: str) -> int | None:
@@ -79,6 +78,21 @@ async def _still_open(ctx: JobContext, number: int | None) -> int | None:
 async def open_upgrade(ctx: JobContext, service: str) -> int | None:
     """The number of `service`'s upgrade pull request when it is still open."""
     return await _still_open(ctx, _recorded(ctx, f"pr:{service}"))
+
+
+async def declined(ctx: JobContext, service: str, target: str) -> int | None:
+    """The upgrade pull request of `service` to `target` that was closed without merging:
+    the sweep does not open it again (a box on the dashboard still can)."""
+    number = _recorded(ctx, f"pr:{service}")
+    raw = ctx.connection.hget(_key(ctx.settings, ctx.repo.full_name), f"target:{service}")
+    recorded = raw.decode() if isinstance(raw, bytes) else raw
+    if number is None or recorded != target:
+        return None
+    try:
+        state = await ctx.forge.pull_request_state(ctx.repo, number)
+    except ForgeError:
+        return number  # unknown: not opened again this time
+    return number if state == "closed" else None
 
 
 async def last_open(ctx: JobContext) -> int | None:

@@ -18,12 +18,13 @@ import pytest
 import yaml
 
 from app.domain.service import ServiceRequest
+from app.domain.session import Session
 from app.grammar import dashboard
 from app.webhooks import Ignored, route
 from jobs.upkeep import sweep_trigger
 from tests import payloads
 from tests.fakes import install_fake_validator
-from tests.job_world import World
+from tests.job_world import ISSUE, SESSION, World
 from tools.render import render_service
 from tools.template_sets import MANIFEST_NAME, load_files
 from tools.template_sets.sources import catalog_for
@@ -145,6 +146,35 @@ def test_upgrade_of_a_current_service_or_an_unknown_one_says_so(world):
     assert "is on acme 1.1.0" in world.replies()[-1]
     world.comment("/idp upgrade ghost")
     assert "no service `ghost`" in world.replies()[-1]
+
+
+def test_upgrade_on_the_services_own_issue_needs_no_name(world):
+    request = ServiceRequest(name="ledger", language="rust", port=8081, team="payments")
+    orders = ServiceRequest(name="orders", language="rust")
+    world.store.save(
+        Session(id=SESSION, repo=payloads.REPO, number=ISSUE, request=request, installation_id=1)
+    )
+
+    assert world.comment("/idp upgrade")["upgrade"] == "opened"
+    assert world.pull()["branch"] == "idp-upgrade/ledger-1.1.0"
+    world.store.save(world.session.model_copy(update={"request": orders, "pr_number": 3}))
+    world.comment("/idp upgrade")
+    assert world.replies()[-1].startswith("`orders` is not on main yet: its pull request #3")
+
+
+def test_a_service_rendered_by_a_version_the_app_no_longer_has_is_named(world):
+    folder = "services/ledger/catalog-info.yaml"
+    text = world.github.files("main")[folder]
+    world.github.push(
+        "main",
+        {folder: text.replace("template-set: acme", "template-set: builtin")},
+        "Say builtin",
+    )
+    edit(world, "ledger", "template-version: 1.0.0", "template-version: 0.9.0", folder)
+
+    assert world.comment("/idp upgrade ledger")["upgrade"] == "failed"
+    assert "version 0.9.0 of the template set builtin is not available" in world.replies()[-1]
+    assert world.github.pulls == {}
 
 
 def test_a_second_upgrade_waits_for_the_open_one(world):

@@ -326,12 +326,6 @@ class FakeGitHub(FakeGitData, FakeReviews, FakeIssues):
         names += [n for n in body["labels"] if n not in names]
         return self._ok([label(i, n, at=self.at) for i, n in enumerate(names, 1)])
 
-    def merge(self, number: int) -> None:
-        """Someone merged pull request `number` (its branch into the base)."""
-        p = self.pulls[number]
-        self.refs[p["base"]] = self.refs[p["branch"]]
-        p.update(state="closed", merged=True)
-
     def _pull(self, number: int) -> dict:
         p = self.pulls[number]
         merged = p.get("merged", False)

@@ -30,6 +30,7 @@ class FakeIssues:
     issues: dict[int, dict[str, Any]]
     pinned: list[int]
     pulls: dict[int, dict[str, Any]]
+    refs: dict[str, str]
     _ids: itertools.count
 
     if TYPE_CHECKING:
@@ -59,6 +60,12 @@ class FakeIssues:
             "author": author or app_user(self.at),
         }
         return number
+
+    def merge(self, number: int) -> None:
+        """Someone merged pull request `number` (its branch into the base)."""
+        p = self.pulls[number]
+        self.refs[p["base"]] = self.refs[p["branch"]]
+        p.update(state="closed", merged=True)
 
     def _issue(self, number: int) -> dict:
         i = self.issues[number]

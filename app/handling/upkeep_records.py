@@ -2,9 +2,10 @@
 dashboard issue, and the upgrade pull request the App opened last per service and per
 repository.
 
-None of it expires: a record is small, one per repository the App generated a service in,
-and the dashboard and the "one open upgrade at a time" rule must hold for longer than any
-session lives. Whether a recorded pull request is still open is asked of GitHub each time.
+A record is small, one per repository the App generated a service in, and lives a year after
+its last write (every sweep writes it): the dashboard and the "one open upgrade at a time"
+rule must hold for longer than any session lives, and a repository the App stopped serving
+is forgotten. Whether a recorded pull request is still open is asked of GitHub each time.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from app.handling.context import JobContext
 
 LAST = "last"
+RECORD_TTL = 365 * 24 * 3600
 
 
 def _key(settings: Settings, repo: str) -> str:
@@ -33,9 +35,11 @@ def repos_key(settings: Settings) -> str:
 def remember_repo(ctx: JobContext) -> None:
     """Add the job's repository (with its installation) to those the sweep visits."""
     if ctx.repo.installation_id is not None:
-        ctx.connection.hset(
-            repos_key(ctx.settings), ctx.repo.full_name, str(ctx.repo.installation_id)
-        )
+        key = repos_key(ctx.settings)
+        pipe = ctx.connection.pipeline()
+        pipe.hset(key, ctx.repo.full_name, str(ctx.repo.installation_id))
+        pipe.expire(key, RECORD_TTL)
+        pipe.execute()
 
 
 def known_repos(connection: redis.Redis, settings: Settings) -> dict[str, int]:
@@ -54,7 +58,15 @@ def record_pull_request(ctx: JobContext, service: str, number: int, target: str)
     """The upgrade pull request just opened for `service` to version `target`: the
     service's and the repository's latest."""
     fields = {f"pr:{service}": number, f"target:{service}": target, LAST: number}
-    ctx.connection.hset(_key(ctx.settings, ctx.repo.full_name), mapping=fields)
+    _write(ctx, fields)
+
+
+def _write(ctx: JobContext, fields: dict[str, int | str]) -> None:
+    key = _key(ctx.settings, ctx.repo.full_name)
+    pipe = ctx.connection.pipeline()
+    pipe.hset(key, mapping=fields)
+    pipe.expire(key, RECORD_TTL)
+    pipe.execute()
 
 
 def _recorded(ctx: JobContext, field: str) -> int | None:
@@ -106,10 +118,10 @@ def dashboard_issue(ctx: JobContext) -> int | None:
 
 
 def record_dashboard(ctx: JobContext, number: int, pinned: bool) -> None:
-    fields: dict[str, int] = {"dashboard": number}
+    fields: dict[str, int | str] = {"dashboard": number}
     if pinned:
         fields["pinned"] = number
-    ctx.connection.hset(_key(ctx.settings, ctx.repo.full_name), mapping=fields)
+    _write(ctx, fields)
 
 
 def pinned(ctx: JobContext, number: int) -> bool:

@@ -15,7 +15,7 @@ from app.domain.outcomes import UNSUCCESSFUL_OUTCOMES
 from app.feedback import FeedbackStore, outcome_of
 from app.github.errors import ForgeError
 from app.grammar.commands import Command
-from app.handling import pr_commands, preflight, review, sweep, upgrade, verbs
+from app.handling import pr_commands, preflight, review, sweep, upgrade_verb, verbs
 from app.handling.authorize import admit, answer_refusals
 from app.handling.cancel import cancel
 from app.handling.context import JobContext
@@ -172,6 +172,6 @@ HANDLERS: dict[str, Handler] = {
     "merged": pr_commands.merged,
     "review": review.review,
     "set": review.set_values,
-    "upgrade": upgrade.upgrade,
+    "upgrade": upgrade_verb.upgrade,
     "sweep": sweep.sweep,
 }

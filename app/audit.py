@@ -36,6 +36,7 @@ AuditAction = Literal[
     "branch_protection",
     # `/idp retry` re-running the failed jobs of a workflow run on the App's pull request.
     "workflow_run",
+    "issue",
     # What operators and signed-in users do through the operator API and the console.
     "session",
     "agent_system",

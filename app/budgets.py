@@ -75,3 +75,28 @@ def take_read_command(connection: redis.Redis, settings: Settings, repo: str, us
         return True
     window = Window.now(HOUR)
     return spend(connection, settings, window, 1, "read", repo.lower(), user.lower()) <= limit
+
+
+def write_headroom(connection: redis.Redis, settings: Settings, installation_id: int) -> int:
+    """How many writes the installation's GitHub write budget still has in its tightest
+    window (app/github/throttle.py keeps its log of slots under `gh-writes`); a large number
+    when no limit is on. The upkeep sweep asks before it starts an upgrade, so a sweep never
+    spends what people's commands need."""
+    windows = [
+        (seconds, limit)
+        for seconds, limit in (
+            (60, settings.github_writes_per_minute),
+            (HOUR, settings.github_writes_per_hour),
+        )
+        if limit > 0
+    ]
+    if not windows:
+        return 1_000_000
+    key = settings.key("gh-writes", installation_id)
+    now = time.time()
+    try:
+        return min(
+            limit - int(connection.zcount(key, now - seconds, "+inf")) for seconds, limit in windows
+        )
+    except redis.RedisError:
+        return 1_000_000  # pacing is courtesy (throttle.py); GitHub's own limit still holds

@@ -249,6 +249,14 @@ class Settings(BaseSettings):
         "`name=owner/repo[/folder]@ref,…`; version X of a set is read at the tag vX. The "
         "built-in set `builtin` is always there.",
     )
+    upkeep_interval: int = Field(
+        7 * 24 * 3600,
+        ge=0,
+        validation_alias=_env("IDP_UPKEEP_INTERVAL"),
+        description="Seconds between two upkeep sweeps (weekly by default): each repository "
+        "with generated services gets at most one upgrade pull request and its dashboard "
+        "issue. 0: no sweep (`/idp upgrade` and the dashboard's boxes still work).",
+    )
 
     api_tokens: SecretStr | None = Field(
         None,

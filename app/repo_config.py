@@ -58,7 +58,16 @@ Level = Literal["read", "triage", "write", "maintain", "admin"]
 # Who may run what (DESIGN.md "Who may run what"). The file may only make a command stricter:
 # anyone who can push to the default branch can edit it, so lowering `apply` would let a
 # writer approve their own deploys.
-_WRITE_VERBS = ("create-service", "request", "plan", "retry", "cancel", "answer", "set")
+_WRITE_VERBS = (
+    "create-service",
+    "request",
+    "plan",
+    "retry",
+    "cancel",
+    "answer",
+    "set",
+    "upgrade",
+)
 DEFAULT_PERMISSIONS: dict[str, Level] = {
     **dict.fromkeys(("help", "status", "ask", "feedback"), "read"),
     **dict.fromkeys(_WRITE_VERBS, "write"),
@@ -74,6 +83,8 @@ DEFAULT_PERMISSIONS: dict[str, Level] = {
     "review": "write",
     # Not a command: GitHub reports a failed workflow run on the App's pull request.
     "ci": "write",
+    # Not a command: the scheduled upkeep sweep, which the operator's schedule starts.
+    "sweep": "write",
 }
 BUILTIN_FLOOR = Floor({verb: (level, DEFAULT) for verb, level in DEFAULT_PERMISSIONS.items()})
 # Probot's key for "these settings extend another file" (README "Organization defaults").

@@ -19,8 +19,9 @@ defaults:
   type: api               # api, worker or web
 
 # Permission a command needs: read, triage, write, maintain or admin.
-# Defaults: create-service, plan, retry, cancel, answer and set need write; apply, deploy and
-# create-repo need maintain; help, status, ask and feedback anyone. Commands can only be made
+# Defaults: create-service, plan, retry, cancel, answer, set and upgrade need write; apply,
+# deploy, unlock and create-repo need maintain; help, status, ask and feedback anyone. Commands
+# can only be made
 # stricter.
 permissions:
   deploy: admin

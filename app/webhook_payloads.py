@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel
+from pydantic import AfterValidator, BaseModel, Field
 
 from app.untrusted import MAX_BODY_CHARS, MAX_TITLE_CHARS, scrub
 
@@ -41,6 +41,7 @@ class Issue(BaseModel):
     locked: bool = False
     labels: list[Label] = []
     pull_request: PullRequestRef | None = None
+    user: User | None = None
 
 
 class Comment(BaseModel):
@@ -65,10 +66,21 @@ class Envelope(BaseModel):
     sender: User
 
 
+class PreviousBody(BaseModel):
+    from_: Body = Field(None, alias="from")
+
+
+class Changes(BaseModel):
+    """`issues.edited`: what the edit changed, with the previous text."""
+
+    body: PreviousBody | None = None
+
+
 class IssuePayload(Envelope):
     issue: Issue
     comment: Comment | None = None
     label: Label | None = None
+    changes: Changes | None = None
 
 
 class Branch(BaseModel):

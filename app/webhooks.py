@@ -23,6 +23,7 @@ from app.grammar.commands import (
     parse_issue_form,
     read_comment,
 )
+from app.grammar.dashboard import newly_ticked
 from app.webhook_payloads import (
     CheckSuitePayload,
     Envelope,
@@ -141,6 +142,21 @@ def _on_issue_labeled(event: str, delivery_id: str, p: IssuePayload) -> Trigger 
     if p.label is None or p.label.name != NEW_SERVICE_LABEL:
         return Ignored(reason=f"label is not {NEW_SERVICE_LABEL}")
     return _new_service_trigger(event, delivery_id, p)
+
+
+def _on_issue_edited(event: str, delivery_id: str, p: IssuePayload) -> Trigger | Ignored:
+    """A box ticked on the App's dashboard issue: the upgrade of that service (the sender's
+    permission is checked by the worker like any command's). The App's own edits come from a
+    Bot and are ignored before this, so its dashboard updates never loop."""
+    if p.changes is None or p.changes.body is None:
+        return Ignored(reason="issue edit did not change the body")
+    if p.issue.user is None or p.issue.user.type != "Bot":
+        return Ignored(reason="not a dashboard the App wrote")
+    names = newly_ticked(p.changes.body.from_ or "", p.issue.body or "")
+    if not names:
+        return Ignored(reason="no dashboard box was ticked")
+    commands = [Command(verb="upgrade", text=name) for name in names]
+    return _trigger(event, delivery_id, p, commands=commands, command_lines=len(commands))
 
 
 def _on_pull_request_closed(event: str, delivery_id: str, payload: dict) -> Trigger | Ignored:
@@ -302,6 +318,7 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("issue_comment", "created"): _on_comment_created,
     ("issues", "opened"): _on_issue_opened,
     ("issues", "labeled"): _on_issue_labeled,
+    ("issues", "edited"): _on_issue_edited,
 }
 # Pull request and CI events carry no `issue`: they have a table (and payload models) of
 # their own.

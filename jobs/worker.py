@@ -37,6 +37,7 @@ from app.state import connect
 from jobs.preload import preload
 from jobs.queue import queue_for
 from jobs.recovery import requeue_abandoned
+from jobs.upkeep import schedule_next
 
 log = logging.getLogger(__name__)
 
@@ -266,6 +267,8 @@ def run_worker(
     preload(settings)
     worker = build_worker(settings, name)
     worker.metrics_dir = metrics_dir
+    # The upkeep sweep's next run (one per period whichever worker schedules it).
+    schedule_next(worker.connection, settings)
     try:
         # The scheduler moves retries (the job's `Retry` intervals) back onto the queue;
         # without it a retried job waits in RQ's scheduled registry for ever.

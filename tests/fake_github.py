@@ -20,6 +20,7 @@ from tests import github_rules as rules
 from tests.fake_github_actions import FakeActions
 from tests.fake_github_checks import FakeChecks
 from tests.fake_github_git import FakeGitData
+from tests.fake_github_issues import FakeIssues
 from tests.fake_github_reviews import FakeReviews
 from tests.github_api import (
     HOME,
@@ -41,7 +42,7 @@ ISSUES_READ = read("issues", "pull_requests")  # issue comments on a PR: either 
 ISSUES_WRITE = write("issues", "pull_requests")
 
 
-class FakeGitHub(FakeGitData, FakeReviews, FakeActions, FakeChecks):
+class FakeGitHub(FakeGitData, FakeReviews, FakeActions, FakeChecks, FakeIssues):
     """GitHub for one repository on a respx router: comments, git objects, branches, pull
     requests, permissions, checks and labels in dicts; every request in `calls`.
 
@@ -87,6 +88,8 @@ class FakeGitHub(FakeGitData, FakeReviews, FakeActions, FakeChecks):
         self.repo_git: dict[str, Any] = {}
         self.reviews: dict[int, dict[str, Any]] = {}
         self.review_comments: dict[int, dict[str, Any]] = {}
+        self.issues: dict[int, dict[str, Any]] = {}
+        self.pinned: list[int] = []
         self._ids = itertools.count(1000)
         self._init_actions()
         self.push(default_branch, {"README.md": f"# {at.name}\n"}, "Initial commit")
@@ -208,6 +211,8 @@ class FakeGitHub(FakeGitData, FakeReviews, FakeActions, FakeChecks):
         # After the home repository's routes: other repositories' files (respx tries in order).
         other = r"/repos/(?P<owner>[A-Za-z0-9-]+)/(?P<name>[A-Za-z0-9._-]+)/contents/(?P<path>.+)"
         routes.append(("GET", other, self._other_contents, contents_read))
+        routes += self.issue_routes(repo)
+        routes.append(("POST", r"/graphql", self.graphql, ()))
         base = url.path.rstrip("/")
         tokens = rf"^{prefix}/app/installations/\d+/access_tokens$"
         token = router.route(method="POST", host=url.host, path__regex=tokens)
@@ -337,6 +342,16 @@ class FakeGitHub(FakeGitData, FakeReviews, FakeActions, FakeChecks):
         return self._ok([label(i, n, at=self.at) for i, n in enumerate(names, 1)])
 
     def _pull(self, number: int) -> dict:
+        p = self.pulls[number]
+        merged = p.get("merged", False)
+        return {
+            **self._pull_body(number),
+            "state": p["state"],
+            "merged": merged,
+            "merged_at": "2026-01-02T00:00:00Z" if merged else None,
+        }
+
+    def _pull_body(self, number: int) -> dict:
         p = self.pulls[number]
         return pull_request(
             number,

@@ -135,6 +135,10 @@ class FakeGitData:
         return self._ok(self._commit_body(sha)) if sha in self.commits else self._fail()
 
     def _get_tree(self, request: httpx.Request, body: Any, sha: str) -> httpx.Response:
+        """A tree by sha, or a branch's ("the SHA1 value or ref (branch or tag) name of the
+        tree"); the fake's trees are flat, so every listing is the recursive one."""
+        if sha in self.refs:
+            sha = self.commits[self.refs[sha]]["tree"]
         if sha not in self.trees:
             return self._fail()
         return self._ok(git_tree(sha, self.trees[sha], at=self.at))

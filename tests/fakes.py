@@ -19,6 +19,7 @@ from app.github.forge import (
     CommitInfo,
     Permission,
     PullRequestInfo,
+    PullRequestState,
     RepoRef,
     validate_branch,
     validate_path,
@@ -36,6 +37,9 @@ WRITE_METHODS = (
     "update_pull_request",
     "create_check_run",
     "add_labels",
+    "create_issue",
+    "edit_issue",
+    "pin_issue",
 )
 
 
@@ -78,6 +82,9 @@ class FakeForge:
     # Files of other repositories by full name (an org's `.github`, an `_extends` target).
     # A repository named `.github` has only these, so the test's config is not also the org's.
     repo_files: dict[str, dict[str, str]] = field(default_factory=dict)
+    issues: dict[int, dict[str, Any]] = field(default_factory=dict)
+    pinned: list[int] = field(default_factory=list)
+    pull_states: dict[int, str] = field(default_factory=dict)  # number → closed / merged
     _next_id: int = 1000
 
     def _record(self, method: str, **kwargs: Any) -> None:
@@ -220,6 +227,50 @@ class FakeForge:
         self._record("add_labels", number=number, labels=list(labels))
         have = self.labels.setdefault(number, [])
         have.extend(label for label in labels if label not in have)
+
+    async def list_files(self, repo: RepoRef, ref: str) -> list[str]:
+        self._record("list_files", ref=ref)
+        return sorted(self.branches.get(ref, self.base_files))
+
+    async def pull_request_state(self, repo: RepoRef, number: int) -> PullRequestState | None:
+        self._record("pull_request_state", number=number)
+        if number not in self.pulls:
+            return None
+        status = self.pull_states.get(number, "open")
+        return PullRequestState(
+            number=number,
+            state="open" if status == "open" else "closed",
+            merged=status == "merged",
+            draft=False,
+            mergeable=True,
+            mergeable_state="clean",
+            head_sha="",
+            base_ref="main",
+        )
+
+    async def upsert_issue(
+        self, repo: RepoRef, number: int | None, title: str, body: str, marker: str
+    ) -> int:
+        self._record("upsert_issue", number=number)
+        issue = self.issues.get(number) if number is not None else None
+        if issue is None or issue["state"] != "open":
+            found = [
+                n for n, i in self.issues.items() if i["state"] == "open" and marker in i["body"]
+            ]
+            number = found[0] if found else None
+        if number is None:
+            number = self._new_id()
+            self.issues[number] = {"title": title, "body": body, "state": "open"}
+            self._record("create_issue", number=number)
+        elif self.issues[number]["body"] != body:
+            self.issues[number].update(title=title, body=body)
+            self._record("edit_issue", number=number)
+        return number
+
+    async def pin_issue(self, repo: RepoRef, number: int) -> None:
+        self._record("pin_issue", number=number)
+        if number not in self.pinned:
+            self.pinned.append(number)
 
 
 # -- stand-in tools and validator --------------------------------------------------------

@@ -211,6 +211,24 @@ def issues_labeled(
     return _envelope("labeled", author, issue=the_issue, label=the_issue["labels"][0])
 
 
+def issues_edited(
+    number: int,
+    before: str,
+    after: str,
+    *,
+    title: str = "IDP Copilot dashboard",
+    sender: str = "octocat",
+    sender_type: str = "User",
+) -> dict[str, Any]:
+    """`issues.edited`: issue `number`'s body went from `before` to `after`; GitHub sends
+    the previous text as `changes.body.from`."""
+    the_issue = issue(number, title=title, body=after, author="idp-copilot[bot]")
+    the_issue["user"] = user("idp-copilot[bot]", "Bot")  # the App writes the dashboard
+    return _envelope(
+        "edited", user(sender, sender_type), issue=the_issue, changes={"body": {"from": before}}
+    )
+
+
 def ping() -> dict[str, Any]:
     """The `ping` GitHub sends when the webhook is set up."""
     return {

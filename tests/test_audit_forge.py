@@ -35,6 +35,7 @@ READS = {
     "job_log_tail",
     "pull_request_state",
     "commit_checks",
+    "list_files",
     "add_reaction",  # an acknowledgement, deliberately not audited
 }
 

@@ -329,3 +329,12 @@ def test_is_issue_form_recognises_only_the_form():
     assert is_issue_form(FORM_BODY.replace("### Service name", "### service NAME"))
     assert not is_issue_form("Please make me a payments service in Go.")
     assert not is_issue_form(None)
+
+
+def test_upgrade_takes_an_optional_service_name():
+    assert parse_line("/idp upgrade").text is None
+    assert parse_line("/idp upgrade ledger").text == "ledger"
+    with pytest.raises(CommandError, match="takes at most one service name"):
+        parse_line("/idp upgrade ledger billing")
+    with pytest.raises(CommandError, match=NAME_RULE):
+        parse_line("/idp upgrade Ledger_API")

@@ -192,5 +192,26 @@ async def test_a_local_pull_request_is_mergeable_and_its_checks_are_the_recorded
 
     assert (state.mergeable, state.mergeable_state, state.head_sha) == (True, "clean", info.sha)
     assert [(c.name, c.green) for c in checks] == [("idp-copilot", True)]
-    with pytest.raises(ForgeError):
-        await forge.pull_request_state(REPO, 999)
+    assert await forge.pull_request_state(REPO, 999) is None
+
+
+async def test_upkeep_reads_the_tree_and_keeps_one_dashboard_issue(forge):
+    await forge.commit_files(REPO, "main", FILES, "Add payments-api")
+    await forge.commit_files(REPO, "idp/payments-api", {"x.txt": "x\n"}, "x")
+    pull = await forge.ensure_pull_request(REPO, "idp/payments-api", "t", "b")
+
+    files = await forge.list_files(REPO, "main")
+    first = await forge.upsert_issue(
+        REPO, None, "IDP Copilot dashboard", "<!-- m -->\none", "<!-- m -->"
+    )
+    lost = await forge.upsert_issue(
+        REPO, None, "IDP Copilot dashboard", "<!-- m -->\ntwo", "<!-- m -->"
+    )
+    await forge.pin_issue(REPO, first)
+
+    assert files == sorted([*FILES, "README.md"])  # main starts with a README
+    assert (await forge.pull_request_state(REPO, pull.number)).status == "open"
+    assert await forge.pull_request_state(REPO, 999) is None
+    assert first == lost != pull.number  # found again by its marker; numbers are shared
+    with pytest.raises(ForgeError, match="Could not resolve"):
+        await forge.pin_issue(REPO, 999)

@@ -79,6 +79,12 @@ def test_idp_set_in_a_review_makes_one_commit_that_changes_exactly_the_expected_
             "        value: 2",
             "        value: 3",
         ),
+        (  # the values upkeep re-renders the service from
+            f"{BASE}/catalog-info.yaml",
+            """    idp-copilot.dev/request: '{"language":"python","team":"checkout"}'""",
+            """    idp-copilot.dev/request: '{"language":"python","replicas":3,"""
+            """"team":"checkout"}'""",
+        ),
     }
     sha = head(world)
     assert world.github.commits[sha]["message"].startswith("Set replicas=3")

@@ -53,6 +53,11 @@ def acme_copy(tmp_path: Path) -> Path:
     return target
 
 
+def request_json(req: ServiceRequest) -> str:
+    values = {"language": req.language} | ({"type": req.type} if req.type != "api" else {})
+    return json.dumps(values, separators=(",", ":"))
+
+
 def no_check(_tset: object) -> None:
     """Catalog tests that are about reading and caching skip the (slow) validators."""
 
@@ -68,12 +73,13 @@ def test_builtin_set_renders_byte_identical_files_to_the_renderer_before_sets(re
     assert sorted(files) == sorted(golden)
     for path, text in files.items():
         if path.endswith("catalog-info.yaml"):
-            # The only change: the two annotations upkeep reads, and nothing else.
+            # The only change: the three annotations upkeep reads, and nothing else.
             lines = text.splitlines(keepends=True)
-            added = [line for line in lines if "idp-copilot.dev/template-" in line]
+            added = [line for line in lines if "idp-copilot.dev/" in line]
             assert added == [
                 "    idp-copilot.dev/template-set: builtin\n",
                 "    idp-copilot.dev/template-version: 1.0.0\n",
+                f"    idp-copilot.dev/request: '{request_json(req)}'\n",
             ]
             text = "".join(line for line in lines if line not in added)
         assert sha(text) == golden[path], path
@@ -305,6 +311,11 @@ def test_templates_run_in_a_sandbox():
     [
         ({"version": "two"}, "template-set.yaml version: String should match pattern"),
         ({"release_notes": {"1.0.0": "x"}}, "release_notes has no entry for the version 1.1.0"),
+        (
+            {"release_notes": {"1.1.0": "now", "1.10.0": "later"}},
+            "release_notes has 1.10.0, newer than the set's version 1.1.0",
+        ),
+        ({"release_notes": {"1.1.0": "  "}}, "release_notes 1.1.0 must say what changed"),
         (
             {"profile": {"setup_action": "evil/setup@main"}},
             "action 'evil/setup@main' is not one the App pins",

@@ -10,6 +10,7 @@ built-in set and of each set folder into OUTDIR, for the policy checkers run by
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,6 +41,9 @@ if TYPE_CHECKING:
 # upgrade (`/idp upgrade`, the sweep) re-renders with a newer version of the same set.
 TEMPLATE_SET_ANNOTATION = "idp-copilot.dev/template-set"
 TEMPLATE_VERSION_ANNOTATION = "idp-copilot.dev/template-version"
+# The request's values that differ from the defaults, as JSON: what an upgrade re-renders the
+# service from when no session holds it any more (sessions expire; the repository stays).
+REQUEST_ANNOTATION = "idp-copilot.dev/request"
 
 __all__ = [
     "DEFAULT_BASE_PATH",
@@ -96,6 +100,11 @@ def catalog_info(req: ServiceRequest, template_set: TemplateSet | None = None) -
             "backstage.io/kubernetes-label-selector": f"app.kubernetes.io/name={req.name}",
             TEMPLATE_SET_ANNOTATION: tset.name,
             TEMPLATE_VERSION_ANNOTATION: tset.version,
+            REQUEST_ANNOTATION: json.dumps(
+                req.model_dump(mode="json", exclude_defaults=True, exclude={"name"}),
+                sort_keys=True,
+                separators=(",", ":"),
+            ),
         },
     }
     return {

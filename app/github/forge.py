@@ -130,6 +130,11 @@ class PullRequestState:
     head_sha: str
     base_ref: str
 
+    @property
+    def status(self) -> str:
+        """`open`, `closed` or `merged`."""
+        return "merged" if self.merged else self.state
+
 
 @dataclass(frozen=True)
 class CommitCheck:
@@ -316,8 +321,9 @@ class Forge(Protocol):
         line comments (who approved, who asked for changes)."""
         ...
 
-    async def pull_request_state(self, repo: RepoRef, number: int) -> PullRequestState:
-        """Pull request `number` as `/idp apply`'s requirements read it."""
+    async def pull_request_state(self, repo: RepoRef, number: int) -> PullRequestState | None:
+        """Pull request `number` as `/idp apply`'s requirements and upkeep read it; None when
+        there is none."""
         ...
 
     async def commit_checks(self, repo: RepoRef, sha: str) -> list[CommitCheck]:
@@ -376,4 +382,23 @@ class Forge(Protocol):
         approvals (stale ones dismissed on new pushes), the `required_checks` passing on an
         up-to-date branch, and administrators bound too when `enforce_admins`; or exactly
         `rules` when given. Replaces any protection the branch had."""
+        ...
+
+    # -- upkeep (app/handling/upgrade.py, app/handling/sweep.py) ----------------------------
+
+    async def list_files(self, repo: RepoRef, ref: str) -> list[str]:
+        """Every file path at `ref` (the whole tree, one call), sorted; how the sweep finds
+        the `catalog-info.yaml` of each generated service."""
+        ...
+
+    async def upsert_issue(
+        self, repo: RepoRef, number: int | None, title: str, body: str, marker: str
+    ) -> int:
+        """Edit issue `number`; without one (or when it is gone or closed), find the App's
+        open issue whose body holds `marker`, else create it. Returns the issue number."""
+        ...
+
+    async def pin_issue(self, repo: RepoRef, number: int) -> None:
+        """Pin the issue to the repository (GraphQL `pinIssue`; REST has no such call).
+        ForgeError when GitHub refuses (three issues pinned already, no permission)."""
         ...

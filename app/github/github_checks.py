@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from githubkit.exception import RequestFailed
+
 from app.github.forge import CommitCheck, PullRequestState, RepoRef
 from app.github.github_client import GitHubClient
 
@@ -21,10 +23,15 @@ MAX_PAGES = 5  # 500 checks on one commit is far past any real pipeline; the res
 class GitHubChecks(GitHubClient):
     """`pull_request_state` and `commit_checks` of the Forge protocol; part of `GitHubForge`."""
 
-    async def pull_request_state(self, repo: RepoRef, number: int) -> PullRequestState:
-        """GET …/pulls/{n}."""
+    async def pull_request_state(self, repo: RepoRef, number: int) -> PullRequestState | None:
+        """GET …/pulls/{n}; None on 404 (no such pull request)."""
         async with self._errors(f"reading pull request #{number}", repo):
-            resp = await self._rest(repo).pulls.async_get(repo.owner, repo.name, number)
+            try:
+                resp = await self._rest(repo).pulls.async_get(repo.owner, repo.name, number)
+            except RequestFailed as exc:
+                if exc.response.status_code == 404:
+                    return None
+                raise
             pr = resp.parsed_data
             return PullRequestState(
                 number=pr.number,

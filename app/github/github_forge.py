@@ -35,13 +35,20 @@ from app.github.github_checks import GitHubChecks
 from app.github.github_comments import GitHubComments
 from app.github.github_repos import GitHubRepositories
 from app.github.github_reviews import GitHubReviews
+from app.github.github_upkeep import GitHubUpkeep
 
 CHECK_SUMMARY_LIMIT = 65_535  # GitHub rejects longer check-run summaries
 REF_RACE_ATTEMPTS = 3
 
 
 class GitHubForge(
-    GitHubComments, GitHubAccess, GitHubRepositories, GitHubReviews, GitHubActions, GitHubChecks
+    GitHubComments,
+    GitHubAccess,
+    GitHubRepositories,
+    GitHubReviews,
+    GitHubActions,
+    GitHubChecks,
+    GitHubUpkeep,
 ):
     """The `Forge` protocol on GitHub. One instance per job is fine: tokens live in Redis.
     Its plumbing is `GitHubClient`'s; its parts are the classes it is built from."""

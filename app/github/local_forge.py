@@ -238,6 +238,52 @@ class LocalForge(LocalRepositories, LocalReviews):
             pull |= {"title": title, "body": body, "head_sha": head}
         return PullRequestInfo(pull["number"], pull["url"], branch, head, created)
 
+    # -- upkeep: the tree, a pull request's state, the dashboard issue ----------------------
+
+    async def list_files(self, repo: RepoRef, ref: str) -> list[str]:
+        validate_branch(ref)
+
+        def listing() -> list[str]:
+            out = _git(self._ensure_repo(repo), "ls-tree", "-r", "-z", "--name-only", ref)
+            return sorted(path for path in (out or "").split("\0") if path)
+
+        return await asyncio.to_thread(listing)
+
+    def _read_area(self, kind: str, repo: RepoRef) -> str | None:
+        path = self._area(kind, repo).with_suffix(".json")
+        return path.read_text() if path.is_file() else None
+
+    async def upsert_issue(
+        self, repo: RepoRef, number: int | None, title: str, body: str, marker: str
+    ) -> int:
+        def upsert() -> int:
+            with _json_file(self._area("issues", repo).with_suffix(".json"), []) as issues:
+                found = next(
+                    (i for i in issues if i["number"] == number and i["state"] == "open"), None
+                ) or next((i for i in issues if i["state"] == "open" and marker in i["body"]), None)
+                if found is None:
+                    pulls = json.loads(self._read_area("pulls", repo) or "[]")
+                    taken = [i["number"] for i in issues] + [p["number"] for p in pulls]
+                    found = {"number": max(taken, default=0) + 1, "state": "open"}
+                    issues.append(found)
+                    self.writes["create_issue"] += 1
+                elif (found["title"], found["body"]) != (title, body):
+                    self.writes["update_issue"] += 1
+                found |= {"title": title, "body": body}
+                return int(found["number"])
+
+        return await asyncio.to_thread(upsert)
+
+    async def pin_issue(self, repo: RepoRef, number: int) -> None:
+        def pin() -> None:
+            with _json_file(self._area("issues", repo).with_suffix(".json"), []) as issues:
+                found = next((i for i in issues if i["number"] == number), None)
+                if found is None:
+                    raise ForgeError(f"Could not resolve to an Issue with the number of {number}.")
+                found["pinned"] = True
+
+        await asyncio.to_thread(pin)
+
     async def create_check_run(
         self, repo: RepoRef, head_sha: str, name: str, conclusion: str, title: str, summary: str
     ) -> int:
@@ -286,14 +332,14 @@ class LocalForge(LocalRepositories, LocalReviews):
     async def granted_permissions(self, repo: RepoRef) -> dict[str, str] | None:
         return dict(self.granted)
 
-    async def pull_request_state(self, repo: RepoRef, number: int) -> PullRequestState:
+    async def pull_request_state(self, repo: RepoRef, number: int) -> PullRequestState | None:
         """A local pull request: nothing computes merges here, so an open one is mergeable."""
 
-        def read() -> PullRequestState:
+        def read() -> PullRequestState | None:
             with _json_file(self._area("pulls", repo).with_suffix(".json"), []) as pulls:
                 pull = next((p for p in pulls if p["number"] == number), None)
             if pull is None:
-                raise ForgeError(f"There is no pull request #{number} in {repo.full_name}.")
+                return None
             return PullRequestState(
                 number=number,
                 state=pull["state"],

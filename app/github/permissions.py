@@ -109,6 +109,8 @@ NEEDS_BY_VERB: dict[str, dict[str, str]] = {
         "merged",
         "review",
         "set",
+        "upgrade",
+        "sweep",
     )
 }
 NEEDS_BY_VERB["ci"] = {**AGENT_RUN, **CI_READ}

@@ -17,7 +17,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from app.domain.ci import CiEvent
-from app.domain.service import ServiceRequest, suggest_name
+from app.domain.service import NAME_RE, NAME_RULE, ServiceRequest, suggest_name
 from app.grammar.issue_form import form_sections as form_sections
 from app.grammar.issue_form import is_issue_form as is_issue_form
 from app.grammar.issue_form import parse_issue_form as parse_issue_form
@@ -57,6 +57,9 @@ Verb = Literal[
     "ask",
     "create-repo",
     "unlock",
+    "upgrade",
+    # not typed by users: a repository's scheduled upkeep sweep (app/handling/sweep.py)
+    "sweep",
     # not typed by users: an `idp:new-service` issue whose body is free text
     "request",
     # not typed by users: the App's pull request was merged (`pull_request.closed`)
@@ -150,6 +153,10 @@ USAGE: dict[str, tuple[str, str]] = {
         "creates a repository (after `/idp apply`), pushes the service's files, protects it",
     ),
     "unlock": ("/idp unlock", "releases the staging namespace lock this session holds"),
+    "upgrade": (
+        "/idp upgrade [SERVICE]",
+        "re-renders a generated service with its template set's current version; one PR",
+    ),
 }
 USER_VERBS: tuple[str, ...] = tuple(USAGE)
 
@@ -354,6 +361,15 @@ def _create_repo(verb: str, rest: str) -> Command:
     return Command(verb="create-repo", text=f"{owner}/{name}" if owner else name, values=values)
 
 
+def _upgrade(verb: str, rest: str) -> Command:
+    args = _split(verb, rest)
+    if len(args) > 1:
+        raise CommandError(f"`/idp upgrade` takes at most one service name. {_usage(verb)}")
+    if args and not NAME_RE.fullmatch(args[0]):
+        raise CommandError(f"{NAME_RULE}. {_usage(verb)}")
+    return Command(verb="upgrade", text=args[0] if args else None)
+
+
 _PARSERS: dict[str, Callable[[str, str], Command]] = {
     "help": _no_arguments,
     "create-service": _create_service,
@@ -369,4 +385,5 @@ _PARSERS: dict[str, Callable[[str, str], Command]] = {
     "ask": _text,
     "create-repo": _create_repo,
     "unlock": _no_arguments,
+    "upgrade": _upgrade,
 }

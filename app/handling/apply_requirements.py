@@ -57,12 +57,16 @@ async def unmet(ctx: JobContext, session: Session | None) -> list[str]:
     wanted = list(dict.fromkeys(ctx.config.apply_requirements))
     if not wanted or session is None:
         return []
+    if session.pr_number is None and not session.files:
+        return []  # a session that makes no pull request (`/idp create-repo NAME`)
     if session.pr_number is None:
         return [
             f"**{', '.join(wanted)}**: this session has no pull request yet, and the "
             "requirements are checked on it"
         ]
     pr = await ctx.forge.pull_request_state(ctx.repo, session.pr_number)
+    if pr is None:
+        return [f"pull request #{session.pr_number} is gone: `/idp plan` opens a new one"]
     if pr.merged:
         return []
     if pr.state != "open":

@@ -128,7 +128,7 @@ class AuditedForge:
     async def list_reviews(self, repo: RepoRef, number: int) -> list[Review]:
         return await self.inner.list_reviews(repo, number)
 
-    async def pull_request_state(self, repo: RepoRef, number: int) -> PullRequestState:
+    async def pull_request_state(self, repo: RepoRef, number: int) -> PullRequestState | None:
         return await self.inner.pull_request_state(repo, number)
 
     async def commit_checks(self, repo: RepoRef, sha: str) -> list[CommitCheck]:
@@ -207,6 +207,27 @@ class AuditedForge:
             f"{repo.full_name} run {run_id}",
             lambda: self.inner.rerun_failed_jobs(repo, run_id),
             lambda _: ("re-run", {"run_id": run_id, "jobs": "failed"}),
+        )
+
+    async def list_files(self, repo: RepoRef, ref: str) -> list[str]:
+        return await self.inner.list_files(repo, ref)
+
+    async def upsert_issue(
+        self, repo: RepoRef, number: int | None, title: str, body: str, marker: str
+    ) -> int:
+        return await self._logged(
+            "issue",
+            f"{repo.full_name}#{number or 'new'}",
+            lambda: self.inner.upsert_issue(repo, number, title, body, marker),
+            lambda found: ("created" if found != number else "updated", {"number": found}),
+        )
+
+    async def pin_issue(self, repo: RepoRef, number: int) -> None:
+        await self._logged(
+            "issue",
+            f"{repo.full_name}#{number}",
+            lambda: self.inner.pin_issue(repo, number),
+            lambda _: ("pinned", {}),
         )
 
     async def add_labels(self, repo: RepoRef, number: int, labels: list[str]) -> None:

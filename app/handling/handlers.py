@@ -16,7 +16,17 @@ from app.domain.outcomes import UNSUCCESSFUL_OUTCOMES
 from app.feedback import FeedbackStore, outcome_of
 from app.github.errors import ForgeError
 from app.grammar.commands import Command
-from app.handling import ci, create_repo, namespace_wait, pr_commands, preflight, review, verbs
+from app.handling import (
+    ci,
+    create_repo,
+    namespace_wait,
+    pr_commands,
+    preflight,
+    review,
+    sweep,
+    upgrade_verb,
+    verbs,
+)
 from app.handling.authorize import admit, answer_refusals
 from app.handling.cancel import cancel
 from app.handling.context import JobContext
@@ -179,4 +189,6 @@ HANDLERS: dict[str, Handler] = {
     "set": review.set_values,
     "create-repo": create_repo.create_repo,
     "ci": ci.ci,
+    "upgrade": upgrade_verb.upgrade,
+    "sweep": sweep.sweep,
 }

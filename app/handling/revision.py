@@ -23,6 +23,7 @@ from app.domain.service import ServiceRequest
 from app.domain.session import Session
 from app.github.forge import Forge, RepoRef
 from app.handling.agent_run import fixed_tool_args
+from app.repo_config import RepoConfig
 from tools.spec import ToolContext
 
 if TYPE_CHECKING:
@@ -43,9 +44,10 @@ class RevisionStopped(Exception):
     """The revision cannot go on; `message` (with what to do) answers the threads and
     nothing is pushed."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, conflicts: list[str] | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.conflicts = conflicts or []  # one phrase per conflicting file
 
 
 @dataclass
@@ -88,15 +90,21 @@ def _generators(ctx: JobContext, session: Session) -> list[str]:
     return chosen
 
 
-async def render(ctx: JobContext, session: Session, request: ServiceRequest) -> dict[str, str]:
-    """Every file the generators make for `request`, with the repo's config (pure calls)."""
+async def render(
+    ctx: JobContext, session: Session, request: ServiceRequest, config: RepoConfig | None = None
+) -> dict[str, str]:
+    """Every file the generators make for `request`, with the repo's config (pure calls;
+    `config` replaces it, as an upgrade does to render another template version)."""
     registry = ctx.tools()
-    fixed = fixed_tool_args(ctx.config, session)
+    fixed = fixed_tool_args(config or ctx.config, session)
     files: dict[str, str] = {}
     for name in _generators(ctx, session):
         spec = registry.get(name)
         args = args_for(spec, request, **fixed.get(name, {}))
-        tool_ctx = ToolContext(settings=ctx.settings, session=session, repo=ctx.repo)
+        # The forge only reads a template set kept in a repository; generators write nothing.
+        tool_ctx = ToolContext(
+            settings=ctx.settings, session=session, forge=ctx.forge, repo=ctx.repo
+        )
         result = await registry.call(name, args, tool_ctx)
         if not result.ok:
             raise RevisionStopped(f"Re-rendering with `{name}` failed: {result.error}")
@@ -158,7 +166,8 @@ def merge_rendering(
             "I did not push anything: commits on the branch that the App did not make touch "
             "what this change would rewrite, and I never overwrite them. "
             + "; ".join(conflicts)
-            + ". Make the change in those files yourself, or revert those edits and ask again."
+            + ". Make the change in those files yourself, or revert those edits and ask again.",
+            conflicts,
         )
     gone = sorted(p for p in old if p not in new and p in ws.files)
     return changed, gone

@@ -26,6 +26,14 @@ TEMPLATE_PATH_RE = linear(
 OUTPUT_PATH_RE = TEMPLATE_PATH_RE
 RESERVED_OUTPUTS = ("Dockerfile", "README.md", "docs/runbook.md", "catalog-info.yaml")
 RESERVED_FOLDERS = ("k8s/", "observability/")
+# What one version's release note may hold: the upgrade pull request quotes it.
+MAX_NOTE_CHARS = 2_000
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    """1.2.3 < 1.10.0, and a pre-release (1.2.3-rc.1) before its release."""
+    core, _, pre = version.partition("-")
+    return (*(int(part) for part in core.split(".")), 0 if pre else 1)
 
 
 class _Strict(BaseModel):
@@ -136,9 +144,18 @@ class Manifest(_Strict):
     def _consistent(self) -> Manifest:
         if self.version not in self.release_notes:
             raise ValueError(f"release_notes has no entry for the version {self.version}")
-        for version in self.release_notes:
+        for version, note in self.release_notes.items():
             if not VERSION_RE.fullmatch(version):
                 raise ValueError(f"release_notes key {version!r} is not a version like 1.2.0")
+            if version_key(version) > version_key(self.version):
+                raise ValueError(
+                    f"release_notes has {version}, newer than the set's version {self.version}"
+                )
+            if not note.strip() or len(note) > MAX_NOTE_CHARS:
+                raise ValueError(
+                    f"release_notes {version} must say what changed in 1 to {MAX_NOTE_CHARS} "
+                    "characters"
+                )
         seen: set[tuple[str, str]] = set()
         for combo in self.combinations:
             for kind in combo.types:

@@ -3,8 +3,10 @@ the organization's `.github` file as well (README "Organization defaults").
 
 Anyone who can push to a repository's default branch can edit its file, so a file may only
 make a policy stricter: a command's permission, the tools that wait for approval, the tools
-the agent may use and the permission a reviewer needs. `floor_problems` names each key that
-goes below its floor, with the value it must keep and whose value that is.
+the agent may use, the permission a reviewer needs, what `/idp apply` requires of a pull
+request and the least branch protection of a repository `/idp create-repo` makes.
+`floor_problems` names each key that goes below its floor, with the value it must keep and
+whose value that is.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ class Floor:
     approval_required: tuple[str, ...] = ()
     tools: tuple[str, ...] | None = None
     reviewer_permission: str | None = None
+    apply_requirements: tuple[str, ...] = ()
+    # The org file's `branch_protection` keys (key → value): a repository's may only be stricter.
+    branch_protection: Mapping[str, Any] | None = None
     owner: str = ""  # who sets the floors beyond the defaults, for the sentences
 
 
@@ -80,6 +85,18 @@ def floor_problems(config: Any, data: Mapping[str, Any], floor: Floor) -> list[P
                         + ", ".join(floor.tools),
                     )
                 )
+    if floor.apply_requirements and "apply_requirements" in data:
+        dropped = [r for r in floor.apply_requirements if r not in config.apply_requirements]
+        if dropped:
+            problems.append(
+                (
+                    ("apply_requirements",),
+                    code_span(f"apply_requirements: leaves out {', '.join(dropped)}")
+                    + f", which {floor.owner} requires; a file may add requirements, never "
+                    "take the organization's out",
+                )
+            )
+    problems += _protection_problems(config, data, floor)
     least = floor.reviewer_permission
     reviewers = data.get("reviewers")
     if least is not None and isinstance(reviewers, Mapping) and "min_permission" in reviewers:
@@ -93,3 +110,44 @@ def floor_problems(config: Any, data: Mapping[str, Any], floor: Floor) -> list[P
                 )
             )
     return problems
+
+
+def _protection_problems(config: Any, data: Mapping[str, Any], floor: Floor) -> list[Problem]:
+    """Each `branch_protection` key of the file that is weaker than the org file's: fewer
+    reviews, a rule turned off, a required check left out."""
+    org, mine = floor.branch_protection, data.get("branch_protection")
+    if not org or not isinstance(mine, Mapping):
+        return []
+    ours = config.branch_protection
+    problems: list[Problem] = []
+    for key, least in org.items():
+        if key not in mine:
+            continue
+        have = getattr(ours, key)
+        if key == "required_reviews":
+            weaker = have < least
+        elif key == "required_checks":
+            weaker = least is not None and (have is None or not set(least) <= set(have))
+        else:
+            weaker = bool(least) and not have
+        if not weaker:
+            continue
+        if key == "required_checks":
+            missing = [c for c in least if have is None or c not in have]
+            said = f"branch_protection.required_checks: leaves out {', '.join(missing)}"
+            what = f"{code_span(said)}, which {floor.owner} requires"
+        else:
+            said = f"branch_protection.{key}: {_yaml(have)}"
+            what = f"{code_span(said)} is weaker than {_yaml(least)}, which {floor.owner} sets"
+        problems.append(
+            (
+                ("branch_protection", key),
+                f"{what}; a repository may only make its protection stricter",
+            )
+        )
+    return problems
+
+
+def _yaml(value: Any) -> str:
+    """A number or a switch as the file writes it (`true`, not `True`)."""
+    return str(value).lower() if isinstance(value, bool) else show_value(value)

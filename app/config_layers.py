@@ -252,11 +252,20 @@ def org_floor(config: RepoConfig, data: Mapping[str, Any], org: ConfigFile) -> F
     }
     reviewers = data.get("reviewers")
     sets_reviewers = isinstance(reviewers, Mapping) and "min_permission" in reviewers
+    protection = data.get("branch_protection")
     return Floor(
         permissions,
         approval_required=tuple(config.approval_required) if "approval_required" in data else (),
         tools=tuple(config.tools) if config.tools is not None else None,
         reviewer_permission=config.reviewers.min_permission if sets_reviewers else None,
+        apply_requirements=tuple(config.apply_requirements) if "apply_requirements" in data else (),
+        branch_protection={
+            key: getattr(config.branch_protection, key)
+            for key in protection
+            if key in type(config.branch_protection).model_fields
+        }
+        if isinstance(protection, Mapping)
+        else None,
         owner=whose,
     )
 

@@ -239,6 +239,47 @@ def test_a_repository_file_cannot_lower_the_reviewers_permission_the_org_sets():
     assert "`reviewers.min_permission: 'write' is below maintain`" in result.error
 
 
+def test_a_repository_file_cannot_drop_an_apply_requirement_the_org_lists():
+    org = "apply_requirements: [approved, mergeable]\n"
+
+    more, _ = load(org=org, repo="apply_requirements: [approved, mergeable, checks]\n")
+    fewer, _ = load(org=org, repo="apply_requirements: [mergeable]\n")
+
+    assert more.error is None and more.config.apply_requirements == [
+        "approved",
+        "mergeable",
+        "checks",
+    ]
+    assert fewer.config.apply_requirements == ["approved", "mergeable"]
+    assert "`apply_requirements: leaves out approved`" in fewer.error
+
+
+def test_a_repository_file_may_only_make_the_org_branch_protection_stricter():
+    org = "branch_protection:\n  required_reviews: 2\n  required_checks: [Build]\n"
+
+    stricter, _ = load(
+        org=org,
+        repo="branch_protection:\n  required_reviews: 3\n  required_checks: [Build, Test]\n"
+        "  enforce_admins: true\n",
+    )
+    weaker, _ = load(
+        org=org, repo="branch_protection:\n  required_reviews: 1\n  required_checks: [Test]\n"
+    )
+    admins, _ = load(
+        org="branch_protection:\n  enforce_admins: true\n",
+        repo="branch_protection:\n  enforce_admins: false\n",
+    )
+
+    assert stricter.error is None
+    assert stricter.config.branch_protection.required_reviews == 3
+    assert weaker.config.branch_protection.required_reviews == 2  # the org's holds
+    assert weaker.config.branch_protection.required_checks == ["Build"]
+    assert "`branch_protection.required_reviews: 1` is weaker than 2" in weaker.error
+    assert "`branch_protection.required_checks: leaves out Build`, which the org" in weaker.error
+    assert admins.config.branch_protection.enforce_admins is True
+    assert "`branch_protection.enforce_admins: false` is weaker than true" in admins.error
+
+
 def test_an_extended_file_is_held_to_the_org_floor_too():
     others = {"acme/policies": "permissions:\n  deploy: write\n"}
 

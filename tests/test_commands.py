@@ -130,7 +130,7 @@ def test_bare_idp_means_help_and_help_text_covers_every_verb():
     for verb in USER_VERBS:
         assert f"/idp {verb}" in HELP_TEXT
     assert "`lang`→`language`" in HELP_TEXT
-    assert r"python\|go" in HELP_TEXT  # pipes escaped so the table renders
+    assert r"api\|worker\|web" in HELP_TEXT  # pipes escaped so the table renders
 
 
 # -- ignored lines -------------------------------------------------------------------------

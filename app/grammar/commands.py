@@ -127,9 +127,10 @@ class Trigger(BaseModel):
 USAGE: dict[str, tuple[str, str]] = {
     "help": ("/idp help", "lists the commands"),
     "create-service": (
-        "/idp create-service NAME [--lang python|go|node|java] [--type api|worker|web] "
+        "/idp create-service NAME [--lang LANG] [--type api|worker|web] "
         "[--team TEAM] [--port N] [--replicas N]",
-        "plans and builds a new service; opens a pull request",
+        "plans and builds a new service; opens a pull request. LANG: a language of the "
+        "repository's template set (built-in: python, go, node, java)",
     ),
     "plan": (
         "/idp plan",

@@ -75,6 +75,20 @@ def test_two_sessions_on_one_namespace_the_second_waits_and_its_todo_names_the_h
     assert session(world, SECOND).approvals
 
 
+def test_a_plan_of_a_locked_namespace_names_the_holder_before_anyone_approves(world):
+    assert apply(world, FIRST) == {"apply": "done"}
+
+    assert world.comment("/idp plan", number=SECOND) == {"plan": "waiting"}
+
+    todo = todo_of(world, SECOND)
+    assert f"🔒 namespace `{NAMESPACE}` is locked by acme/payments#{pr_of(world, FIRST)}" in todo
+    assert "Cluster plan:" in todo  # the dry run still shows what an apply would change
+    assert session(world, SECOND).approvals == []
+    # the holder's own plan names no lock
+    world.comment("/idp plan", number=FIRST)
+    assert "is locked by" not in todo_of(world, FIRST)
+
+
 def waiting_world(world: World) -> World:
     apply(world, FIRST)
     apply(world, SECOND)

@@ -24,6 +24,7 @@ from app.domain.plan_render import CHECK_NAME, Step, full_plan, summary_line
 from app.domain.session import Session
 from app.github.errors import ForgeError
 from app.github.forge import Forge, RepoRef
+from app.locks.namespace import LOCK_NOTE, NamespaceLocks
 from app.redaction import redact
 from tools.spec import ToolContext, ToolError, ToolSpec
 
@@ -118,9 +119,11 @@ async def plan_waiting(
     cluster: Any,
     spec_for: Callable[[str | None], ToolSpec | None],
     call_args: Callable[[ToolSpec, dict[str, Any]], dict[str, Any]],
+    locks: NamespaceLocks | None = None,
 ) -> bool:
     """Plan every waiting step whose tool has a plan; each task shows its plan and the
-    digest that covers it. Then the full plan goes to a check run. True when a plan ran."""
+    digest that covers it, and the todo names who holds a namespace another session has
+    locked. Then the full plan goes to a check run. True when a plan ran."""
     if session.todo is None:
         return False
     steps: list[Step] = []
@@ -141,8 +144,24 @@ async def plan_waiting(
         )
         show(task, scope_of(spec, args, session.files, repo, settings, task.plan))
         steps.append((task.title, task.plan))
+    if locks is not None:
+        name_holders(session, locks, {plan.target for _, plan in steps if plan.target})
     await publish_check(session, repo, steps, forge=forge, settings=settings)
     return bool(steps)
+
+
+def name_holders(session: Session, locks: NamespaceLocks, namespaces: set[str]) -> None:
+    """A todo line per planned namespace that another session holds: who, and that
+    `/idp apply` here waits for it (Atlantis's "locked by" on plan)."""
+    todo = session.todo
+    if todo is None:
+        return
+    for namespace in sorted(namespaces):
+        stale = LOCK_NOTE.format(namespace)
+        todo.notes = [n for n in todo.notes if not n.startswith(stale)]
+        held = locks.holder(namespace)
+        if held is not None and held.holder.session_id != session.id:
+            todo.notes.append(held.sentence())
 
 
 async def publish_check(

@@ -166,6 +166,7 @@ class Agent:
                 cluster=self.cluster,
                 spec_for=self.spec_or_none,
                 call_args=self.call_args,
+                locks=self.namespace_locks,
             )
         run.steps.last()
         await self.boundary(run, check_cancel=False)

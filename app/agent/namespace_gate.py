@@ -9,10 +9,8 @@ from app.agent.approval import scope_of
 from app.agent.engine import RunState
 from app.agent.outcomes import NamespaceLocked
 from app.domain.plan import ClusterPlan
-from app.locks.namespace import LockOwner, NamespaceLocks, target_namespace
+from app.locks.namespace import LOCK_NOTE, LockOwner, NamespaceLocks, target_namespace
 from tools.spec import ToolSpec
-
-LOCK_NOTE = "🔒 namespace `{}` is locked by "
 
 
 def hold_namespace(

@@ -69,6 +69,10 @@ class LockOwner:
         return f"{self.repo}#{self.number}"
 
 
+# How `Held.sentence` starts for a namespace: a todo's stale lock line is found by it.
+LOCK_NOTE = "🔒 namespace `{}` is locked by "
+
+
 @dataclass(frozen=True)
 class Held:
     """A namespace another session holds, for the todo of the one that waits."""
@@ -80,7 +84,7 @@ class Held:
     def sentence(self) -> str:
         h = self.holder
         return (
-            f"🔒 namespace `{self.namespace}` is locked by {h.where} (session `{h.session_id}`, "
+            f"{LOCK_NOTE.format(self.namespace)}{h.where} (session `{h.session_id}`, "
             f"applied by `{h.who}`); `/idp unlock` there releases it. This step continues "
             "once the lock is free."
         )

@@ -108,3 +108,32 @@ def test_without_redis_zizmor_runs(monkeypatch):
 
     assert validate_zizmor.run_zizmor({PATH: SPLICED})
     assert len(seen) == 1
+
+
+def test_an_audit_started_early_serves_the_validation_of_the_same_workflows(monkeypatch):
+    seen = runs(monkeypatch)
+
+    validate_zizmor.audit_early({PATH: SPLICED})
+    validate_zizmor.audit_early({PATH: SPLICED})  # started already: not again
+    found = validate_zizmor.run_zizmor({PATH: SPLICED})
+
+    assert len(seen) == 1
+    assert not validate_zizmor._running
+    validate_zizmor._kept.clear()
+    assert validate_zizmor.run_zizmor({PATH: SPLICED}) == found  # zizmor's own answer
+
+
+def test_generating_a_workflow_starts_its_audit_for_the_files_publishing_validates(monkeypatch):
+    from app.domain.service import ServiceRequest
+    from tools.render_workflow import render_workflow
+    from tools.validate import start_zizmor_early, validate_files
+
+    seen = runs(monkeypatch)
+    files = render_workflow(ServiceRequest(name="svc-7", language="python"))
+    files["services/svc-7/k8s/base/service.yaml"] = "kind: Service\n"
+
+    start_zizmor_early(files)
+    report = validate_files(files)
+
+    assert len(seen) == 1  # the early run, taken by the validation
+    assert [r for r in report.runs if r.validator == "zizmor"][0].files_checked == 1

@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Protocol
@@ -56,6 +57,8 @@ class Store(Protocol):
 
 _kept: OrderedDict[str, list[Result]] = OrderedDict()
 _store: tuple[Store, str] | None = None
+_running: dict[str, threading.Thread] = {}  # audits started early, by key
+_lock = threading.Lock()
 
 
 def use_store(store: Store | None, prefix: str = "") -> None:
@@ -92,14 +95,52 @@ def run_zizmor(workflows: dict[str, str]) -> list[Result]:
             (first, "zizmor is not installed: `pip install zizmor` into the App's virtualenv", True)
         ]
     key = audit_key(binary, workflows)
+    early = _running.get(key)
+    if early is not None:
+        early.join(TIMEOUT + 5)  # the same audit, started early: its findings are kept
     found = _recall(key)
     if found is None:
         found = _audit(binary, workflows, first)
-        if not any(
-            path == first and message.startswith(_RUN_PROBLEMS) for path, message, _ in found
-        ):
+        if _ran(found, first):
             _remember(key, found)
     return list(found)
+
+
+def audit_early(workflows: dict[str, str]) -> None:
+    """Start zizmor on `workflows` now, on a thread, so that it runs while the job does
+    other things; a later `run_zizmor` of the same workflows waits for it instead of
+    starting its own."""
+    binary = zizmor_binary()
+    if binary is None or not workflows:
+        return
+    key = audit_key(binary, workflows)
+    with _lock:
+        if key in _kept or key in _running:
+            return
+        thread = threading.Thread(
+            target=_audit_kept, args=(binary, dict(workflows), key), name="zizmor", daemon=True
+        )
+        _running[key] = thread
+    thread.start()
+
+
+def _audit_kept(binary: str, workflows: dict[str, str], key: str) -> None:
+    try:
+        if _recall(key) is None:
+            first = next(iter(workflows))
+            found = _audit(binary, workflows, first)
+            if _ran(found, first):
+                _remember(key, found)
+    finally:
+        with _lock:
+            _running.pop(key, None)
+
+
+def _ran(found: list[Result], first: str) -> bool:
+    """False when the findings say zizmor did not audit (not kept: asked again next time)."""
+    return not any(
+        path == first and message.startswith(_RUN_PROBLEMS) for path, message, _ in found
+    )
 
 
 # Messages that say zizmor did not audit: not kept, the next call tries again.

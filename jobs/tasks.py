@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from contextlib import nullcontext
 from functools import cache
 from typing import Any
 
@@ -118,11 +117,8 @@ async def run_parsed(
     # `SessionLocked` (a caller outside RQ waited its time) propagates as before.
     if ctx.job_id is not None:
         register_running(connection, settings, session_id, ctx.job_id)
-    # One HTTP client for the job's GitHub requests (GitHubForge; other forges have none).
-    kept_open = getattr(getattr(ctx.forge, "inner", None), "kept_open", None)
     try:
-        async with kept_open(trigger.installation_id) if kept_open else nullcontext():
-            return await handle_trigger(ctx)
+        return await handle_trigger(ctx)
     except SessionQueued as queued:
         # The rest of the trigger runs as the continuation, once the session's run is over.
         return {"deferred": queued.continuation_id}

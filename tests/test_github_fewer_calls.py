@@ -71,28 +71,3 @@ async def test_an_existing_branch_is_committed_to_and_its_pull_request_looked_up
 
     assert commit.changed and github.refs["idp/payments-api"] == commit.sha
     assert not pr.created and len(github.pulls) == 1
-
-
-async def test_inside_kept_open_every_request_goes_through_one_http_client(
-    github, forge, monkeypatch
-):
-    from githubkit import GitHub
-
-    made = []
-    create = GitHub._create_async_client
-
-    async def counted(self):
-        made.append(self)
-        return await create(self)
-
-    monkeypatch.setattr(GitHub, "_create_async_client", counted)
-    async with forge.kept_open(gh.INSTALLATION_ID):
-        async with forge.kept_open(gh.INSTALLATION_ID):  # nested: the outer client serves
-            await forge.commit_files(REPO, "idp/payments-api", FILES, "Add payments-api")
-        await forge.ensure_pull_request(REPO, "idp/payments-api", "Add", "v1")
-    inside = len(made)
-    assert await forge.list_reactions(REPO, 424242) == []
-
-    assert inside == 1  # eight requests, one client
-    assert len(made) == 2  # outside the block: a client for the request
-    assert len(github.pulls) == 1

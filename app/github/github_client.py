@@ -51,7 +51,6 @@ class GitHubClient:
         # job already has, so it does not ask GitHub again.
         self._todo_lookups: dict[tuple[str, int, str], tuple[float, asyncio.Future[Any]]] = {}
         self._created_branches: set[tuple[str, str]] = set()
-        self._kept_open: set[int] = set()
         self.writes: Counter[str] = Counter()
 
     def _client(self, repo: RepoRef) -> GitHub:
@@ -72,22 +71,6 @@ class GitHubClient:
             )
             self._clients[repo.installation_id] = client
         return client
-
-    @asynccontextmanager
-    async def kept_open(self, installation_id: int | None) -> AsyncIterator[None]:
-        """One HTTP client, its connections kept alive, for every request to the
-        installation made inside the block (and by the tasks started in it), instead of a
-        client, a connection and a TLS handshake per request. githubkit keeps the client in a
-        context variable: tasks started inside the block inherit it."""
-        if installation_id is None or installation_id in self._kept_open:
-            yield  # no installation, or already inside the block: the outer client serves
-            return
-        self._kept_open.add(installation_id)
-        try:
-            async with self._client(RepoRef("-", "-", installation_id)):
-                yield
-        finally:
-            self._kept_open.discard(installation_id)
 
     def _rest(self, repo: RepoRef) -> Any:
         return self._client(repo).rest(self._version)  # type: ignore[call-overload]

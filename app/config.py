@@ -119,8 +119,10 @@ class Settings(BaseSettings):
         1.0,
         ge=0,
         validation_alias=_env("IDP_GITHUB_WRITE_INTERVAL"),
-        description="Least seconds between two writes of one installation (GitHub asks for "
-        "one second between mutative requests). 0: writes may come back to back.",
+        description="Least seconds between two content-creating writes (comments, issues, "
+        "pull requests, reviews) of one installation (GitHub asks for a second between "
+        "mutative requests when making many); other writes only count in the minute and hour "
+        "limits. 0: writes may come back to back.",
     )
 
     # Bounds on what anyone can type (hostile input): budgets per comment, per user and

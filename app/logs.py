@@ -135,6 +135,11 @@ def configure_logging(
     """Send every log record of this process, as redacted JSON lines, to `stream` (stderr by
     default). Replaces the root logger's handlers; call once at start-up of `serve` and
     `worker`. Returns the installed handler."""
+    # Nothing here prints a record's caller, thread or process: not computing them saves a
+    # stack walk and three look-ups per record (the "Optimization" section of Python's
+    # logging HOWTO), a tenth of the receiver's log line.
+    logging._srcfile = None  # type: ignore[attr-defined]
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(JsonFormatter())
     handler.addFilter(RedactingFilter(Redactor.from_settings(settings)))

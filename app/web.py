@@ -8,6 +8,7 @@ does the rest. Every response is JSON with a short reason, never a traceback.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import json
 import logging
@@ -15,6 +16,7 @@ import time
 import traceback
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 import redis
 import redis.asyncio as aioredis
@@ -53,6 +55,13 @@ _MAX_HEADER_CHARS = 200
 # few tens of milliseconds: bodies past this size are routed on a thread, so the loop keeps
 # serving other deliveries and probes meanwhile. Smaller ones stay inline (no thread hop).
 _ROUTE_INLINE_BYTES = 16 * 1024
+
+
+@functools.cache
+def _delivery_counter(event: str, outcome: str) -> Any:
+    """The deliveries counter's child for (event, outcome): looked up once, not per delivery
+    (events are the known ones or "other", outcomes a handful)."""
+    return telemetry.webhook_deliveries.labels(event=event, outcome=outcome)
 
 
 def _reply(status_code: int, status: str, reason: str, **extra: object) -> JSONResponse:
@@ -123,7 +132,7 @@ class WebhookReceiver:
                 )
                 response = _reply(500, "error", "internal error; see the server log")
                 outcome = "error"
-            telemetry.webhook_deliveries.labels(event=label, outcome=outcome).inc()
+            _delivery_counter(label, outcome).inc()
             span.set_attributes(
                 {"http.response.status_code": response.status_code, "idp.outcome": outcome}
             )

@@ -20,8 +20,8 @@ from typing import Any
 
 import hiredis
 import redis
+from redis._parsers.base import BaseParser
 from redis.connection import UnixDomainSocketConnection, parse_url
-from redis.exceptions import NoScriptError
 
 _URL_KEYS = frozenset({"host", "port", "db", "username", "password", "path"})
 
@@ -36,12 +36,10 @@ def supports(url: str) -> bool:
     return (unix is None or unix is UnixDomainSocketConnection) and set(options) <= _URL_KEYS
 
 
-def _error(reply: hiredis.ReplyError) -> redis.ResponseError:
-    message = str(reply)
-    # The enqueue falls back to EVAL on this one (Redis restarted and lost its scripts).
-    return (
-        NoScriptError(message) if message.startswith("NOSCRIPT") else redis.ResponseError(message)
-    )
+def _error(reply: hiredis.ReplyError) -> redis.RedisError:
+    """redis-py's own exception for an error reply, with its class and message (NOSCRIPT:
+    `NoScriptError`, on which the enqueue falls back to EVAL)."""
+    return BaseParser.parse_error(str(reply))
 
 
 class _Pipe(asyncio.Protocol):

@@ -35,13 +35,26 @@ def preload(settings: Settings) -> None:
     from tools.registry import default_registry
 
     default_registry(settings)  # the built-in tools, their templates and validators
+    _share_zizmor_findings()
     validate_k8s.warm()
     validate._workflow_validator()
     _import_http_stack()
     if settings.uses_github:
         from app.github import github_forge  # noqa: F401
+        from app.github.auth import ssl_context
+
+        ssl_context()  # the CA bundle, loaded once for every horse
 
         _import_github_models(settings)
+
+
+def _share_zizmor_findings() -> None:
+    """zizmor's findings kept in Redis by the hash of what it audited, for every worker."""
+    from jobs.tasks import worker_context
+    from tools import validate_zizmor
+
+    settings, connection = worker_context()
+    validate_zizmor.use_store(connection, settings.key("zizmor") + ":")
 
 
 def _import_http_stack() -> None:

@@ -147,3 +147,52 @@ def test_a_refused_password_is_a_connection_error(redis_conn):
 )
 def test_urls_with_tls_or_options_are_left_to_redis_py(url, taken):
     assert supports(url) is taken
+
+
+# Commands as the receiver sends them, and the reply shapes around them: each goes through
+# the pipelined connection and through redis-py's asyncio client (the library it replaces
+# on the hot path), and the replies and errors must be the same.
+SCRIPT = "redis.call('SET', KEYS[1], ARGV[1]); return {ARGV[1], redis.call('INCR', KEYS[2])}"
+SAME_AS_REDIS_PY = [
+    ("SET", "cmp:a", "1"),
+    ("GET", "cmp:a"),
+    ("GET", "cmp:missing"),
+    ("INCR", "cmp:n"),
+    ("HSET", "cmp:h", "x", "1", "y", b"\x00\xffbytes"),
+    ("HMGET", "cmp:h", "x", "y", "z"),
+    ("LPUSH", "cmp:l", "a", "b"),
+    ("LRANGE", "cmp:l", 0, -1),
+    ("EVAL", SCRIPT, 2, "cmp:s", "cmp:n", "v"),
+    ("SCRIPT", "LOAD", SCRIPT),
+    ("EVALSHA", "0" * 40, 0),  # NOSCRIPT
+    ("INCR", "cmp:a:h"),
+    ("HGET", "cmp:h", "x"),
+    ("INCR", "cmp:h"),  # WRONGTYPE
+    ("ECHO", "é ünïcode"),
+    ("PING",),
+]
+
+
+def test_replies_and_errors_are_redis_pys_for_the_same_commands(redis_conn):
+    import redis.asyncio as aioredis
+
+    async def through(client) -> list:
+        redis_conn.delete(*redis_conn.keys("cmp:*") or ["cmp:none"])
+        replies = []
+        for command in SAME_AS_REDIS_PY:
+            try:
+                replies.append(await client.execute_command(*command))
+            except redis.RedisError as exc:
+                replies.append((type(exc).__name__, str(exc)))
+        await client.aclose()
+        return replies
+
+    ours = run(through(PipelinedRedis(TEST_REDIS_URL)))
+    library_client = aioredis.Redis.from_url(TEST_REDIS_URL)
+    # The receiver reads raw replies: without redis-py's conversions (SET → True, …).
+    library_client.response_callbacks.clear()
+    library = run(through(library_client))
+
+    assert ours == library
+    assert ("NoScriptError", "No matching script. Please use EVAL.") in ours
+    assert ours[13][0] == "ResponseError" and "WRONGTYPE" in ours[13][1]

@@ -18,7 +18,7 @@ from app.github.errors import ForgeError
 from app.github.forge import RepoRef
 from app.github.github_forge import GitHubForge
 from app.github.local_forge import APP_LOGIN, LocalForge
-from app.github.throttle import RedisWriteThrottler, WriteBudgetExhausted
+from app.github.throttle import RedisWriteThrottler, WriteBudgetExhausted, content_creating
 from tests import github_api as gh
 from tests.conftest import TEST_REDIS_URL
 
@@ -167,12 +167,84 @@ async def test_reads_are_not_paced_and_leave_the_budget_alone(settings, redis_co
 
 @pytest.mark.parametrize("method", ["POST", "PATCH", "PUT", "DELETE"])
 async def test_every_mutative_method_counts_as_a_write(settings, redis_conn, clock, method):
+    worker = throttler(budget(settings, per_minute=1, interval=0), redis_conn, clock)
+
+    await write(worker, httpx.Request(method, COMMENTS))
+    await write(worker, httpx.Request(method, COMMENTS))
+
+    assert clock.waits == [60.0]  # the second waits for room in the minute's window
+
+
+REPO_API = f"{gh.API}/repos/acme/payments"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "creates"),
+    [
+        ("POST", "/issues", True),
+        ("POST", "/issues/7/comments", True),
+        ("POST", "/pulls", True),
+        ("POST", "/pulls/8/reviews", True),
+        ("POST", "/pulls/8/comments", True),
+        ("POST", "/pulls/8/comments/99/replies", True),
+        ("POST", "/commits/abc123/comments", True),
+        ("POST", "/releases", True),
+        ("PATCH", "/issues/comments/5", False),
+        ("POST", "/issues/comments/5/reactions", False),
+        ("POST", "/issues/7/labels", False),
+        ("POST", "/git/trees", False),
+        ("POST", "/git/commits", False),
+        ("POST", "/git/refs", False),
+        ("PATCH", "/git/refs/heads/idp/x", False),
+        ("POST", "/check-runs", False),
+        ("PUT", "/pulls/8/merge", False),
+        ("GET", "/issues/7/comments", False),
+    ],
+)
+def test_content_creating_writes_are_the_posts_of_comments_issues_pulls_and_reviews(
+    method, path, creates
+):
+    assert content_creating(httpx.Request(method, REPO_API + path)) is creates
+
+
+async def test_only_content_creating_writes_wait_a_second_after_the_last_such_write(
+    settings, redis_conn, clock
+):
+    """A workflow's writes: the comment and the pull request keep a second apart; the
+    reaction, the comment's edit, git objects, the check run and the label do not wait."""
     worker = throttler(budget(settings), redis_conn, clock)
+    workflow = [
+        ("POST", "/issues/comments/5/reactions"),
+        ("POST", "/issues/7/comments"),
+        ("PATCH", "/issues/comments/6"),
+        ("POST", "/git/trees"),
+        ("POST", "/git/commits"),
+        ("POST", "/git/refs"),
+        ("POST", "/pulls"),
+        ("POST", "/check-runs"),
+        ("POST", "/issues/8/labels"),
+        ("POST", "/issues/9/comments"),
+    ]
+    sent = []
+    for method, path in workflow:
+        async with worker.async_acquire(httpx.Request(method, REPO_API + path)):
+            sent.append(clock.now - 1_000_000.0)
 
-    await write(worker, httpx.Request(method, COMMENTS))
-    await write(worker, httpx.Request(method, COMMENTS))
+    assert sent == [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 2.0]
+    assert redis_conn.zcard(settings.key("gh-writes", gh.INSTALLATION_ID)) == len(workflow)
 
-    assert clock.waits == [1.0]
+
+async def test_writes_that_do_not_wait_still_count_in_the_minute_window(
+    settings, redis_conn, clock
+):
+    worker = throttler(budget(settings, per_minute=2), redis_conn, clock)
+    edit = httpx.Request("PATCH", REPO_API + "/issues/comments/6")
+
+    await write(worker, edit)
+    await write(worker, edit)
+    await write(worker)  # a new comment: the minute's two writes are taken
+
+    assert clock.waits == [60.0]
 
 
 def test_sync_clients_are_paced_the_same_way(settings, redis_conn, clock):
@@ -247,8 +319,9 @@ async def test_a_throttler_passed_to_the_forge_is_used_for_its_clients(
 
     first = await forge.upsert_todo_comment(REPO, 7, "s1", f"{marker('s1')}\nplan", None)
     await forge.upsert_todo_comment(REPO, 7, "s1", f"{marker('s1')}\ndone", first)
+    await forge.post_comment(REPO, 7, "another")
 
-    assert clock.waits == [1.0]
+    assert clock.waits == [1.0]  # the edit went out at once; the new comment waited
     assert github.comments[first]["body"] == f"{marker('s1')}\ndone"
 
 

@@ -28,7 +28,7 @@ from pydantic import BaseModel, computed_field
 from tools import validate_k8s
 from tools.validate_consistency import check_consistency
 from tools.validate_schemas import SCHEMAS
-from tools.validate_zizmor import run_zizmor
+from tools.validate_zizmor import audit_early, run_zizmor
 
 K8S_VERSION = kubernetes_validate.latest_version()
 # libyaml's safe loader when PyYAML was built with it: same documents, several times faster.
@@ -264,6 +264,14 @@ def check_zizmor(inputs: Inputs) -> tuple[int, list[Finding]]:
         )
         for path, message, failing in results
     ]
+
+
+def start_zizmor_early(files: dict[str, str]) -> None:
+    """Start zizmor now on the workflows among `files` (those `validate_files(files)` would
+    audit): validating the same files later takes its findings instead of running it."""
+    paths = [p for p in sorted(files) if p.endswith((".yaml", ".yml")) and is_workflow(p)]
+    if paths:
+        audit_early({path: files[path] for path in paths})
 
 
 VALIDATORS: list[tuple[str, Callable[[Inputs], tuple[int, list[Finding]]]]] = [

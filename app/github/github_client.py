@@ -8,6 +8,7 @@ so each uses these methods as its own rather than declaring a host's.
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -46,6 +47,10 @@ class GitHubClient:
         self._version = api_version(settings)
         self._clients: dict[int, GitHub] = {}
         self._default_branches: dict[str, str] = {}
+        # Lookups started early (`prefetch_todo`) and branches this forge created: answers the
+        # job already has, so it does not ask GitHub again.
+        self._todo_lookups: dict[tuple[str, int, str], tuple[float, asyncio.Future[Any]]] = {}
+        self._created_branches: set[tuple[str, str]] = set()
         self.writes: Counter[str] = Counter()
 
     def _client(self, repo: RepoRef) -> GitHub:

@@ -7,19 +7,48 @@ therefore always looked up by its marker before one is created.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
-from githubkit.exception import RequestFailed
+from githubkit.exception import GitHubException, RequestFailed
 
 from app.domain.todo import marker
 from app.github.errors import ForgeError
 from app.github.forge import REACTIONS, RepoRef
 from app.github.github_client import GitHubClient
 
+# How long an early lookup of the todo comment stands in for asking again.
+PREFETCH_FRESH_S = 30.0
+
 
 class GitHubComments(GitHubClient):
     """`upsert_todo_comment`, `post_comment`, `add_reaction` and `list_reactions` of the Forge
     protocol; part of `GitHubForge`."""
+
+    def prefetch_todo(self, repo: RepoRef, number: int, session_id: str) -> None:
+        """Start looking for the session's todo comment now, alongside the job's other first
+        reads; the job's first `upsert_todo_comment` without an id takes the answer instead
+        of asking GitHub again (once, and only within `PREFETCH_FRESH_S`)."""
+        key = (repo.full_name.lower(), number, marker(session_id))
+        if key in self._todo_lookups:
+            return
+        lookup = asyncio.ensure_future(self._find_comment(repo, number, key[2]))
+        # Retrieved here so an answer nobody takes is not reported as lost; a failure is
+        # raised again to the upsert that takes it, which then asks GitHub itself.
+        lookup.add_done_callback(lambda done: done.cancelled() or done.exception())
+        self._todo_lookups[key] = (time.monotonic(), lookup)
+
+    async def _prefetched(self, repo: RepoRef, number: int, tag: str) -> Any | None:
+        early = self._todo_lookups.pop((repo.full_name.lower(), number, tag), None)
+        if early is not None and time.monotonic() - early[0] < PREFETCH_FRESH_S:
+            try:
+                return await early[1]
+            except (GitHubException, ForgeError):
+                pass
+        elif early is not None:
+            early[1].cancel()
+        return await self._find_comment(repo, number, tag)
 
     async def upsert_todo_comment(
         self, repo: RepoRef, number: int, session_id: str, body: str, comment_id: int | None
@@ -40,7 +69,7 @@ class GitHubComments(GitHubClient):
                 except RequestFailed as exc:
                     if exc.response.status_code != 404:  # 404: someone deleted it
                         raise
-            found = await self._find_comment(repo, number, tag)
+            found = await self._prefetched(repo, number, tag)
             if found is not None:
                 if found.body != body:
                     self._count("update_comment")

@@ -8,6 +8,7 @@ branch is found before one is created. `writes` counts the write calls for budge
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 from typing import Any
@@ -140,6 +141,7 @@ class GitHubForge(
                     else:
                         self._count("create_ref")
                         await rest.git.async_create_ref(o, r, ref=f"refs/heads/{branch}", sha=sha)
+                        self._created_branches.add((repo.full_name.lower(), branch))
                 except RequestFailed as exc:
                     # 422 is also how GitHub refuses a workflow file without `workflows`:
                     # a rebuild cannot help there.
@@ -151,15 +153,21 @@ class GitHubForge(
         raise AssertionError("unreachable: the loop returns or raises")
 
     async def _branch_head(self, repo: RepoRef, branch: str) -> tuple[str, bool]:
-        """The branch's head commit and whether the branch exists (else the default branch's)."""
+        """The branch's head commit and whether the branch exists (else the default branch's).
+        The default branch is read alongside: a new branch needs it now, and the pull
+        request from it needs it next."""
         rest = self._rest(repo)
-        try:
-            ref = await rest.git.async_get_ref(repo.owner, repo.name, f"heads/{quote(branch)}")
-            return ref.parsed_data.object_.sha, True
-        except RequestFailed as exc:
-            if exc.response.status_code != 404:
-                raise
-        default = await self.default_branch(repo)
+        branch_ref, default = await asyncio.gather(
+            rest.git.async_get_ref(repo.owner, repo.name, f"heads/{quote(branch)}"),
+            self.default_branch(repo),
+            return_exceptions=True,
+        )
+        if not isinstance(branch_ref, BaseException):
+            return branch_ref.parsed_data.object_.sha, True
+        if not (isinstance(branch_ref, RequestFailed) and branch_ref.response.status_code == 404):
+            raise branch_ref
+        if isinstance(default, BaseException):
+            raise default
         ref = await rest.git.async_get_ref(repo.owner, repo.name, f"heads/{quote(default)}")
         return ref.parsed_data.object_.sha, False
 
@@ -172,7 +180,12 @@ class GitHubForge(
         rest = self._rest(repo)
         o, r = repo.owner, repo.name
         async with self._errors(f"opening the pull request from {branch}", repo):
-            existing = await self._open_pull(repo, branch)
+            # A branch this forge has just created has no pull request yet: no need to ask
+            # (once; a pull request opened from it since is looked up as any other).
+            key = (repo.full_name.lower(), branch)
+            new = key in self._created_branches
+            self._created_branches.discard(key)
+            existing = None if new else await self._open_pull(repo, branch)
             if existing is not None:
                 changes = {}
                 if existing.title != title:

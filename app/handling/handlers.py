@@ -8,6 +8,8 @@ audited `Forge`, the agent only through agent_run.py.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -27,7 +29,7 @@ from app.handling import (
     upgrade_verb,
     verbs,
 )
-from app.handling.authorize import admit, answer_refusals
+from app.handling.authorize import INTERNAL_VERBS, admit, answer_refusals, sender_permission
 from app.handling.cancel import cancel
 from app.handling.context import JobContext
 from app.repo_config import DEFAULT_PERMISSIONS
@@ -52,7 +54,7 @@ async def handle_trigger(ctx: JobContext) -> dict[str, str]:
     if too_many_commands(ctx):
         return await refuse_comment(ctx)
     outcomes: dict[str, str] = {}
-    await load_config(ctx)
+    await asyncio.gather(load_config(ctx), early_reads(ctx))
     # Sorted before any write: a comment of refused or rate-limited commands costs at most
     # one reply and one reaction, whatever the number of commands in it.
     admission = await admit(ctx, trigger.commands)
@@ -79,6 +81,25 @@ async def handle_trigger(ctx: JobContext) -> dict[str, str]:
     if admission.allowed:
         await collect_reactions(ctx)
     return outcomes
+
+
+# Verbs that run the agent for the session, which starts by finding its todo comment.
+AGENT_VERBS = frozenset({"create-service", "request", "plan", "answer", "retry"})
+
+
+async def early_reads(ctx: JobContext) -> None:
+    """Reads that do not wait for the repo's config, made alongside it: the sender's
+    permission (cached in Redis for every worker, so `admit` finds it there) and the search
+    for the session's todo comment (the forge keeps the answer for its first upsert)."""
+    verbs = {c.verb for c in ctx.trigger.commands}
+    prefetch = getattr(getattr(ctx.forge, "inner", ctx.forge), "prefetch_todo", None)
+    if prefetch is not None and verbs & AGENT_VERBS:
+        prefetch(ctx.repo, ctx.trigger.number, ctx.session_id)
+    anyone = {"help", "status", "ask", "feedback"}  # and GitHub's own events: no one typed them
+    if ctx.trigger.authorized_permission or not verbs - anyone - INTERNAL_VERBS:
+        return
+    with contextlib.suppress(ForgeError):  # `admit` asks again and says what went wrong
+        await sender_permission(ctx)
 
 
 def too_many_commands(ctx: JobContext) -> bool:

@@ -39,7 +39,7 @@ from tools.staging import StagingPolicy, StagingPolicyError
 from tools.template_sets import TemplateSet, TemplateSetError
 from tools.template_sets.sources import TemplateSetCatalog
 from tools.templates import BUILTIN_SET, PROFILES
-from tools.validate import Finding, validate_files
+from tools.validate import Finding, is_workflow, start_zizmor_early, validate_files
 
 _TYPE_ALIASES = {
     "service": "api", "http": "api", "rest": "api", "backend": "api", "grpc": "api",
@@ -192,6 +192,10 @@ def _generated(
     except ValueError as exc:
         raise ToolError(str(exc)) from None
     ctx.files.update(files)
+    if any(is_workflow(path) for path in files):
+        # zizmor, the slowest validator, runs while the other generators do; publishing
+        # the same workflows takes its findings.
+        start_zizmor_early(ctx.files)
     return GeneratedFiles(
         files=files,
         summary=f"{what} for `{args.name}` ({language_of(args)} {args.type}): {len(files)} files",

@@ -177,11 +177,19 @@ async def open_pull_request(args: OpenPullRequestArgs, ctx: ToolContext) -> Open
             f"{title}\n\nRequested in {session.repo}#{session.number}."
         )
         commit = await ctx.forge.commit_files(ctx.repo, branch, dict(ctx.files), message)
-        pr = await ctx.forge.ensure_pull_request(ctx.repo, branch, title, body, draft=args.draft)
+        # The check run needs only the commit: it goes out alongside the pull request.
+        check = (
+            asyncio.ensure_future(_check_run(ctx, commit.sha, report)) if commit.changed else None
+        )
+        try:
+            pr = await ctx.forge.ensure_pull_request(
+                ctx.repo, branch, title, body, draft=args.draft
+            )
+        finally:
+            if check is not None:
+                await check
     except ForgeError as exc:
         raise ToolError(f"Publishing the pull request failed: {exc}") from None
-    if commit.changed:
-        await _check_run(ctx, commit.sha, report)
     return OpenPullRequestResult(
         pr_number=pr.number,
         pr_url=pr.url,

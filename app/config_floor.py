@@ -11,7 +11,7 @@ whose value that is.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,18 +52,17 @@ def floor_problems(config: Any, data: Mapping[str, Any], floor: Floor) -> list[P
                     + f". A file may only make a command stricter: use {least} or above",
                 )
             )
-    if floor.approval_required and "approval_required" in data:
-        dropped = [t for t in floor.approval_required if t not in config.approval_required]
-        if dropped:
-            problems.append(
-                (
-                    ("approval_required",),
-                    code_span(f"approval_required: leaves out {', '.join(dropped)}")
-                    + f", which {floor.owner} requires approval for; keep "
-                    + ("it" if len(dropped) == 1 else "them")
-                    + " in the list: a file may add tools to it, never take the organization's out",
-                )
-            )
+    problems += _left_out(
+        "approval_required",
+        data,
+        floor.approval_required,
+        config.approval_required,
+        lambda n: (
+            f", which {floor.owner} requires approval for; keep "
+            + ("it" if n == 1 else "them")
+            + " in the list: a file may add tools to it, never take the organization's out"
+        ),
+    )
     if floor.tools is not None and "tools" in data:
         if config.tools is None:
             problems.append(
@@ -85,17 +84,16 @@ def floor_problems(config: Any, data: Mapping[str, Any], floor: Floor) -> list[P
                         + ", ".join(floor.tools),
                     )
                 )
-    if floor.apply_requirements and "apply_requirements" in data:
-        dropped = [r for r in floor.apply_requirements if r not in config.apply_requirements]
-        if dropped:
-            problems.append(
-                (
-                    ("apply_requirements",),
-                    code_span(f"apply_requirements: leaves out {', '.join(dropped)}")
-                    + f", which {floor.owner} requires; a file may add requirements, never "
-                    "take the organization's out",
-                )
-            )
+    problems += _left_out(
+        "apply_requirements",
+        data,
+        floor.apply_requirements,
+        config.apply_requirements,
+        lambda n: (
+            f", which {floor.owner} requires; a file may add requirements, never take "
+            "the organization's out"
+        ),
+    )
     problems += _protection_problems(config, data, floor)
     least = floor.reviewer_permission
     reviewers = data.get("reviewers")
@@ -110,6 +108,21 @@ def floor_problems(config: Any, data: Mapping[str, Any], floor: Floor) -> list[P
                 )
             )
     return problems
+
+
+def _left_out(
+    key: str,
+    data: Mapping[str, Any],
+    required: tuple[str, ...],
+    have: list[str],
+    why: Callable[[int], str],
+) -> list[Problem]:
+    """The file's list `key` when it leaves out items of the org's `required` list; `why`
+    ends the sentence, given how many were left out."""
+    dropped = [item for item in required if item not in have] if key in data else []
+    if not dropped:
+        return []
+    return [((key,), code_span(f"{key}: leaves out {', '.join(dropped)}") + why(len(dropped)))]
 
 
 def _protection_problems(config: Any, data: Mapping[str, Any], floor: Floor) -> list[Problem]:

@@ -11,7 +11,7 @@ import copy
 import pytest
 
 from app.domain.plan import HIDDEN, ClusterPlan, comparable, field_changes, object_plan
-from app.domain.plan_render import CHECK_LIMIT, full_plan, plan_section
+from app.domain.plan_render import CHECK_LIMIT, full_plan, needs_check_run, plan_section
 from app.domain.todo import Task, Todo, render_todo
 from tests import test_cluster_tools as cluster_tools
 from tests.kube_standin import ApiServer, FakeCluster
@@ -256,6 +256,15 @@ def test_a_huge_plan_fits_one_comment_and_one_check_run():
     # The session keeps the details of at most MAX_PLAN_CHANGES fields, and counts the rest.
     assert len(plan.model_dump_json()) < 300_000
     assert plan.objects[-1].changes == [] and plan.objects[-1].more_changes == 60
+
+
+def test_a_plan_needs_a_check_run_when_a_cluster_answered_or_the_todo_cannot_show_it_all():
+    unreached = huge_plan().model_copy(update={"reached": False})
+    small = unreached.model_copy(update={"objects": unreached.objects[:3]})
+
+    assert needs_check_run([("Deploy", huge_plan())])  # a cluster answered
+    assert needs_check_run([("Deploy", unreached)])  # 600 objects: the todo counts the rest
+    assert not needs_check_run([("Deploy", small)])  # the todo lists every object
 
 
 # -- through the real client -------------------------------------------------------------------

@@ -142,6 +142,8 @@ def test_without_a_cluster_the_todo_says_so_and_the_digest_covers_the_objects(
     )
     assert "_No cluster was asked, so this lists what would be applied: no Kubernetes " in todo
     assert "- ❔ would apply Deployment `payments-api`" in todo
+    # the todo holds the whole plan: no check run to repeat it, and no link to one
+    assert plan_checks(world) == [] and "The full plan is in the check run" not in todo
     deploy = task(world, "deploy_to_staging")
     assert [o.action for o in deploy.plan.objects] == ["unknown", "unknown"]
     files = {p: t for p, t in world.github.files(world.session.branch).items()

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from app.agent.approval import scope_of, show
 from app.config import Settings
 from app.domain.plan import ClusterPlan
-from app.domain.plan_render import CHECK_NAME, Step, full_plan, summary_line
+from app.domain.plan_render import CHECK_NAME, Step, full_plan, needs_check_run, summary_line
 from app.domain.session import Session
 from app.github.errors import ForgeError
 from app.github.forge import Forge, RepoRef
@@ -168,11 +168,12 @@ async def publish_check(
     session: Session, repo: RepoRef, steps: list[Step], *, forge: Forge, settings: Settings
 ) -> None:
     """The full plan as a neutral check run on the pull request's head, once per head and
-    plan; the todo links to it. Without a head commit there is nowhere to put it yet."""
+    plan; the todo links to it. Without a head commit there is nowhere to put it yet; a plan
+    no cluster answered that the todo shows whole needs none (one write less per request)."""
     todo = session.todo
     if todo is None:
         return
-    if not steps or not session.head_sha:
+    if not steps or not session.head_sha or not needs_check_run(steps):
         todo.plan_link = None
         return
     text = redact(full_plan(steps), settings.secret_values())

@@ -205,17 +205,20 @@ class Agent:
         ready; a checkpoint after each wave. The rules path, and the model path's finish."""
         s = run.session
         assert s.todo is not None
+        waves = 0
         while True:
             self.gate_approvals(s)
             block_dependents(s.todo)
             ready = ready_tasks(s.todo)
+            if waves:  # the last wave's todo edit is the run's final one, with the plan
+                await self.boundary(run, sync_todo=bool(ready))
             if not ready:
                 return
             run.guard.step()
             for task in ready:
                 run.guard.check(ToolCall(id=task.id, name=task.tool or "", arguments=task.args))
             await asyncio.gather(*(self.run_task(run, t) for t in ready))
-            await self.boundary(run)
+            waves += 1
 
     async def run_task(self, run: RunState, task: Task) -> None:
         """Carry out one task with its planned arguments; a gated one waits for approval."""
@@ -355,15 +358,18 @@ class Agent:
             error = " ".join((result.error or "failed").split())
             self.set_task(task, "failed", neutralize_mentions(error[:300]))
 
-    async def boundary(self, run: RunState, check_cancel: bool = True) -> None:
-        """End of a step: keep the lock, checkpoint, then edit the todo comment if it changed."""
+    async def boundary(
+        self, run: RunState, check_cancel: bool = True, sync_todo: bool = True
+    ) -> None:
+        """End of a step: keep the lock, checkpoint, then edit the todo comment if it changed
+        (`sync_todo` False: the run's final boundary follows at once and edits it then)."""
         s = run.session
         if check_cancel and self.cancel_flag.is_set(s.id):  # one EXISTS, not a reload
             raise Cancelled()
         if run.lock is not None:
             run.lock.reacquire()
         self.store.save(s)
-        if await self.publisher.sync_todo(s, run.repo):
+        if sync_todo and await self.publisher.sync_todo(s, run.repo):
             self.store.save(s)
             self.emit("todo", {"markdown": s.rendered_todo, "comment_id": s.comment_id})
         self.emit("step", {"status": s.status, "steps": len(s.steps)})

@@ -95,8 +95,22 @@ def _step_lines(title: str, plan: ClusterPlan) -> list[str]:
 def plan_section(steps: Sequence[Step], link: str | None, limit: int = SECTION_LIMIT) -> list[str]:
     """The todo's collapsed plan section (empty without steps), at most `limit` characters:
     objects that do not fit are counted and left to the check run."""
+    return _section(steps, link, limit)[0]
+
+
+def needs_check_run(steps: Sequence[Step]) -> bool:
+    """Whether the plan needs a check run besides the todo: a cluster answered (the check run
+    holds every changed field), or the todo's section cannot show every object. A plan no
+    cluster answered, whose objects the todo lists in full, is all in the todo already."""
+    if any(plan.reached for _, plan in steps):
+        return True
+    return _section(steps, None, SECTION_LIMIT)[1] > 0
+
+
+def _section(steps: Sequence[Step], link: str | None, limit: int) -> tuple[list[str], int]:
+    """The section's lines and how many objects did not fit."""
     if not steps:
-        return []
+        return [], 0
     lines = ["<details>", f"<summary>Cluster plan: {summary_line(steps)}</summary>", ""]
     tail = [f"The full plan is in the check run {link}." if link else "", "</details>"]
     used = _chars(lines + tail) + 120  # room for the "more objects" line
@@ -117,7 +131,7 @@ def plan_section(steps: Sequence[Step], link: str | None, limit: int = SECTION_L
     if left:
         where = "the check run" if link else "the check run on the pull request's head"
         lines += [f"… and {left} more object{'s' if left != 1 else ''}: see {where}.", ""]
-    return [*lines, *(t for t in tail if t)]
+    return [*lines, *(t for t in tail if t)], left
 
 
 def _chars(lines: list[str]) -> int:

@@ -19,6 +19,10 @@ from tools.rollout import RolloutState, deployment_state, stuck_pod_reason
 from tools.spec import ToolContext, ToolError
 from tools.staging import StagingPolicy, StagingPolicyError
 
+# libyaml's parser where PyYAML has it (as tools/validate.py): the same documents as
+# SafeLoader's, parsed in C; every request parses its manifests for the plan and the deploy.
+YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 # Dependencies first: the identity and the network rules exist before pods start, the
 # Deployment before the autoscaler and the disruption budget that point at it, and the
 # Ingress last so traffic arrives only once a Service has endpoints.
@@ -73,7 +77,7 @@ def parse_manifests(sources: dict[str, str]) -> list[dict[str, Any]]:
     objects: list[dict[str, Any]] = []
     for path, text in sources.items():
         try:
-            docs = [d for d in yaml.safe_load_all(text) if d is not None]
+            docs = [d for d in yaml.load_all(text, Loader=YAML_LOADER) if d is not None]  # noqa: S506
         except yaml.YAMLError as exc:
             raise ToolError(f"{path} is not valid YAML: {exc}") from None
         for doc in docs:
@@ -187,7 +191,7 @@ async def files_from_repo(ctx: ToolContext, folder: str) -> dict[str, str]:
     if not text:
         return {}
     try:
-        resources = (yaml.safe_load(text) or {}).get("resources") or []
+        resources = (yaml.load(text, Loader=YAML_LOADER) or {}).get("resources") or []  # noqa: S506
     except (yaml.YAMLError, AttributeError):
         raise ToolError(f"{folder}/kustomization.yaml is not a valid kustomization") from None
     found: dict[str, str] = {}

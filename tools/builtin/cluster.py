@@ -29,6 +29,7 @@ from tools.builtin.cluster_io import (
 from tools.cluster import FIELD_MANAGER, Cluster, ClusterError, KubernetesCluster
 from tools.cluster_plan import in_thread, namespace_plan, objects_plan, unreached
 from tools.deploy import (
+    YAML_LOADER,
     apply_all,
     files_from_repo,
     files_in,
@@ -307,7 +308,7 @@ async def _staging_overlay(
         text = await ctx.forge.read_file(ctx.repo, path)
     if text is not None:
         try:
-            data = yaml.safe_load(text)
+            data = yaml.load(text, Loader=YAML_LOADER)  # noqa: S506 - a safe loader
         except yaml.YAMLError:
             raise ToolError(f"{path} is not valid YAML") from None
         if not isinstance(data, dict):

@@ -15,8 +15,7 @@ from collections.abc import Callable, Sequence
 from app.agent.guard import GuardLimits, LoopGuard
 from app.agent.model_turn import converse
 from app.agent.providers.base import ChatModel, Message
-from app.agent.review import ReviewAnswer, Validate, review_tools
-from app.agent.review import _ReviewTurns as ReviewTurns
+from app.agent.review import ReviewAnswer, ReviewTurns, Validate, review_tools
 from app.redaction import redactor_for
 from app.untrusted import quote_untrusted
 from tools.registry import ToolRegistry

@@ -275,13 +275,13 @@ async def run_review_agent(
     messages = [
         Message(role="user", content=redactor.redact(review_message(pr_number, threads, ctx.files)))
     ]
-    turns = _ReviewTurns(messages, answer, guard, tools, ctx, redactor, renew)
+    turns = ReviewTurns(messages, answer, guard, tools, ctx, redactor, renew)
     await converse(model, SYSTEM_PROMPT, messages, specs, redactor, guard, turns)
     return answer
 
 
 @dataclass
-class _ReviewTurns:
+class ReviewTurns:
     """The review's side of the conversation: calls answered in order on the workspace (a
     later edit may build on an earlier one), usage counted on the answer."""
 

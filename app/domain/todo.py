@@ -106,18 +106,15 @@ def render_todo(todo: Todo, session_id: str) -> str:
         planned = [(t.title, t.plan) for t in waiting if t.plan is not None]
         if planned:
             lines += ["", *plan_section(planned, todo.plan_link)]
-    if todo.open_questions:
-        lines += ["", "### Open questions"]
-        lines += [f"- {q}" for q in todo.open_questions]
-    if todo.notes:
-        lines += ["", "### Notes"]
-        lines += [f"- {n}" for n in todo.notes]
-    if todo.revisions:
-        lines += ["", "### Revisions"]
-        lines += [f"- {r}" for r in todo.revisions]
-    if todo.ci:
-        lines += ["", "### CI"]
-        lines += [f"- {c}" for c in todo.ci]
+    sections = (
+        ("Open questions", todo.open_questions),
+        ("Notes", todo.notes),
+        ("Revisions", todo.revisions),
+        ("CI", todo.ci),
+    )
+    for heading, items in sections:
+        if items:
+            lines += ["", f"### {heading}", *(f"- {item}" for item in items)]
     return "\n".join(lines) + "\n"
 
 
